@@ -1,0 +1,2 @@
+// @loopwork/service: the microservice framework on loopwork's server API.
+export {};

@@ -1,0 +1,2 @@
+// @loopwork/tls: TLS for loopwork transports on node:tls.
+export * from '@loopwork/core';
