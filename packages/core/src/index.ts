@@ -1,1 +1,47 @@
-export {};
+/**
+ * @loopwork/core: the asyncio event loop on Node.js.
+ *
+ * @packageDocumentation
+ */
+export * from './errors.js';
+export { Context, ContextVar, Token, copyContext } from './context.js';
+export { Handle, TimerHandle } from './handles.js';
+export type { Callback, ExceptionContextInput } from './handles.js';
+export { Future, isFuture } from './futures.js';
+export type { DoneCallback, FutureOptions } from './futures.js';
+export {
+  ALL_COMPLETED,
+  FIRST_COMPLETED,
+  FIRST_EXCEPTION,
+  GatheringFuture,
+  Task,
+  allTasks,
+  asCompleted,
+  currentTask,
+  ensureFuture,
+  gather,
+  shield,
+  sleep,
+  wait,
+  waitFor,
+} from './tasks.js';
+export type { AsCompletedIterator, Awaitable, Coroutine, GatherOptions, TaskOptions, WaitOptions } from './tasks.js';
+export { Timeout, timeout, timeoutAt } from './timeouts.js';
+export { TaskGroup } from './taskgroups.js';
+export { BaseEventLoop } from './base-event-loop.js';
+export type {
+  CreateTaskOptions,
+  EventLoopOptions,
+  ExceptionContext,
+  ExceptionHandler,
+  Executor,
+  TaskFactory,
+} from './base-event-loop.js';
+export { NodeEventLoop } from './node-event-loop.js';
+export { getEventLoop, getRunningLoop, getRunningLoopOrNull, newEventLoop, setEventLoop } from './events.js';
+export type { EventLoop } from './events.js';
+export { KeyboardInterrupt, Runner, run } from './runners.js';
+export type { Main, RunnerOptions } from './runners.js';
+
+/** Creates a Task on the running loop (asyncio's `create_task`). */
+export { createTask } from './create-task.js';

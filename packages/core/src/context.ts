@@ -1,0 +1,258 @@
+/**
+ * Python's `contextvars` on Node's `AsyncLocalStorage`.
+ *
+ * A `Context` maps `ContextVar`s to values. Code runs "in" a context: `ContextVar.get()` and `set()` read and
+ * write the current one. Every callback scheduled on the loop runs in the context it was given (by default a copy
+ * of the scheduler's), and every Task runs in a copy of its creator's context, so a value set inside a task is
+ * never seen by its parent. Copies are copy-on-write, so `copyContext()` is O(1).
+ *
+ * The same storage also carries the Task whose coroutine is running (see `currentTask`), because both follow the
+ * same asynchronous flow.
+ *
+ * @module
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { InvalidArgTypeError, RuntimeError, ValueError } from './errors.js';
+
+/** What the async-local storage holds: the current context and the task running in it (if any). */
+export interface Scope {
+  readonly context: Context;
+  readonly task: object | null;
+}
+
+const storage = new AsyncLocalStorage<Scope>();
+
+/** True once any context variable was set or any scope entered: before that, every context is the empty one. */
+let inUse = false;
+
+/**
+ * An immutable-looking mapping of `ContextVar` to value, in which code can be run (Python's `contextvars.Context`).
+ *
+ * `copyContext()` returns a snapshot; `ctx.run(fn)` runs `fn` with `ctx` as the current context, so that
+ * `var.set()` inside `fn` changes `ctx` and nothing else.
+ */
+export class Context {
+  /** @internal shared with copies until one of them writes (copy-on-write). */
+  _data: Map<ContextVar<unknown>, unknown>;
+  /** @internal true when `_data` is ours alone and may be written in place. */
+  _owned: boolean;
+  /** @internal the scope used when a plain callback runs in this context. */
+  _scope: Scope | undefined;
+
+  /** Makes an empty context (Python's `contextvars.Context()`). */
+  constructor() {
+    this._data = new Map();
+    this._owned = true;
+    this._scope = undefined;
+  }
+
+  /**
+   * Runs `fn(...args)` with this context as the current one and returns its result.
+   *
+   * Changes made by `ContextVar.set()` inside `fn` (and in the asynchronous work it starts) are kept in this
+   * context.
+   */
+  run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
+    if (typeof fn !== 'function') {
+      throw new InvalidArgTypeError(`a callable object was expected by Context.run(), got ${String(fn)}`);
+    }
+    inUse = true;
+    return storage.run(scopeOf(this), fn, ...args);
+  }
+
+  /** Returns a shallow copy of this context (Python's `Context.copy()`). */
+  copy(): Context {
+    const c = new Context();
+    c._data = this._data;
+    c._owned = false;
+    this._owned = false;
+    return c;
+  }
+
+  /** The value of `variable` in this context, or `defaultValue` when it has none. */
+  get<T>(variable: ContextVar<T>, defaultValue?: T): T | undefined {
+    return this._data.has(variable as ContextVar<unknown>)
+      ? (this._data.get(variable as ContextVar<unknown>) as T)
+      : defaultValue;
+  }
+
+  /** True when `variable` has a value in this context. */
+  has(variable: ContextVar<unknown>): boolean {
+    return this._data.has(variable);
+  }
+
+  /** How many variables have a value in this context. */
+  get size(): number {
+    return this._data.size;
+  }
+
+  /** The variables that have a value in this context. */
+  keys(): IterableIterator<ContextVar<unknown>> {
+    return this._data.keys();
+  }
+
+  /** The `[variable, value]` pairs of this context. */
+  entries(): IterableIterator<[ContextVar<unknown>, unknown]> {
+    return this._data.entries();
+  }
+
+  /** @internal */
+  _write(variable: ContextVar<unknown>, value: unknown, remove: boolean): void {
+    if (!this._owned) {
+      this._data = new Map(this._data);
+      this._owned = true;
+    }
+    if (remove) this._data.delete(variable);
+    else this._data.set(variable, value);
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `<Context vars=${this._data.size}>`;
+  }
+}
+
+/** The context of code that runs outside any task or callback. */
+const rootContext = new Context();
+
+function scopeOf(ctx: Context): Scope {
+  return (ctx._scope ??= { context: ctx, task: null });
+}
+
+/** The current context: the one of the running task or callback, or the root context. */
+function current(): Context {
+  return storage.getStore()?.context ?? rootContext;
+}
+
+/**
+ * Returns a copy of the current context (Python's `contextvars.copy_context()`).
+ *
+ * @returns a new `Context` with the same variables and values, independent from the current one.
+ */
+export function copyContext(): Context {
+  return current().copy();
+}
+
+/**
+ * @internal The context a callback scheduled now should run in: `null` while no context variable was ever used
+ * (the callback may then run in whatever context without any difference), else a copy of the current context.
+ */
+export function captureContext(): Context | null {
+  return inUse ? current().copy() : null;
+}
+
+/** @internal Makes `ctx` (and optionally `task`) current for the rest of the current synchronous run. */
+export function enterScope(ctx: Context | null, task: object | null = null): void {
+  if (!inUse && task === null) return;
+  inUse = true;
+  const c = ctx ?? rootContext;
+  storage.enterWith(task === null ? scopeOf(c) : { context: c, task });
+}
+
+/** @internal Runs `fn` with `ctx` current and `task` as the running task. */
+export function runInScope<R>(ctx: Context, task: object | null, fn: () => R): R {
+  inUse = true;
+  return storage.run(task === null ? scopeOf(ctx) : { context: ctx, task }, fn);
+}
+
+/** @internal The task object whose coroutine is running now, if any. */
+export function currentScopeTask(): object | null {
+  return inUse ? (storage.getStore()?.task ?? null) : null;
+}
+
+const MISSING: unique symbol = Symbol('MISSING');
+
+/**
+ * A token returned by `ContextVar.set()`, used to restore the variable's previous value with `reset()`.
+ */
+export class Token<T> {
+  /** A marker used by `oldValue` when the variable had no value before `set()`. */
+  static readonly MISSING: typeof MISSING = MISSING;
+  /** @internal */
+  _used = false;
+  /** @internal */
+  constructor(
+    /** The variable this token belongs to. */
+    readonly variable: ContextVar<T>,
+    /** The value the variable had before `set()`, or `Token.MISSING`. */
+    readonly oldValue: T | typeof MISSING,
+    /** @internal */
+    readonly _context: Context,
+  ) {}
+}
+
+/**
+ * A context variable (Python's `contextvars.ContextVar`): a value that follows the flow of callbacks and tasks.
+ *
+ * @example
+ * ```ts
+ * const requestId = new ContextVar<string>('requestId', { default: '-' });
+ * requestId.set('abc');
+ * requestId.get(); // 'abc'
+ * ```
+ */
+export class ContextVar<T> {
+  readonly #default: T | typeof MISSING;
+
+  /**
+   * @param name - the variable's name, for debugging.
+   * @param options - `default`: the value `get()` returns when the variable has no value in the current context.
+   */
+  constructor(
+    readonly name: string,
+    options?: { default?: T },
+  ) {
+    if (typeof name !== 'string') throw new InvalidArgTypeError('context variable name must be a str');
+    this.#default = options !== undefined && 'default' in options ? (options.default as T) : MISSING;
+  }
+
+  /**
+   * The variable's value in the current context.
+   *
+   * @param defaultValue - returned when the variable has no value (before the variable's own default).
+   * @throws LookupError-style `ValueError` when there is no value and no default.
+   */
+  get(defaultValue?: T): T {
+    const data = current()._data;
+    if (data.has(this as ContextVar<unknown>)) return data.get(this as ContextVar<unknown>) as T;
+    if (arguments.length > 0) return defaultValue as T;
+    if (this.#default !== MISSING) return this.#default;
+    throw new ValueError(`<ContextVar name='${this.name}'> has no value (LookupError)`);
+  }
+
+  /**
+   * Sets the variable's value in the current context.
+   *
+   * @returns a `Token` that `reset()` takes to restore the previous value.
+   */
+  set(value: T): Token<T> {
+    inUse = true;
+    const ctx = current();
+    const old = ctx._data.has(this as ContextVar<unknown>)
+      ? (ctx._data.get(this as ContextVar<unknown>) as T)
+      : MISSING;
+    ctx._write(this as ContextVar<unknown>, value, false);
+    return new Token(this, old, ctx);
+  }
+
+  /**
+   * Restores the value the variable had before the `set()` that returned `token`.
+   *
+   * @throws RuntimeError when the token was already used; ValueError when it belongs to another variable or was
+   * created in another context.
+   */
+  reset(token: Token<T>): void {
+    if (!(token instanceof Token)) throw new InvalidArgTypeError(`expected an instance of Token, got ${String(token)}`);
+    if (token._used) throw new RuntimeError(`${String(token)} has already been used once`);
+    if (token.variable !== this) throw new ValueError(`${String(token)} was created by a different ContextVar`);
+    const ctx = current();
+    if (token._context !== ctx) throw new ValueError(`${String(token)} was created in a different Context`);
+    token._used = true;
+    ctx._write(this as ContextVar<unknown>, token.oldValue, token.oldValue === MISSING);
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `<ContextVar name='${this.name}'>`;
+  }
+}

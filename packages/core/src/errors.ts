@@ -1,0 +1,195 @@
+/**
+ * Every error loopwork throws, made by one small factory.
+ *
+ * Each class has a stable `code` (`ERR_LOOPWORK_…`, never reused), a `name` (asyncio's where asyncio has one),
+ * ES2022 `cause`, and a `Symbol.for` brand so that `isInstance` holds across two installed copies of the package.
+ * Argument errors extend `TypeError` or `RangeError`; asyncio's `RuntimeError` cases extend `Error`.
+ *
+ * @module
+ */
+
+type ErrorBase = new (message?: string, options?: ErrorOptions) => Error;
+
+/** What every loopwork error carries besides the standard `Error` fields. */
+export interface LoopworkErrorFields {
+  /** A stable, never reused identifier such as `ERR_LOOPWORK_LOOP_CLOSED`. */
+  readonly code: string;
+}
+
+/** The constructor of a loopwork error class, with its `code` and a cross-copy `isInstance` test. */
+export interface LoopworkErrorClass<E extends Error, A extends unknown[]> {
+  new (...args: A): E & LoopworkErrorFields;
+  /** The class's stable error code. */
+  readonly code: string;
+  /** True when `value` is an instance of this class, even one made by another installed copy of loopwork. */
+  isInstance(value: unknown): value is E & LoopworkErrorFields;
+}
+
+const BRAND = Symbol.for('loopwork.error.codes');
+
+interface Branded {
+  [BRAND]?: ReadonlySet<string>;
+}
+
+/**
+ * Makes an error class with a stable code.
+ *
+ * @param code - the stable code, `ERR_LOOPWORK_…`.
+ * @param name - the class name shown in stack traces (asyncio's name where there is one).
+ * @param Base - the built-in base class: `Error`, `TypeError`, `RangeError`, or another loopwork error class.
+ * @param format - makes the message from the constructor's arguments.
+ * @returns the new class.
+ */
+export function makeError<A extends unknown[] = [message?: string, options?: ErrorOptions]>(
+  code: string,
+  name: string,
+  Base: ErrorBase,
+  format?: (...args: A) => string,
+): LoopworkErrorClass<Error, A> {
+  const fmt = format ?? ((...args: A) => (typeof args[0] === 'string' ? args[0] : ''));
+  const baseCodes = (Base.prototype as Branded)[BRAND];
+  const codes = new Set<string>(baseCodes ?? []);
+  codes.add(code);
+  const Cls = class extends Base {
+    readonly code: string = code;
+    constructor(...args: A) {
+      const last = args[args.length - 1];
+      const options = isErrorOptions(last) ? last : undefined;
+      super(fmt(...args), options);
+    }
+    static readonly code = code;
+    static isInstance(value: unknown): boolean {
+      if (typeof value !== 'object' || value === null) return false;
+      const set = (value as Branded)[BRAND];
+      return set !== undefined && set.has(code);
+    }
+  };
+  Object.defineProperty(Cls, 'name', { value: name });
+  Object.defineProperty(Cls.prototype, 'name', { value: name, writable: true, configurable: true });
+  Object.defineProperty(Cls.prototype, BRAND, { value: codes });
+  return Cls as unknown as LoopworkErrorClass<Error, A>;
+}
+
+function isErrorOptions(value: unknown): value is ErrorOptions {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.getPrototypeOf(value) === Object.prototype &&
+    'cause' in value &&
+    Object.keys(value).length === 1
+  );
+}
+
+/** asyncio's `RuntimeError`: an operation that is not allowed in the loop's current state. */
+export const RuntimeError = makeError('ERR_LOOPWORK_RUNTIME', 'RuntimeError', Error);
+/** asyncio's `ValueError`: an argument of the right type but a wrong value. */
+export const ValueError = makeError('ERR_LOOPWORK_INVALID_VALUE', 'ValueError', RangeError);
+/** A wrong argument type (a `TypeError` with a code). */
+export const InvalidArgTypeError = makeError('ERR_LOOPWORK_INVALID_ARG_TYPE', 'TypeError', TypeError);
+/** Options that failed validation; the `ZodError` (if any) is the `cause`. */
+export const InvalidOptionsError = makeError('ERR_LOOPWORK_INVALID_OPTIONS', 'TypeError', TypeError);
+
+/** `Event loop is closed`: any scheduling on a closed loop. */
+export const LoopClosedError = makeError(
+  'ERR_LOOPWORK_LOOP_CLOSED',
+  'RuntimeError',
+  RuntimeError,
+  () => 'Event loop is closed',
+);
+/** `This event loop is already running`, `Cannot run the event loop while another loop is running`. */
+export const LoopRunningError = makeError('ERR_LOOPWORK_LOOP_RUNNING', 'RuntimeError', RuntimeError);
+/** `no running event loop`. */
+export const NoRunningLoopError = makeError(
+  'ERR_LOOPWORK_NO_RUNNING_LOOP',
+  'RuntimeError',
+  RuntimeError,
+  () => 'no running event loop',
+);
+/** `Event loop stopped before Future completed.` */
+export const LoopStoppedError = makeError(
+  'ERR_LOOPWORK_LOOP_STOPPED',
+  'RuntimeError',
+  RuntimeError,
+  () => 'Event loop stopped before Future completed.',
+);
+
+/**
+ * The operation was cancelled (asyncio.CancelledError). A cancelled Task's coroutine sees it at its current
+ * await; catching it and going on un-cancels nothing by itself (see `Task.uncancel`).
+ */
+export const CancelledError = makeError('ERR_LOOPWORK_CANCELLED', 'CancelledError', Error);
+/** An operation on a Future or Task in the wrong state, e.g. `Result is not ready.` */
+export const InvalidStateError = makeError('ERR_LOOPWORK_INVALID_STATE', 'InvalidStateError', Error);
+/** A deadline passed (asyncio.TimeoutError, which is the built-in TimeoutError since 3.11). */
+export const TimeoutError = makeError('ERR_LOOPWORK_TIMEOUT', 'TimeoutError', Error);
+/** `sendfile` cannot use zero-copy here and `fallback` is off. */
+export const SendfileNotAvailableError = makeError(
+  'ERR_LOOPWORK_SENDFILE_NOT_AVAILABLE',
+  'SendfileNotAvailableError',
+  RuntimeError,
+);
+/** The native addon could not be loaded; the message says why and what still works. */
+export const NativeUnavailableError = makeError('ERR_LOOPWORK_NATIVE_UNAVAILABLE', 'NativeUnavailableError', Error);
+
+/** Raised by `readexactly()` and `readuntil()` when EOF arrives before the expected bytes. */
+export class IncompleteReadError extends makeError<[partial: Buffer, expected: number | null]>(
+  'ERR_LOOPWORK_INCOMPLETE_READ',
+  'IncompleteReadError',
+  Error,
+  (partial, expected) =>
+    `${partial.length} bytes read on a total of ${expected === null ? 'undefined' : String(expected)} expected bytes`,
+) {
+  /** The bytes read before EOF. */
+  readonly partial: Buffer;
+  /** How many bytes were expected, or `null` when unknown. */
+  readonly expected: number | null;
+  constructor(partial: Buffer, expected: number | null) {
+    super(partial, expected);
+    this.partial = partial;
+    this.expected = expected;
+  }
+}
+
+/** Raised by `readuntil()`/`readline()` when the separator is not found within the stream's limit. */
+export class LimitOverrunError extends makeError<[message: string, consumed: number]>(
+  'ERR_LOOPWORK_LIMIT_OVERRUN',
+  'LimitOverrunError',
+  Error,
+  (message) => message,
+) {
+  /** How many bytes are to be consumed. */
+  readonly consumed: number;
+  constructor(message: string, consumed: number) {
+    super(message, consumed);
+    this.consumed = consumed;
+  }
+}
+
+/** Several errors at once, as Python's `ExceptionGroup` (raised by `TaskGroup`). */
+export class ExceptionGroup extends AggregateError {
+  /** `ERR_LOOPWORK_EXCEPTION_GROUP`. */
+  readonly code = 'ERR_LOOPWORK_EXCEPTION_GROUP';
+  constructor(message: string, errors: readonly unknown[]) {
+    super(errors, `${message} (${errors.length} sub-exception${errors.length === 1 ? '' : 's'})`);
+    this.name = 'ExceptionGroup';
+  }
+  /** The errors in the group (Python's `exceptions`). */
+  get exceptions(): readonly unknown[] {
+    return this.errors as unknown[];
+  }
+}
+
+/** Builds the `errno`-style error Node itself throws (`code: 'EADDRINUSE'`, `errno`, `syscall`). */
+export interface SystemErrorLike extends Error {
+  /** The errno name, e.g. `ECONNREFUSED`. */
+  code: string;
+  /** The negative errno number, as Node reports it. */
+  errno?: number;
+  /** The system call that failed. */
+  syscall?: string;
+}
+
+/** True when `err` is a CancelledError (from any installed copy of loopwork). */
+export function isCancelledError(err: unknown): boolean {
+  return CancelledError.isInstance(err);
+}

@@ -1,0 +1,200 @@
+/**
+ * Callback handles (asyncio's `Handle` and `TimerHandle`): what `callSoon`, `callLater` and `callAt` return.
+ *
+ * @module
+ */
+import { inspect } from 'node:util';
+import type { Context } from './context.js';
+import { copyContext, enterScope } from './context.js';
+import type { BaseEventLoop } from './base-event-loop.js';
+
+/** A callback scheduled on a loop, with its arguments. */
+export type Callback<A extends unknown[] = unknown[]> = (...args: A) => unknown;
+
+/**
+ * A callback wrapper object returned by `loop.callSoon()` and `loop.callSoonThreadsafe()`.
+ *
+ * A handle runs its callback at most once, in the context it was scheduled with. `cancel()` before it runs
+ * means it never runs.
+ */
+export class Handle {
+  /** @internal */
+  _callback: Callback | null;
+  /** @internal */
+  _args: unknown[] | null;
+  /** @internal */
+  readonly _loop: BaseEventLoop;
+  /** @internal `null` when no context variable was ever used: the callback may run in any context. */
+  readonly _context: Context | null;
+  /** @internal */
+  _cancelled = false;
+  /** @internal where the handle was created, in debug mode. */
+  readonly _sourceTraceback: string | undefined;
+  /** @internal its description, kept after cancellation drops the callback. */
+  _repr: string | undefined;
+
+  /** @internal handles are made by the loop's scheduling methods. */
+  constructor(callback: Callback, args: unknown[], loop: BaseEventLoop, context: Context | null) {
+    this._callback = callback;
+    this._args = args;
+    this._loop = loop;
+    this._context = context;
+    this._sourceTraceback = loop._debug ? captureStack() : undefined;
+  }
+
+  /**
+   * Cancels the callback. If it has already run or was cancelled, this does nothing.
+   */
+  cancel(): void {
+    if (this._cancelled) return;
+    this._cancelled = true;
+    if (this._loop._debug) this._repr = this._describe();
+    this._callback = null;
+    this._args = null;
+  }
+
+  /** True when the handle was cancelled. */
+  cancelled(): boolean {
+    return this._cancelled;
+  }
+
+  /** The `Context` the callback runs in (a copy of the scheduler's unless one was given). */
+  getContext(): Context {
+    return this._context ?? copyContext();
+  }
+
+  /**
+   * @internal Runs the callback in its context. This is where every loop callback is actually called; an
+   * exception goes to the loop's exception handler and never stops the loop.
+   */
+  _run(): void {
+    const cb = this._callback;
+    if (cb === null) return;
+    enterScope(this._context);
+    try {
+      const args = this._args as unknown[];
+      if (args.length === 0) cb();
+      else cb(...args);
+    } catch (exception) {
+      const context: ExceptionContextInput = {
+        message: `Exception in callback ${this._describe()}`,
+        exception,
+        handle: this,
+      };
+      if (this._sourceTraceback !== undefined) context.sourceTraceback = this._sourceTraceback;
+      this._loop.callExceptionHandler(context);
+    }
+  }
+
+  /** @internal A short description: the callback's name and arguments. */
+  _describe(): string {
+    if (this._repr !== undefined) return this._repr;
+    const cb = this._callback;
+    if (cb === null) return 'cancelled';
+    const name = cb.name || 'anonymous';
+    const args = (this._args ?? []).map((a) => inspect(a, { depth: 0, breakLength: Infinity })).join(', ');
+    return `${name}(${args})`;
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this._inspect();
+  }
+
+  /** @internal */
+  _inspect(): string {
+    const parts = [this.constructor.name];
+    if (this._cancelled) parts.push('cancelled');
+    if (this._callback !== null) parts.push(this._describe());
+    if (this._sourceTraceback !== undefined) parts.push(`created at ${firstFrame(this._sourceTraceback)}`);
+    return `<${parts.join(' ')}>`;
+  }
+}
+
+/**
+ * A handle for a callback scheduled at a time: what `loop.callLater()` and `loop.callAt()` return.
+ */
+export class TimerHandle extends Handle {
+  /** @internal the deadline in loop time (seconds). */
+  readonly _when: number;
+  /** @internal tie-break: equal deadlines run in scheduling order. */
+  readonly _seq: number;
+  /** @internal true while the handle is in the loop's timer heap. */
+  _scheduled = false;
+
+  /** @internal */
+  constructor(
+    when: number,
+    seq: number,
+    callback: Callback,
+    args: unknown[],
+    loop: BaseEventLoop,
+    context: Context | null,
+  ) {
+    super(callback, args, loop, context);
+    this._when = when;
+    this._seq = seq;
+  }
+
+  /**
+   * The scheduled time of the callback, in seconds of loop time (comparable with `loop.time()`).
+   */
+  when(): number {
+    return this._when;
+  }
+
+  /** Cancels the callback; a cancelled timer is dropped from the loop's timers lazily. */
+  override cancel(): void {
+    if (!this._cancelled) this._loop._timerHandleCancelled(this);
+    super.cancel();
+  }
+
+  /** @internal */
+  override _inspect(): string {
+    const base = super._inspect();
+    return `${base.slice(0, -1)} when=${this._when.toFixed(6)}>`;
+  }
+}
+
+/** What a caller passes to `callExceptionHandler`; the keys are asyncio's, camelCased. */
+export interface ExceptionContextInput {
+  /** The error message (always present). */
+  message: string;
+  /** The exception object, if any. */
+  exception?: unknown;
+  /** A `Future`. */
+  future?: unknown;
+  /** A `Task`. */
+  task?: unknown;
+  /** A `Handle`. */
+  handle?: unknown;
+  /** A protocol. */
+  protocol?: unknown;
+  /** A transport. */
+  transport?: unknown;
+  /** A socket. */
+  socket?: unknown;
+  /** An async generator. */
+  asyncgen?: unknown;
+  /** Where the object at fault was created (debug mode). */
+  sourceTraceback?: string;
+  /** Where the failing handle was created (debug mode). */
+  handleTraceback?: string;
+  /** Any other key a transport or library adds. */
+  [key: string]: unknown;
+}
+
+/** @internal The current call stack without the first lines (this helper and its caller). */
+export function captureStack(skip = 2): string {
+  const stack = new Error().stack ?? '';
+  return stack
+    .split('\n')
+    .slice(skip + 1)
+    .join('\n');
+}
+
+function firstFrame(stack: string): string {
+  const line =
+    stack.split('\n').find((l) => !l.includes('/packages/core/') && !l.includes('node:')) ?? stack.split('\n')[0] ?? '';
+  return line.trim().replace(/^at /, '');
+}

@@ -1,0 +1,630 @@
+/**
+ * `Task` and the high-level helpers around it (asyncio's `tasks.py`): `sleep`, `gather`, `wait`, `waitFor`,
+ * `shield`, `asCompleted`, `ensureFuture`, `currentTask`, `allTasks`.
+ *
+ * @module
+ */
+import { inspect } from 'node:util';
+import type { Context } from './context.js';
+import { copyContext, currentScopeTask, runInScope } from './context.js';
+import {
+  CancelledError,
+  InvalidArgTypeError,
+  RuntimeError,
+  TimeoutError,
+  ValueError,
+  isCancelledError,
+} from './errors.js';
+import { Future, FutureState, isFuture, setResultUnlessCancelled } from './futures.js';
+import type { BaseEventLoop } from './base-event-loop.js';
+import { getEventLoopForFuture } from './loop-access.js';
+import { splitOptions } from './options.js';
+import { peekRunningLoop } from './running.js';
+import { timeout as timeoutContext } from './timeouts.js';
+
+/**
+ * What a Task drives: a coroutine function (`() => Promise<T>`, started on the loop's next iteration inside the
+ * task, as asyncio starts a task) or an already started promise (whose code runs in its creator's context, and
+ * which can only be cancelled when it settles).
+ */
+export type Coroutine<T> = (() => PromiseLike<T>) | PromiseLike<T>;
+
+/** Anything `await`-able that the helpers accept: a Future or Task, a promise, or a coroutine function. */
+export type Awaitable<T> = Future<T> | PromiseLike<T> | (() => PromiseLike<T>);
+
+/** Options of `new Task()`. */
+export interface TaskOptions {
+  /** The loop; by default the current event loop. */
+  loop?: BaseEventLoop;
+  /** The task's name; by default `Task-N`. */
+  name?: string | null;
+  /** The context the coroutine runs in; by default a copy of the current context. */
+  context?: Context | null;
+}
+
+let taskCounter = 0;
+
+/**
+ * A Future that runs a coroutine (asyncio's `Task`).
+ *
+ * `cancel()` makes the coroutine see a `CancelledError` at the loop Future it is suspended on (its `finally`
+ * blocks run); if it is suspended on a native promise instead, the cancellation is delivered at its next await of
+ * a loop Future, and `signal` is aborted at once for native APIs that take an `AbortSignal`.
+ *
+ * @typeParam T - the type of the coroutine's result.
+ */
+export class Task<T = unknown> extends Future<T> {
+  /** @internal */
+  readonly _coro: Coroutine<T>;
+  /** @internal */
+  _name: string;
+  /** @internal */
+  readonly _context: Context;
+  /** @internal the Future the coroutine is suspended on (asyncio's `_fut_waiter`). */
+  _futWaiter: Future<unknown> | null = null;
+  /** @internal a cancel() is pending until the next await of a loop Future. */
+  _mustCancel = false;
+  /** @internal */
+  _numCancelsRequested = 0;
+  /** @internal */
+  _abort: AbortController | null = null;
+
+  /**
+   * Schedules the coroutine to run on the loop. Prefer `loop.createTask()` (which honours the task factory) or
+   * `createTask()`.
+   *
+   * @throws TypeError when `coro` is neither a function nor a thenable.
+   */
+  constructor(coro: Coroutine<T>, options: TaskOptions = {}) {
+    super(options.loop === undefined ? {} : { loop: options.loop });
+    if (typeof coro !== 'function' && !isThenable(coro)) {
+      throw new InvalidArgTypeError(`a coroutine was expected, got ${inspect(coro, { depth: 0 })}`);
+    }
+    this._coro = coro;
+    this._name = options.name ?? `Task-${++taskCounter}`;
+    this._context = options.context ?? copyContext();
+    this._loop._checkClosed();
+    this._loop._tasks.add(this as Task<unknown>);
+    this._loop._callSoonInternal(startTask, [this], this._context);
+  }
+
+  /** The task's name. */
+  getName(): string {
+    return this._name;
+  }
+
+  /** Renames the task. */
+  setName(value: unknown): void {
+    this._name = String(value);
+  }
+
+  /** The coroutine function or promise the task runs. */
+  getCoro(): Coroutine<T> {
+    return this._coro;
+  }
+
+  /** The `Context` the coroutine runs in. */
+  getContext(): Context {
+    return this._context;
+  }
+
+  /**
+   * An `AbortSignal` aborted when the task is cancelled, for native APIs that cannot be interrupted otherwise
+   * (`fetch`, `fs.promises`, `timers/promises`).
+   */
+  get signal(): AbortSignal {
+    if (this._abort === null) {
+      this._abort = new AbortController();
+      if (this._numCancelsRequested > 0 || this.cancelled()) this._abort.abort(this._makeCancelledError());
+    }
+    return this._abort.signal;
+  }
+
+  /**
+   * Requests that the task be cancelled: its coroutine sees a `CancelledError` at its current await.
+   *
+   * @param msg - the message of that `CancelledError`.
+   * @returns `false` when the task is already done, else `true` (the coroutine may still catch the error).
+   */
+  override cancel(msg?: string): boolean {
+    this._markRetrieved();
+    if (this.done()) return false;
+    this._numCancelsRequested++;
+    if (this._abort !== null && !this._abort.signal.aborted) this._abort.abort(new CancelledError(msg ?? ''));
+    if (this._futWaiter !== null && this._futWaiter.cancel(msg)) {
+      // Leave _futWaiter: it may be a Task that catches the cancellation, to be cancelled again later.
+      return true;
+    }
+    this._mustCancel = true;
+    this._cancelMessage = msg;
+    return true;
+  }
+
+  /** How many cancellation requests are pending (`cancel()` calls minus `uncancel()` calls). */
+  cancelling(): number {
+    return this._numCancelsRequested;
+  }
+
+  /**
+   * Decrements the count of pending cancellation requests (asyncio.timeout and TaskGroup use it to tell their own
+   * cancellation from another).
+   *
+   * @returns the remaining count.
+   */
+  uncancel(): number {
+    if (this._numCancelsRequested > 0) {
+      this._numCancelsRequested--;
+      if (this._numCancelsRequested === 0) this._mustCancel = false;
+    }
+    return this._numCancelsRequested;
+  }
+
+  /** Refused: a task's result comes from its coroutine. */
+  override setResult(_result: T): never {
+    throw new RuntimeError('Task does not support set_result operation');
+  }
+
+  /** Refused: a task's exception comes from its coroutine. */
+  override setException(_exception: unknown): never {
+    throw new RuntimeError('Task does not support set_exception operation');
+  }
+
+  /** @internal */
+  override _kind(): 'Task' {
+    return 'Task';
+  }
+
+  /** @internal */
+  override _describe(): string {
+    const coro = this._coro;
+    const coroName = typeof coro === 'function' ? `${coro.name || 'anonymous'}()` : 'promise';
+    let s = `<Task ${this._stateDescription()} name='${this._name}' coro=<${coroName}>`;
+    if (this._futWaiter !== null) s += ` wait_for=${this._futWaiter._describe()}`;
+    return `${s}>`;
+  }
+
+  /** @internal */
+  _complete(value: T): void {
+    this._futWaiter = null;
+    this._loop._tasks.delete(this as Task<unknown>);
+    if (this._state !== FutureState.PENDING) return;
+    if (this._mustCancel) {
+      // Asked to cancel while the coroutine had no loop Future to be interrupted at: asyncio ends it cancelled.
+      this._mustCancel = false;
+      Future.prototype.cancel.call(this, this._cancelMessage);
+    } else {
+      Future.prototype.setResult.call(this, value);
+    }
+  }
+
+  /** @internal */
+  _fail(error: unknown): void {
+    this._futWaiter = null;
+    this._loop._tasks.delete(this as Task<unknown>);
+    if (this._state !== FutureState.PENDING) return;
+    if (isCancelledError(error)) {
+      this._mustCancel = false;
+      Future.prototype.cancel.call(this, (error as Error).message || this._cancelMessage);
+    } else {
+      Future.prototype.setException.call(this, error);
+    }
+  }
+}
+
+function startTask(task: Task<unknown>): void {
+  if (task._state !== FutureState.PENDING) return;
+  if (task._mustCancel) {
+    // Cancelled before its first step: the coroutine never runs, as asyncio throws into an unstarted coroutine.
+    task._complete(undefined);
+    return;
+  }
+  const coro = task._coro;
+  let promise: PromiseLike<unknown>;
+  try {
+    promise = typeof coro === 'function' ? runInScope(task._context, task, coro) : coro;
+    if (!isThenable(promise)) {
+      throw new InvalidArgTypeError(
+        `a coroutine function must return a promise, ${task._name}'s returned ${inspect(promise, { depth: 0 })}`,
+      );
+    }
+  } catch (error) {
+    task._fail(error);
+    return;
+  }
+  promise.then(
+    (value) => task._complete(value),
+    (error: unknown) => task._fail(error),
+  );
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
+ * The Task whose coroutine is running now, or `null` outside any task (e.g. in a plain callback).
+ *
+ * @param loop - only return a task of this loop.
+ */
+export function currentTask(loop?: BaseEventLoop): Task<unknown> | null {
+  const task = currentScopeTask() as Task<unknown> | null;
+  if (task === null || task.done()) return null;
+  if (loop !== undefined && task._loop !== loop) return null;
+  return task;
+}
+
+/**
+ * The set of tasks of `loop` (by default the running loop) that are not done yet.
+ */
+export function allTasks(loop?: BaseEventLoop): Set<Task<unknown>> {
+  const l = loop ?? (peekRunningLoop() as BaseEventLoop | null) ?? getEventLoopForFuture();
+  const out = new Set<Task<unknown>>();
+  for (const t of l._tasks) if (!t.done()) out.add(t);
+  return out;
+}
+
+/**
+ * Wraps an awaitable in a Future: a Future or Task is returned as is; a promise or coroutine function becomes a
+ * Task on `loop` (asyncio's `ensure_future`).
+ *
+ * @throws `ValueError` when a Future of another loop is given with an explicit `loop`.
+ */
+export function ensureFuture<T>(aw: Awaitable<T>, loop?: BaseEventLoop): Future<T> {
+  if (isFuture(aw)) {
+    if (loop !== undefined && aw._loop !== loop) {
+      throw new ValueError('The future belongs to a different loop than the one specified as the loop argument');
+    }
+    return aw as Future<T>;
+  }
+  if (typeof aw === 'function' || isThenable(aw)) {
+    const l = loop ?? getEventLoopForFuture();
+    return l.createTask(aw as Coroutine<T>);
+  }
+  throw new InvalidArgTypeError('An asyncio.Future, a coroutine or an awaitable is required');
+}
+
+function runningOrCurrentLoop(): BaseEventLoop {
+  return (peekRunningLoop() as BaseEventLoop | null) ?? getEventLoopForFuture();
+}
+
+/**
+ * Suspends the current task for `delay` seconds, then returns `result`.
+ *
+ * `sleep(0)` yields to the loop for exactly one iteration, letting other tasks and callbacks run.
+ *
+ * @param delay - seconds (a negative delay is 0).
+ * @param result - what the promise resolves to.
+ */
+export async function sleep<T = undefined>(delay: number, result?: T): Promise<T> {
+  const loop = runningOrCurrentLoop();
+  const fut = loop.createFuture<T>();
+  if (!(delay > 0)) {
+    if (Number.isNaN(delay)) throw new ValueError('Invalid delay: NaN (NaN)');
+    loop._callSoonInternal(setResultUnlessCancelled as (f: unknown, r: unknown) => void, [fut, result], null);
+    return await fut;
+  }
+  const h = loop.callLater(delay, setResultUnlessCancelled, fut, result);
+  try {
+    return await fut;
+  } finally {
+    h.cancel();
+  }
+}
+
+/** Options of `gather()`. */
+export interface GatherOptions {
+  /** Put exceptions (and `CancelledError`s) in the results array instead of rejecting with the first. */
+  returnExceptions?: boolean;
+}
+
+const GATHER_KEYS = new Set(['returnExceptions']);
+
+/**
+ * Runs awaitables concurrently and resolves with the array of their results, in order (asyncio's `gather`).
+ *
+ * Promises and coroutine functions are wrapped in Tasks. Without `returnExceptions`, the first exception rejects
+ * the returned Future and the others keep running. Cancelling the returned Future cancels every child.
+ *
+ * @example
+ * ```ts
+ * const [a, b] = await gather(fetchA(), () => fetchB(), { returnExceptions: true });
+ * ```
+ */
+export function gather<T extends readonly unknown[]>(
+  ...args: [...{ [K in keyof T]: Awaitable<T[K]> }, GatherOptions?]
+): GatheringFuture<{ -readonly [K in keyof T]: T[K] }>;
+export function gather(...args: unknown[]): GatheringFuture<unknown[]> {
+  const [aws, opts] = splitOptions<GatherOptions>(args, GATHER_KEYS);
+  const returnExceptions = opts.returnExceptions === true;
+  if (aws.length === 0) {
+    const loop = runningOrCurrentLoop();
+    const outer = new GatheringFuture<unknown[]>([], loop);
+    outer.setResult([]);
+    return outer;
+  }
+  const children: Future<unknown>[] = [];
+  const seen = new Map<unknown, Future<unknown>>();
+  let loop: BaseEventLoop | undefined;
+  for (const aw of aws) {
+    let fut = seen.get(aw);
+    if (fut === undefined) {
+      fut = ensureFuture(aw as Awaitable<unknown>, loop);
+      loop ??= fut._loop;
+      seen.set(aw, fut);
+    }
+    children.push(fut);
+  }
+  const outer = new GatheringFuture<unknown[]>(children, loop as BaseEventLoop);
+  const total = children.length;
+  let finished = 0;
+  const onChildDone = (fut: Future<unknown>): void => {
+    finished++;
+    if (outer.done()) {
+      if (!fut.cancelled()) fut.exception(); // mark retrieved: the outer already failed or was cancelled
+      return;
+    }
+    if (!returnExceptions) {
+      if (fut.cancelled()) {
+        outer.setException(fut._makeCancelledError());
+        return;
+      }
+      const exc = fut.exception();
+      if (exc !== null) {
+        outer.setException(exc);
+        return;
+      }
+    }
+    if (finished === total) {
+      const results = children.map((c) => {
+        if (c.cancelled()) return new CancelledError(c._cancelMessage ?? '');
+        const e = c.exception();
+        return e !== null ? e : c.result();
+      });
+      if (outer._cancelRequested) outer.setException(fut._makeCancelledError());
+      else outer.setResult(results);
+    }
+  };
+  for (const c of new Set(children)) c.addDoneCallback(onChildDone);
+  return outer;
+}
+
+/** The Future `gather()` returns: cancelling it cancels its children. */
+export class GatheringFuture<T> extends Future<T> {
+  /** @internal */
+  _cancelRequested = false;
+  /** @internal */
+  readonly _children: Future<unknown>[];
+
+  /** @internal */
+  constructor(children: Future<unknown>[], loop: BaseEventLoop) {
+    super({ loop });
+    this._children = children;
+  }
+
+  /** Cancels every child that is not done; the gathered future then fails with `CancelledError`. */
+  override cancel(msg?: string): boolean {
+    if (this.done()) return false;
+    let ret = false;
+    for (const c of this._children) if (c.cancel(msg)) ret = true;
+    if (ret) this._cancelRequested = true;
+    return ret;
+  }
+}
+
+/** `wait()`'s `returnWhen`: return when any future finishes or is cancelled. */
+export const FIRST_COMPLETED = 'FIRST_COMPLETED';
+/** `wait()`'s `returnWhen`: return when any future finishes by raising (or all finish). */
+export const FIRST_EXCEPTION = 'FIRST_EXCEPTION';
+/** `wait()`'s `returnWhen`: return when all futures finish or are cancelled (the default). */
+export const ALL_COMPLETED = 'ALL_COMPLETED';
+
+/** Options of `wait()`. */
+export interface WaitOptions {
+  /** Seconds to wait at most; `null` waits without limit. Futures not done by then are returned as pending. */
+  timeout?: number | null;
+  /** `FIRST_COMPLETED`, `FIRST_EXCEPTION` or `ALL_COMPLETED` (the default). */
+  returnWhen?: typeof FIRST_COMPLETED | typeof FIRST_EXCEPTION | typeof ALL_COMPLETED;
+}
+
+/**
+ * Waits for Futures and Tasks until the `returnWhen` condition (asyncio's `wait`); never raises `TimeoutError`.
+ *
+ * @returns `[done, pending]`, two Sets.
+ * @throws `ValueError` for an empty set or a bad `returnWhen`; `TypeError` for a promise or coroutine function
+ * (wrap them in tasks explicitly, as asyncio requires since 3.11).
+ */
+export async function wait<T>(
+  fs: Iterable<Future<T>>,
+  options: WaitOptions = {},
+): Promise<[Set<Future<T>>, Set<Future<T>>]> {
+  const set = new Set(fs);
+  if (set.size === 0) throw new ValueError('Set of Tasks/Futures is empty.');
+  const returnWhen = options.returnWhen ?? ALL_COMPLETED;
+  if (returnWhen !== FIRST_COMPLETED && returnWhen !== FIRST_EXCEPTION && returnWhen !== ALL_COMPLETED) {
+    throw new ValueError(`Invalid return_when value: ${String(returnWhen)}`);
+  }
+  for (const f of set) {
+    if (!isFuture(f)) throw new InvalidArgTypeError('Passing coroutines is forbidden, use tasks explicitly.');
+  }
+  const loop = runningOrCurrentLoop();
+  const timeout = options.timeout ?? null;
+  const waiter = loop.createFuture<null>();
+  let timer: { cancel(): void } | null = null;
+  if (timeout !== null) timer = loop.callLater(timeout, setResultUnlessCancelled, waiter, null);
+  let counter = set.size;
+  const onDone = (f: Future<T>): void => {
+    counter--;
+    if (
+      counter <= 0 ||
+      returnWhen === FIRST_COMPLETED ||
+      (returnWhen === FIRST_EXCEPTION && !f.cancelled() && f.exception() !== null)
+    ) {
+      timer?.cancel();
+      if (!waiter.done()) waiter.setResult(null);
+    }
+  };
+  const pendingAtStart = [...set].filter((f) => !f.done());
+  const doneAtStart = [...set].filter((f) => f.done());
+  const satisfied =
+    (returnWhen === FIRST_COMPLETED && doneAtStart.length > 0) ||
+    (returnWhen === FIRST_EXCEPTION && doneAtStart.some((f) => !f.cancelled() && f.exception() !== null)) ||
+    pendingAtStart.length === 0;
+  if (!satisfied) {
+    counter = pendingAtStart.length;
+    for (const f of pendingAtStart) f.addDoneCallback(onDone);
+    try {
+      await waiter;
+    } finally {
+      timer?.cancel();
+      for (const f of pendingAtStart) f.removeDoneCallback(onDone);
+    }
+  }
+  const done = new Set<Future<T>>();
+  const pending = new Set<Future<T>>();
+  for (const f of set) (f.done() ? done : pending).add(f);
+  return [done, pending];
+}
+
+/**
+ * Waits for `aw` to complete, at most `timeout` seconds; on timeout the awaitable is cancelled and
+ * `TimeoutError` is thrown (asyncio's `wait_for`, 3.12 semantics, built on `timeout()`).
+ *
+ * @param timeout - seconds, or `null` to wait without limit.
+ */
+export async function waitFor<T>(aw: Awaitable<T>, timeout: number | null): Promise<T> {
+  if (timeout === null) return await ensureFuture(aw);
+  if (timeout <= 0) {
+    const fut = ensureFuture(aw);
+    if (fut.done()) return fut.result();
+    await cancelAndWait(fut);
+    try {
+      return fut.result();
+    } catch (exc) {
+      if (isCancelledError(exc)) throw new TimeoutError('', { cause: exc });
+      throw exc;
+    }
+  }
+  return await timeoutContext(timeout, async () => await ensureFuture(aw));
+}
+
+async function cancelAndWait(fut: Future<unknown>): Promise<void> {
+  const loop = fut._loop;
+  const waiter = loop.createFuture<null>();
+  const cb = (): void => {
+    if (!waiter.done()) waiter.setResult(null);
+  };
+  fut.addDoneCallback(cb);
+  try {
+    fut.cancel();
+    await waiter;
+  } finally {
+    fut.removeDoneCallback(cb);
+  }
+}
+
+/**
+ * Protects an awaitable from cancellation: cancelling the returned Future does not cancel `aw`
+ * (asyncio's `shield`). If `aw` itself is cancelled, the returned Future is cancelled too.
+ */
+export function shield<T>(aw: Awaitable<T>): Future<T> {
+  const inner = ensureFuture(aw);
+  if (inner.done()) return inner;
+  const loop = inner._loop;
+  const outer = loop.createFuture<T>();
+  const innerDone = (f: Future<T>): void => {
+    if (outer.cancelled()) {
+      if (!f.cancelled()) f.exception(); // mark retrieved
+      return;
+    }
+    if (f.cancelled()) outer.cancel();
+    else {
+      const exc = f.exception();
+      if (exc !== null) outer.setException(exc);
+      else outer.setResult(f.result());
+    }
+  };
+  const outerDone = (): void => {
+    if (!inner.done()) inner.removeDoneCallback(innerDone);
+  };
+  inner.addDoneCallback(innerDone);
+  outer.addDoneCallback(outerDone);
+  return outer;
+}
+
+/** What `asCompleted()` returns: iterate it for awaitables of results, or async-iterate it for done Futures. */
+export interface AsCompletedIterator<T> extends Iterable<Promise<T>>, AsyncIterable<Future<T>> {}
+
+/**
+ * Runs awaitables concurrently and gives them back as they complete (asyncio's `as_completed`, 3.13 form).
+ *
+ * `for (const next of asCompleted(aws)) await next` gives results in completion order; `for await (const fut of
+ * asCompleted(aws))` gives the done Futures or Tasks themselves.
+ *
+ * @param options - `timeout`: seconds after which the remaining awaits throw `TimeoutError`.
+ */
+export function asCompleted<T>(
+  aws: Iterable<Awaitable<T>>,
+  options: { timeout?: number | null } = {},
+): AsCompletedIterator<T> {
+  const loop = runningOrCurrentLoop();
+  const todo = new Set<Future<T>>();
+  for (const aw of new Set(aws)) todo.add(ensureFuture(aw, loop));
+  const total = todo.size;
+  const doneQueue: ({ f: Future<T> } | null)[] = [];
+  const waiters: ((f: { f: Future<T> } | null) => void)[] = [];
+  let timer: { cancel(): void } | null = null;
+  const push = (f: Future<T> | null): void => {
+    const box = f === null ? null : { f };
+    const w = waiters.shift();
+    if (w !== undefined) w(box);
+    else doneQueue.push(box);
+  };
+  const onCompletion = (f: Future<T>): void => {
+    if (!todo.has(f)) return;
+    todo.delete(f);
+    push(f);
+    if (todo.size === 0) timer?.cancel();
+  };
+  const onTimeout = (): void => {
+    for (const f of todo) f.removeDoneCallback(onCompletion);
+    const n = todo.size;
+    todo.clear();
+    for (let i = 0; i < n; i++) push(null);
+  };
+  for (const f of todo) f.addDoneCallback(onCompletion);
+  if (todo.size > 0 && options.timeout !== undefined && options.timeout !== null) {
+    timer = loop.callLater(options.timeout, onTimeout);
+  }
+  // Futures are thenables: box them so that promises do not adopt their outcome.
+  const next = (): Promise<{ f: Future<T> }> => {
+    const ready = doneQueue.shift();
+    const got =
+      ready !== undefined
+        ? Promise.resolve(ready)
+        : new Promise<{ f: Future<T> } | null>((resolve) => waiters.push(resolve));
+    return got.then((box) => {
+      if (box === null) throw new TimeoutError('');
+      return box;
+    });
+  };
+  return {
+    *[Symbol.iterator](): Iterator<Promise<T>> {
+      for (let i = 0; i < total; i++) yield next().then((box) => box.f.result());
+    },
+    // Not an async generator: `yield` in one awaits its operand, and a Future must be handed over as itself.
+    [Symbol.asyncIterator](): AsyncIterator<Future<T>> {
+      let i = 0;
+      return {
+        next: async (): Promise<IteratorResult<Future<T>>> => {
+          if (i >= total) return { done: true, value: undefined };
+          i++;
+          return { done: false, value: (await next()).f };
+        },
+      };
+    },
+  };
+}
