@@ -758,3 +758,25 @@ function fallbackLog(message: string, error: unknown): void {
     process.stderr.write(`${message}: ${inspect(error)}\n`);
   }
 }
+
+/**
+ * Adds methods to every event loop. The packages above core (`@loopwork/server`, `@loopwork/tls`) and core's own
+ * system modules add asyncio's other loop methods this way (each module also declares them on `BaseEventLoop`
+ * by TypeScript module augmentation), so that one loop object carries the whole surface, as in asyncio.
+ *
+ * @param methods - method name to implementation (`this` is the loop).
+ * @throws TypeError when a method of that name already exists and is not an extension.
+ */
+export function extendEventLoop(methods: Record<string, (this: BaseEventLoop, ...args: never[]) => unknown>): void {
+  const proto = BaseEventLoop.prototype as unknown as Record<string, unknown>;
+  for (const [name, fn] of Object.entries(methods)) {
+    const existing = proto[name] as { [EXTENSION]?: true } | undefined;
+    if (existing !== undefined && existing[EXTENSION] !== true) {
+      throw new InvalidArgTypeError(`event loop method ${name}() already exists`);
+    }
+    Object.defineProperty(fn, EXTENSION, { value: true });
+    Object.defineProperty(proto, name, { value: fn, writable: true, configurable: true, enumerable: false });
+  }
+}
+
+const EXTENSION = Symbol('loopwork.loop-extension');

@@ -28,7 +28,7 @@ export {
 export type { AsCompletedIterator, Awaitable, Coroutine, GatherOptions, TaskOptions, WaitOptions } from './tasks.js';
 export { Timeout, timeout, timeoutAt } from './timeouts.js';
 export { TaskGroup } from './taskgroups.js';
-export { BaseEventLoop } from './base-event-loop.js';
+export { BaseEventLoop, extendEventLoop } from './base-event-loop.js';
 export type {
   CreateTaskOptions,
   EventLoopOptions,
