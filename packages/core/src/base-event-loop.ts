@@ -18,7 +18,7 @@ import { inspect } from 'node:util';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { Context } from './context.js';
-import { captureContext } from './context.js';
+import { captureContext, currentScopeTask } from './context.js';
 import { Deque } from './deque.js';
 import {
   InvalidArgTypeError,
@@ -297,7 +297,7 @@ export abstract class BaseEventLoop {
   }
 
   /**
-   * Closes every async generator that was first iterated while this loop ran and is not finished (asyncio's
+   * Closes every async generator that one of this loop's tasks first iterated and that is not finished (asyncio's
    * `shutdown_asyncgens`): each one's `finally` blocks run. Errors go to the exception handler.
    */
   async shutdownAsyncgens(): Promise<void> {
@@ -305,7 +305,9 @@ export abstract class BaseEventLoop {
     if (this._asyncgens.size === 0) return;
     const closing = [...this._asyncgens];
     this._asyncgens.clear();
-    const results = await gather(...closing.map((agen) => () => agen.return(undefined)), { returnExceptions: true });
+    // Tasks of this loop explicitly: this method may be called (and so start) before the loop runs.
+    const closers = closing.map((agen) => this.createTask(() => agen.return(undefined)));
+    const results = await gather(...closers, { returnExceptions: true });
     results.forEach((result, i) => {
       if (result instanceof Error) {
         this.callExceptionHandler({
@@ -596,6 +598,10 @@ export abstract class BaseEventLoop {
 
   /** @internal */
   _asyncgenFirstiter(agen: AsyncGenerator<unknown, unknown, unknown>): void {
+    // Unlike a Python thread, a Node process runs code that is not the loop's (Node's own streams, a test
+    // runner): only generators first iterated by one of this loop's tasks are the loop's to close.
+    const task = currentScopeTask() as { _loop?: unknown } | null;
+    if (task === null || task._loop !== this) return;
     if (this._asyncgensShutdownCalled) {
       process.emitWarning(
         `asynchronous generator ${inspect(agen)} was scheduled after loop.shutdownAsyncgens() call`,

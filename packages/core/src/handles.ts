@@ -193,8 +193,11 @@ export function captureStack(skip = 2): string {
     .join('\n');
 }
 
+/** The directory of loopwork's own modules, whose frames are skipped when telling where a handle was made. */
+const OWN_DIR = new URL('.', import.meta.url).pathname;
+
 function firstFrame(stack: string): string {
-  const line =
-    stack.split('\n').find((l) => !l.includes('/packages/core/') && !l.includes('node:')) ?? stack.split('\n')[0] ?? '';
+  const lines = stack.split('\n');
+  const line = lines.find((l) => !l.includes(OWN_DIR) && !l.includes('(node:')) ?? lines[0] ?? '';
   return line.trim().replace(/^at /, '');
 }

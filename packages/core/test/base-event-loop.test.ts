@@ -1,0 +1,520 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  CancelledError,
+  ContextVar,
+  Handle,
+  InvalidArgTypeError,
+  LoopClosedError,
+  RuntimeError,
+  TimerHandle,
+  ValueError,
+  copyContext,
+  getEventLoop,
+  getRunningLoop,
+  newEventLoop,
+  setEventLoop,
+  sleep,
+} from '@loopwork/core';
+import type { BaseEventLoop, ExceptionContext } from '@loopwork/core';
+
+function quietLoop(): { loop: BaseEventLoop; errors: ExceptionContext[] } {
+  const loop = newEventLoop();
+  const errors: ExceptionContext[] = [];
+  loop.setExceptionHandler((_l, ctx) => errors.push(ctx));
+  return { loop, errors };
+}
+
+/** Runs one iteration: stop() before runForever() runs exactly the handles ready now. */
+async function runOnce(loop: BaseEventLoop): Promise<void> {
+  loop.stop();
+  await loop.runForever();
+}
+
+describe('callSoon', () => {
+  test('runs callbacks in FIFO order with their arguments', async () => {
+    const { loop } = quietLoop();
+    const got: unknown[] = [];
+    for (let i = 0; i < 10; i++) loop.callSoon((a: number, b: string) => got.push([a, b]), i, 'x');
+    await runOnce(loop);
+    assert.deepEqual(
+      got,
+      Array.from({ length: 10 }, (_, i) => [i, 'x']),
+    );
+    loop.close();
+  });
+
+  test('callbacks scheduled during an iteration run in the next one', async () => {
+    const { loop } = quietLoop();
+    const got: string[] = [];
+    loop.callSoon(() => {
+      got.push('a');
+      loop.callSoon(() => got.push('c'));
+    });
+    loop.callSoon(() => got.push('b'));
+    await runOnce(loop);
+    assert.deepEqual(got, ['a', 'b']);
+    await runOnce(loop);
+    assert.deepEqual(got, ['a', 'b', 'c']);
+    loop.close();
+  });
+
+  test('microtasks drain between callbacks', async () => {
+    const { loop } = quietLoop();
+    const got: string[] = [];
+    loop.callSoon(() => {
+      got.push('h1');
+      void Promise.resolve().then(() => got.push('micro1'));
+    });
+    loop.callSoon(() => got.push('h2'));
+    await runOnce(loop);
+    assert.deepEqual(got, ['h1', 'micro1', 'h2']);
+    loop.close();
+  });
+
+  test('a cancelled handle never runs', async () => {
+    const { loop } = quietLoop();
+    let ran = false;
+    const h = loop.callSoon(() => (ran = true));
+    assert.ok(h instanceof Handle);
+    h.cancel();
+    assert.equal(h.cancelled(), true);
+    await runOnce(loop);
+    assert.equal(ran, false);
+    loop.close();
+  });
+
+  test('refuses a non-callable and an async function with asyncio messages', () => {
+    const { loop } = quietLoop();
+    assert.throws(() => loop.callSoon(42 as never), {
+      name: 'TypeError',
+      message: 'a callable object was expected by callSoon(), got 42',
+    });
+    assert.throws(() => loop.callSoon((async () => undefined) as never), InvalidArgTypeError);
+    assert.throws(() => loop.callSoon(async () => undefined), /coroutines cannot be used with callSoon\(\)/);
+    loop.close();
+  });
+
+  test('takes a trailing options object with context', async () => {
+    const { loop } = quietLoop();
+    const v = new ContextVar<string>('v', { default: 'none' });
+    const ctx = copyContext();
+    ctx.run(() => v.set('inside'));
+    let seen = '';
+    loop.callSoon((x: string) => (seen = x + v.get()), 'got:', { context: ctx });
+    await runOnce(loop);
+    assert.equal(seen, 'got:inside');
+    loop.close();
+  });
+
+  test('callSoonThreadsafe schedules like callSoon', async () => {
+    const { loop } = quietLoop();
+    const got: number[] = [];
+    loop.callSoonThreadsafe((n: number) => got.push(n), 1);
+    loop.callSoon((n: number) => got.push(n), 2);
+    await runOnce(loop);
+    assert.deepEqual(got, [1, 2]);
+    loop.close();
+  });
+
+  test('an exception in a callback reaches the handler with message, exception and handle; the loop goes on', async () => {
+    const { loop, errors } = quietLoop();
+    const boom = new Error('boom');
+    let after = false;
+    const h = loop.callSoon(function failing() {
+      throw boom;
+    });
+    loop.callSoon(() => (after = true));
+    await runOnce(loop);
+    assert.equal(after, true);
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!.message, /^Exception in callback failing\(\)/);
+    assert.equal(errors[0]!.exception, boom);
+    assert.equal(errors[0]!.handle, h);
+    loop.close();
+  });
+});
+
+describe('timers', () => {
+  test('callLater runs after the delay, in seconds', async () => {
+    const loop = newEventLoop();
+    const t0 = loop.time();
+    let at = 0;
+    loop.callLater(0.05, () => {
+      at = loop.time();
+      loop.stop();
+    });
+    await loop.runForever();
+    assert.ok(at - t0 >= 0.05, `ran after ${at - t0}s`);
+    assert.ok(at - t0 < 1);
+    loop.close();
+  });
+
+  test('equal callAt deadlines run in scheduling order', async () => {
+    const loop = newEventLoop();
+    const when = loop.time() + 0.01;
+    const got: number[] = [];
+    for (let i = 0; i < 20; i++) loop.callAt(when, () => got.push(i));
+    loop.callAt(when + 0.001, () => loop.stop());
+    await loop.runForever();
+    assert.deepEqual(
+      got,
+      Array.from({ length: 20 }, (_, i) => i),
+    );
+    loop.close();
+  });
+
+  test('callLater(-1) and callLater(-2) run in deadline order', async () => {
+    const loop = newEventLoop();
+    const got: number[] = [];
+    loop.callLater(-1, () => got.push(-1));
+    loop.callLater(-2, () => got.push(-2));
+    loop.callLater(0, () => loop.stop());
+    await loop.runForever();
+    assert.deepEqual(got, [-2, -1]);
+    loop.close();
+  });
+
+  test('TimerHandle.when() is the deadline in loop time; cancel() prevents the call', async () => {
+    const loop = newEventLoop();
+    const t = loop.time();
+    let ran = false;
+    const h = loop.callLater(0.01, () => (ran = true));
+    assert.ok(h instanceof TimerHandle);
+    assert.ok(Math.abs(h.when() - (t + 0.01)) < 0.005);
+    h.cancel();
+    loop.callLater(0.03, () => loop.stop());
+    await loop.runForever();
+    assert.equal(ran, false);
+    loop.close();
+  });
+
+  test('many cancelled timers are swept and the rest still fire in order', async () => {
+    const loop = newEventLoop();
+    const got: number[] = [];
+    const handles = [];
+    for (let i = 0; i < 1000; i++) handles.push(loop.callLater(0.001 * (i % 10), () => got.push(i)));
+    for (let i = 0; i < 1000; i += 2) handles[i]!.cancel();
+    loop.callLater(0.05, () => loop.stop());
+    await loop.runForever();
+    assert.equal(got.length, 500);
+    assert.ok(got.every((i) => i % 2 === 1));
+    loop.close();
+  });
+
+  test('delay null is a TypeError, NaN a ValueError', () => {
+    const loop = newEventLoop();
+    assert.throws(() => loop.callLater(null as never, () => undefined), {
+      name: 'TypeError',
+      message: 'delay must not be None',
+    });
+    assert.throws(() => loop.callLater(Number.NaN, () => undefined), ValueError);
+    assert.throws(() => loop.callAt(null as never, () => undefined), { message: 'when cannot be None' });
+    loop.close();
+  });
+
+  test('time() is monotonic seconds', () => {
+    const loop = newEventLoop();
+    const a = loop.time();
+    const b = loop.time();
+    assert.ok(b >= a);
+    assert.ok(a < 1e7, 'seconds, not milliseconds since the epoch');
+    loop.close();
+  });
+});
+
+describe('running and stopping', () => {
+  test('stop() inside a callback lets the rest of the batch run and holds later handles for the next run', async () => {
+    const loop = newEventLoop();
+    const got: string[] = [];
+    loop.callSoon(() => {
+      got.push('1');
+      loop.stop();
+      loop.callSoon(() => got.push('later'));
+    });
+    loop.callSoon(() => got.push('2'));
+    await loop.runForever();
+    assert.deepEqual(got, ['1', '2']);
+    assert.equal(loop.isRunning(), false);
+    await runOnce(loop);
+    assert.deepEqual(got, ['1', '2', 'later']);
+    loop.close();
+  });
+
+  test('stop() before runForever() runs exactly one iteration', async () => {
+    const loop = newEventLoop();
+    const got: number[] = [];
+    loop.callSoon(() => {
+      got.push(1);
+      loop.callSoon(() => got.push(2));
+    });
+    loop.stop();
+    await loop.runForever();
+    assert.deepEqual(got, [1]);
+    loop.close();
+  });
+
+  test('runUntilComplete returns the result; of a coroutine function, a promise, a future', async () => {
+    const loop = newEventLoop();
+    assert.equal(await loop.runUntilComplete(async () => 1), 1);
+    assert.equal(await loop.runUntilComplete(Promise.resolve(2)), 2);
+    const fut = loop.createFuture<number>();
+    loop.callSoon(() => fut.setResult(3));
+    assert.equal(await loop.runUntilComplete(fut), 3);
+    await assert.rejects(
+      loop.runUntilComplete(async () => {
+        throw new Error('inner');
+      }),
+      /inner/,
+    );
+    loop.close();
+  });
+
+  test('runUntilComplete of a future stopped early throws "Event loop stopped before Future completed."', async () => {
+    const loop = newEventLoop();
+    const fut = loop.createFuture();
+    loop.callSoon(() => loop.stop());
+    await assert.rejects(loop.runUntilComplete(fut), {
+      name: 'RuntimeError',
+      code: 'ERR_LOOPWORK_LOOP_STOPPED',
+      message: 'Event loop stopped before Future completed.',
+    });
+    loop.close();
+  });
+
+  test('running a running loop and running a second loop are refused', async () => {
+    const loop = newEventLoop();
+    const other = newEventLoop();
+    let inner: unknown;
+    let second: unknown;
+    loop.callSoon(() => {
+      loop.runForever().catch((e: unknown) => (inner = e));
+      other.runForever().catch((e: unknown) => (second = e));
+      loop.callSoon(() => loop.stop());
+    });
+    await loop.runForever();
+    assert.ok(RuntimeError.isInstance(inner));
+    assert.equal((inner as Error).message, 'This event loop is already running');
+    assert.equal((second as Error).message, 'Cannot run the event loop while another loop is running');
+    loop.close();
+    other.close();
+  });
+
+  test('isRunning, getRunningLoop inside and outside', async () => {
+    const loop = newEventLoop();
+    assert.throws(() => getRunningLoop(), { message: 'no running event loop' });
+    let inside: unknown;
+    loop.callSoon(() => {
+      inside = getRunningLoop();
+      assert.equal(loop.isRunning(), true);
+      loop.stop();
+    });
+    await loop.runForever();
+    assert.equal(inside, loop);
+    assert.equal(loop.isRunning(), false);
+    loop.close();
+  });
+
+  test('a closed loop refuses work; closing a running loop is refused; close is idempotent', async () => {
+    const loop = newEventLoop();
+    let closeError: unknown;
+    loop.callSoon(() => {
+      try {
+        loop.close();
+      } catch (e) {
+        closeError = e;
+      }
+      loop.stop();
+    });
+    await loop.runForever();
+    assert.equal((closeError as Error).message, 'Cannot close a running event loop');
+    loop.close();
+    loop.close();
+    assert.equal(loop.isClosed(), true);
+    assert.throws(() => loop.callSoon(() => undefined), LoopClosedError);
+    assert.throws(() => loop.callLater(1, () => undefined), { message: 'Event loop is closed' });
+    assert.throws(() => loop.createTask(async () => undefined), { code: 'ERR_LOOPWORK_LOOP_CLOSED' });
+    await assert.rejects(loop.runForever(), { message: 'Event loop is closed' });
+    await assert.rejects(loop.runUntilComplete(Promise.resolve(1)), { message: 'Event loop is closed' });
+  });
+
+  test('getEventLoop returns the set loop, else makes one; setEventLoop validates', () => {
+    const loop = newEventLoop();
+    setEventLoop(loop);
+    assert.equal(getEventLoop(), loop);
+    setEventLoop(null);
+    const made = getEventLoop();
+    assert.notEqual(made, loop);
+    assert.equal(getEventLoop(), made);
+    assert.throws(() => setEventLoop({} as never), TypeError);
+    loop.close();
+    made.close();
+    setEventLoop(null);
+  });
+
+  test('shutdownAsyncgens closes async generators that were iterated while the loop ran', async () => {
+    const loop = newEventLoop();
+    let finalized = false;
+    async function* gen(): AsyncGenerator<number> {
+      try {
+        yield 1;
+        yield 2;
+      } finally {
+        finalized = true;
+      }
+    }
+    await loop.runUntilComplete(async () => {
+      const g = gen();
+      await g.next();
+    });
+    assert.equal(finalized, false);
+    await loop.runUntilComplete(loop.shutdownAsyncgens());
+    assert.equal(finalized, true);
+    loop.close();
+  });
+
+  test('shutdownDefaultExecutor without an executor resolves; with one it waits, and warns past its timeout', async () => {
+    const loop = newEventLoop();
+    await loop.runUntilComplete(loop.shutdownDefaultExecutor());
+    let released = (): void => undefined;
+    const stuck = new Promise<void>((r) => (released = r));
+    loop._defaultExecutor = {
+      submit: () => Promise.reject(new Error('unused')),
+      shutdown: () => stuck,
+    };
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): number => warnings.push(w);
+    process.on('warning', onWarning);
+    await loop.runUntilComplete(loop.shutdownDefaultExecutor(0.02));
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    released();
+    assert.equal(warnings.length, 1);
+    assert.equal(warnings[0]!.name, 'RuntimeWarning');
+    assert.match(warnings[0]!.message, /did not finishing joining its threads within 0.02 seconds/);
+    loop.close();
+  });
+});
+
+describe('the exception handler', () => {
+  test('setExceptionHandler / getExceptionHandler; non-callable refused', () => {
+    const loop = newEventLoop();
+    assert.equal(loop.getExceptionHandler(), null);
+    const h = (): void => undefined;
+    loop.setExceptionHandler(h);
+    assert.equal(loop.getExceptionHandler(), h);
+    loop.setExceptionHandler(null);
+    assert.throws(() => loop.setExceptionHandler(5 as never), /A callable object or None is expected, got 5/);
+    loop.close();
+  });
+
+  test('a throwing exception handler is itself caught and logged by the default handler', async () => {
+    const lines: string[] = [];
+    const { default: pino } = await import('pino');
+    const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) });
+    const loop = newEventLoop({ logger });
+    loop.setExceptionHandler(() => {
+      throw new Error('handler broke');
+    });
+    loop.callSoon(() => {
+      throw new Error('cb broke');
+    });
+    let after = false;
+    loop.callSoon(() => (after = true));
+    await runOnce(loop);
+    assert.equal(after, true);
+    assert.equal(lines.length, 1);
+    const rec = JSON.parse(lines[0]!) as { msg: string; err: { message: string }; context: string };
+    assert.equal(rec.msg, 'Unhandled error in exception handler');
+    assert.equal(rec.err.message, 'handler broke');
+    assert.match(rec.context, /cb broke/);
+    loop.close();
+  });
+
+  test('defaultExceptionHandler logs one structured line through the loop logger', async () => {
+    const lines: string[] = [];
+    const { default: pino } = await import('pino');
+    const loop = newEventLoop({ logger: pino({}, { write: (s: string) => void lines.push(s) }) });
+    loop.callExceptionHandler({ message: 'something failed', exception: new Error('why'), protocol: { a: 1 } });
+    loop.callExceptionHandler({ message: '' });
+    const first = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.equal(first.msg, 'something failed');
+    assert.equal((first.err as { message: string }).message, 'why');
+    assert.equal(first.protocol, '{ a: 1 }');
+    assert.equal(first.level, 50);
+    assert.equal((JSON.parse(lines[1]!) as { msg: string }).msg, 'Unhandled exception in event loop');
+    loop.close();
+  });
+});
+
+describe('debug mode', () => {
+  test('getDebug/setDebug; LOOPWORK_DEBUG turns it on for new loops', () => {
+    const loop = newEventLoop();
+    const before = process.env.LOOPWORK_DEBUG;
+    assert.equal(loop.getDebug(), before === '1');
+    loop.setDebug(true);
+    assert.equal(loop.getDebug(), true);
+    process.env.LOOPWORK_DEBUG = '1';
+    const dbg = newEventLoop();
+    assert.equal(dbg.getDebug(), true);
+    if (before === undefined) delete process.env.LOOPWORK_DEBUG;
+    else process.env.LOOPWORK_DEBUG = before;
+    assert.equal(newEventLoop({ debug: false }).getDebug(), false);
+    loop.close();
+    dbg.close();
+  });
+
+  test('a slow callback is logged with where it was scheduled from', async () => {
+    const lines: string[] = [];
+    const { default: pino } = await import('pino');
+    const loop = newEventLoop({ debug: true, logger: pino({}, { write: (s: string) => void lines.push(s) }) });
+    assert.equal(loop.slowCallbackDuration, 0.1);
+    loop.slowCallbackDuration = 0.02;
+    loop.callSoon(function slowOne() {
+      const end = Date.now() + 40;
+      while (Date.now() < end);
+    });
+    loop.callSoon(function quickOne() {});
+    await runOnce(loop);
+    assert.equal(lines.length, 1);
+    const rec = JSON.parse(lines[0]!) as { msg: string; createdAt: string; seconds: number };
+    assert.match(
+      rec.msg,
+      /^Executing <Handle slowOne\(\) created at .*base-event-loop\.test\.ts.*> took 0\.0\d\d seconds$/,
+    );
+    assert.match(rec.createdAt, /base-event-loop\.test\.ts/);
+    assert.ok(rec.seconds >= 0.02);
+    loop.close();
+  });
+});
+
+describe('sleep and iterations', () => {
+  test('sleep(0) yields exactly one iteration; sleep(d) waits d seconds', async () => {
+    const loop = newEventLoop();
+    const got: string[] = [];
+    await loop.runUntilComplete(async () => {
+      loop.callSoon(() => got.push('cb1'));
+      await sleep(0);
+      got.push('after-sleep0');
+      const t0 = loop.time();
+      const r = await sleep(0.03, 'result');
+      got.push(r);
+      assert.ok(loop.time() - t0 >= 0.03);
+    });
+    assert.deepEqual(got, ['cb1', 'after-sleep0', 'result']);
+    loop.close();
+  });
+
+  test('a cancelled task in sleep sees CancelledError and the timer is cancelled', async () => {
+    const loop = newEventLoop();
+    await loop.runUntilComplete(async () => {
+      const t = loop.createTask(() => sleep(10));
+      await sleep(0.01);
+      t.cancel();
+      await assert.rejects(async () => {
+        await t;
+      }, CancelledError);
+    });
+    loop.close();
+  });
+});

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Context, ContextVar, Token, copyContext, currentTask, newEventLoop, sleep } from '@loopwork/core';
+
+test('get/set/reset with default and tokens', () => {
+  const v = new ContextVar<number>('v', { default: 1 });
+  const ctx = new Context();
+  ctx.run(() => {
+    assert.equal(v.get(), 1);
+    const t = v.set(2);
+    assert.equal(v.get(), 2);
+    assert.equal(t.oldValue, Token.MISSING);
+    const t2 = v.set(3);
+    assert.equal(t2.oldValue, 2);
+    v.reset(t2);
+    assert.equal(v.get(), 2);
+    assert.throws(() => v.reset(t2), /has already been used once/);
+    v.reset(t);
+    assert.equal(v.get(), 1);
+  });
+  const noDefault = new ContextVar<string>('nd');
+  new Context().run(() => {
+    assert.throws(() => noDefault.get(), /has no value/);
+    assert.equal(noDefault.get('fallback'), 'fallback');
+  });
+});
+
+test('Context.run keeps changes in that context only; copies are independent', () => {
+  const v = new ContextVar<string>('v', { default: 'root' });
+  const a = copyContext();
+  a.run(() => v.set('a'));
+  const b = a.copy();
+  b.run(() => v.set('b'));
+  assert.equal(a.get(v), 'a');
+  assert.equal(b.get(v), 'b');
+  assert.equal(a.has(v), true);
+  assert.equal(new Context().get(v, 'dflt'), 'dflt');
+  assert.deepEqual([...b.keys()], [v]);
+});
+
+test('a context var set in a task is not seen by its parent; the task sees the parent value at creation', async () => {
+  const loop = newEventLoop();
+  const v = new ContextVar<string>('request', { default: '-' });
+  await loop.runUntilComplete(async () => {
+    v.set('parent');
+    const child = loop.createTask(async () => {
+      const seen = v.get();
+      v.set('child');
+      await sleep(0);
+      return [seen, v.get()];
+    });
+    v.set('parent-after-create');
+    assert.deepEqual(await child, ['parent', 'child']);
+    assert.equal(v.get(), 'parent-after-create');
+  });
+  loop.close();
+});
+
+test('a task runs in the context given to createTask; a callback in the context given to callSoon', async () => {
+  const loop = newEventLoop();
+  const v = new ContextVar<number>('n', { default: 0 });
+  const ctx = new Context();
+  ctx.run(() => v.set(42));
+  await loop.runUntilComplete(async () => {
+    const t = loop.createTask(async () => v.get(), { context: ctx });
+    assert.equal(await t, 42);
+    assert.equal(t.getContext(), ctx);
+    const got = loop.createFuture<number>();
+    loop.callSoon(() => got.setResult(v.get()), { context: ctx });
+    assert.equal(await got, 42);
+    assert.equal(currentTask()?.getContext().has(v), false);
+  });
+  loop.close();
+});

@@ -1,0 +1,329 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  ALL_COMPLETED,
+  CancelledError,
+  FIRST_COMPLETED,
+  FIRST_EXCEPTION,
+  Future,
+  Task,
+  TimeoutError,
+  allTasks,
+  asCompleted,
+  createTask,
+  currentTask,
+  gather,
+  getRunningLoop,
+  newEventLoop,
+  shield,
+  sleep,
+  wait,
+  waitFor,
+} from '@loopwork/core';
+import type { BaseEventLoop, ExceptionContext } from '@loopwork/core';
+
+function withLoop<T>(body: (loop: BaseEventLoop) => Promise<T>): Promise<T> {
+  const loop = newEventLoop();
+  return loop.runUntilComplete(() => body(loop)).finally(() => loop.close());
+}
+
+const isCancelled = (e: unknown): boolean => CancelledError.isInstance(e);
+
+describe('Task', () => {
+  test('runs its coroutine on the next iteration and resolves with its result', () =>
+    withLoop(async (loop) => {
+      let started = false;
+      const t = loop.createTask(async () => {
+        started = true;
+        return 5;
+      });
+      assert.ok(t instanceof Task && t instanceof Future);
+      assert.equal(started, false, 'a task starts on the next iteration, as in asyncio');
+      assert.equal(await t, 5);
+      assert.equal(t.result(), 5);
+    }));
+
+  test('cancel() raises CancelledError at the current await; finally runs; the task ends cancelled', () =>
+    withLoop(async (loop) => {
+      const log: string[] = [];
+      const t = loop.createTask(async () => {
+        try {
+          log.push('start');
+          await loop.createFuture();
+          log.push('never');
+        } finally {
+          log.push('finally');
+        }
+      });
+      await sleep(0);
+      assert.equal(t.cancel('stop it'), true);
+      await assert.rejects(
+        async () => await t,
+        (e: unknown) => isCancelled(e) && (e as Error).message === 'stop it',
+      );
+      assert.deepEqual(log, ['start', 'finally']);
+      assert.equal(t.cancelled(), true);
+      assert.equal(t.cancel(), false, 'cancelling a done task is false');
+    }));
+
+  test('cancel() through nested async functions reaches the innermost awaited Future', () =>
+    withLoop(async (loop) => {
+      const inner = loop.createFuture();
+      const deep = async (): Promise<void> => {
+        await inner;
+      };
+      const t = loop.createTask(async () => {
+        await (async () => await deep())();
+      });
+      await sleep(0);
+      t.cancel();
+      await assert.rejects(async () => await t, isCancelled);
+      assert.equal(inner.cancelled(), true);
+    }));
+
+  test('a task cancelled before it starts never runs its coroutine', () =>
+    withLoop(async (loop) => {
+      let ran = false;
+      const t = loop.createTask(async () => {
+        ran = true;
+      });
+      t.cancel();
+      await assert.rejects(async () => await t, isCancelled);
+      assert.equal(ran, false);
+    }));
+
+  test('a task awaiting a native promise is cancelled at its next await of a loop Future, and its signal aborts at once', () =>
+    withLoop(async (loop) => {
+      let aborted = false;
+      let after = '';
+      const t = loop.createTask(async () => {
+        const task = currentTask()!;
+        task.signal.addEventListener('abort', () => (aborted = true));
+        await new Promise((r) => setTimeout(r, 20));
+        after = 'resumed';
+        await sleep(0);
+        after = 'not reached';
+      });
+      await sleep(0.005);
+      t.cancel();
+      assert.equal(aborted, true);
+      await assert.rejects(async () => await t, isCancelled);
+      assert.equal(after, 'resumed');
+    }));
+
+  test('a coroutine that catches CancelledError goes on; cancelling() counts, uncancel() decrements', () =>
+    withLoop(async (loop) => {
+      const t = loop.createTask(async () => {
+        try {
+          await sleep(10);
+        } catch (e) {
+          assert.ok(isCancelled(e));
+        }
+        const me = currentTask()!;
+        assert.equal(me.cancelling(), 1);
+        assert.equal(me.uncancel(), 0);
+        return 'survived';
+      });
+      await sleep(0);
+      t.cancel();
+      assert.equal(await t, 'survived');
+    }));
+
+  test('awaiting a task that is cancelled cancels the awaiter too (cancel propagates down)', () =>
+    withLoop(async (loop) => {
+      const child = loop.createTask(() => sleep(10));
+      const parent = loop.createTask(async () => await child);
+      await sleep(0.001);
+      parent.cancel();
+      await assert.rejects(async () => await parent, isCancelled);
+      assert.equal(child.cancelled(), true);
+    }));
+
+  test('an exception in the coroutine becomes the task exception', () =>
+    withLoop(async (loop) => {
+      const t = loop.createTask(async () => {
+        await sleep(0);
+        throw new Error('inside');
+      });
+      await assert.rejects(async () => await t, /inside/);
+      assert.equal((t.exception() as Error).message, 'inside');
+    }));
+
+  test('names, getCoro, setResult refused, currentTask, allTasks', () =>
+    withLoop(async (loop) => {
+      const coro = async (): Promise<string | undefined> => currentTask()?.getName();
+      const t = loop.createTask(coro, { name: 'worker' });
+      assert.equal(t.getName(), 'worker');
+      t.setName('renamed');
+      assert.equal(t.getCoro(), coro);
+      assert.throws(() => t.setResult('x'), /Task does not support set_result operation/);
+      assert.throws(() => t.setException(new Error()), /Task does not support set_exception operation/);
+      assert.ok(allTasks(loop).has(t));
+      assert.equal(await t, 'renamed');
+      assert.equal(allTasks(loop).has(t), false);
+      assert.match(loop.createTask(async () => undefined).getName(), /^Task-\d+$/);
+      assert.equal(currentTask()?.getName().startsWith('Task-'), true);
+    }));
+
+  test('currentTask() is null in a plain callback, even one scheduled from a task', () =>
+    withLoop(async (loop) => {
+      let inCallback: unknown = 'unset';
+      const done = loop.createFuture();
+      loop.callSoon(() => {
+        inCallback = currentTask();
+        done.setResult(null);
+      });
+      await done;
+      assert.equal(inCallback, null);
+      assert.notEqual(currentTask(), null);
+    }));
+
+  test('a task factory makes the tasks; getTaskFactory returns it', () =>
+    withLoop(async (loop) => {
+      const made: string[] = [];
+      loop.setTaskFactory((l, coro, opts) => {
+        made.push(String(opts.name));
+        return new Task(coro, { loop: l, context: opts.context ?? null });
+      });
+      assert.equal(typeof loop.getTaskFactory(), 'function');
+      const t = loop.createTask(async () => 1, { name: 'via-factory' });
+      assert.equal(t.getName(), 'via-factory');
+      assert.deepEqual(made, ['via-factory']);
+      await t;
+      loop.setTaskFactory(null);
+      assert.equal(loop.getTaskFactory(), null);
+      assert.throws(() => loop.setTaskFactory(3 as never), TypeError);
+    }));
+
+  test('createTask() outside a running loop is refused', () => {
+    assert.throws(() => createTask(async () => undefined), { message: 'no running event loop' });
+  });
+
+  test('an unretrieved task exception is reported when the loop closes', async () => {
+    const loop = newEventLoop();
+    const errors: ExceptionContext[] = [];
+    loop.setExceptionHandler((_l, c) => errors.push(c));
+    await loop.runUntilComplete(async () => {
+      loop.createTask(async () => {
+        throw new Error('nobody looks');
+      });
+      await sleep(0.001);
+    });
+    loop.close();
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.message, 'Task exception was never retrieved');
+  });
+});
+
+describe('gather', () => {
+  test('gives results in order, of futures, promises and coroutine functions', () =>
+    withLoop(async () => {
+      const r = await gather(sleep(0.02, 'a'), async () => 'b', Promise.resolve('c'));
+      assert.deepEqual(r, ['a', 'b', 'c']);
+      assert.deepEqual(await gather(), []);
+    }));
+
+  test('the first exception rejects; with returnExceptions, errors are in the results', () =>
+    withLoop(async () => {
+      const boom = new Error('boom');
+      await assert.rejects(
+        async () =>
+          await gather(
+            async () => {
+              throw boom;
+            },
+            () => sleep(0.01, 1),
+          ),
+        (e) => e === boom,
+      );
+      const r = await gather(
+        async () => {
+          throw boom;
+        },
+        () => sleep(0, 2),
+        { returnExceptions: true },
+      );
+      assert.deepEqual(r, [boom, 2]);
+    }));
+
+  test('cancelling the gathered future cancels every child', () =>
+    withLoop(async (loop) => {
+      const a = loop.createTask(() => sleep(10));
+      const b = loop.createTask(() => sleep(10));
+      const g = gather(a, b);
+      await sleep(0.001);
+      assert.equal(g.cancel(), true);
+      await assert.rejects(async () => await g, isCancelled);
+      assert.equal(a.cancelled(), true);
+      assert.equal(b.cancelled(), true);
+    }));
+});
+
+describe('wait, waitFor, shield, asCompleted', () => {
+  test('wait with ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION and timeout', () =>
+    withLoop(async (loop) => {
+      const fast = loop.createTask(() => sleep(0.01, 'fast'));
+      const slow = loop.createTask(() => sleep(0.2, 'slow'));
+      let [done, pending] = await wait([fast, slow], { returnWhen: FIRST_COMPLETED });
+      assert.deepEqual([...done], [fast]);
+      assert.deepEqual([...pending], [slow]);
+      [done, pending] = await wait([slow], { timeout: 0.01 });
+      assert.equal(done.size, 0);
+      assert.equal(pending.size, 1);
+      const bad = loop.createTask(async () => {
+        throw new Error('x');
+      });
+      [done, pending] = await wait([bad, slow], { returnWhen: FIRST_EXCEPTION });
+      assert.ok(done.has(bad));
+      assert.ok(pending.has(slow));
+      bad.exception();
+      [done, pending] = await wait([slow, fast], { returnWhen: ALL_COMPLETED });
+      assert.equal(done.size, 2);
+      await assert.rejects(wait([]), { message: 'Set of Tasks/Futures is empty.' });
+      await assert.rejects(wait([Promise.resolve() as never]), {
+        message: 'Passing coroutines is forbidden, use tasks explicitly.',
+      });
+    }));
+
+  test('waitFor times out with TimeoutError and cancels the awaitable; a fast one returns', () =>
+    withLoop(async (loop) => {
+      const inner = loop.createTask(() => sleep(10));
+      await assert.rejects(waitFor(inner, 0.02), TimeoutError);
+      assert.equal(inner.cancelled(), true);
+      assert.equal(await waitFor(sleep(0.001, 'ok'), 1), 'ok');
+      assert.equal(await waitFor(sleep(0, 'none'), null), 'none');
+      const slow = loop.createTask(() => sleep(10));
+      await assert.rejects(waitFor(slow, 0), TimeoutError);
+      assert.equal(slow.cancelled(), true);
+    }));
+
+  test('shield keeps the inner task running when the outer is cancelled', () =>
+    withLoop(async (loop) => {
+      const inner = loop.createTask(() => sleep(0.02, 'inner-done'));
+      const outer = loop.createTask(async () => await shield(inner));
+      await sleep(0.001);
+      outer.cancel();
+      await assert.rejects(async () => await outer, isCancelled);
+      assert.equal(await inner, 'inner-done');
+    }));
+
+  test('asCompleted gives results in completion order, and done futures with for await', () =>
+    withLoop(async () => {
+      const order: string[] = [];
+      for (const next of asCompleted([sleep(0.03, 'c'), sleep(0.01, 'a'), sleep(0.02, 'b')])) order.push(await next);
+      assert.deepEqual(order, ['a', 'b', 'c']);
+      const futs: Future<string>[] = [];
+      for await (const f of asCompleted([sleep(0.02, 'y'), sleep(0.01, 'x')])) futs.push(f);
+      assert.deepEqual(
+        futs.map((f) => f.result()),
+        ['x', 'y'],
+      );
+      const it = asCompleted([sleep(1)], { timeout: 0.01 });
+      for (const next of it) await assert.rejects(next, TimeoutError);
+    }));
+});
+
+test('getRunningLoop inside a task is its loop', () =>
+  withLoop(async (loop) => {
+    assert.equal(getRunningLoop(), loop);
+  }));
