@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CancelledError, Future, InvalidStateError, isFuture, newEventLoop } from '@loopwork/core';
-import type { BaseEventLoop, ExceptionContext } from '@loopwork/core';
+import { CancelledError, InvalidStateError, isFuture, newEventLoop } from '@loopwork/core';
+import type { BaseEventLoop, ExceptionContext, Future } from '@loopwork/core';
 
 async function iterate(loop: BaseEventLoop, n = 1): Promise<void> {
   for (let i = 0; i < n; i++) {
