@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startExample } from './run-example.js';
+
+test('hello world with callSoon prints once and exits 0', async () => {
+  const r = await startExample('hello-world.ts');
+  assert.equal(r.stdout, 'Hello World\n');
+  assert.equal(r.code, 0);
+});
+
+test('the date printer prints the date every interval until the end time', async () => {
+  const r = await startExample('date-printer.ts', ['1', '0.2']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.ok(lines.length >= 4 && lines.length <= 6, `got ${lines.length} lines`);
+  const times = lines.map((l) => Date.parse(l));
+  assert.ok(times.every((t) => Number.isFinite(t)));
+  for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 190, 'about 0.2 s apart');
+});
+
+test('the flagship starts, prints, and stops on Ctrl-C (SIGINT) with exit code 0', async () => {
+  let sent = false;
+  const r = await startExample('flagship.ts', [], (out, child) => {
+    if (!sent && out.includes('Hello World') && out.includes('loop.time()')) {
+      sent = true;
+      child.kill('SIGINT');
+    }
+  });
+  assert.match(r.stdout, /Hello World \(callSoon\)/);
+  assert.match(r.stdout, /stopped\n$/);
+  assert.equal(r.code, 0);
+});
