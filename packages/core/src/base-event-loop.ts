@@ -2,14 +2,13 @@
  * The platform-independent event loop (asyncio's `base_events.py`): the ready queue, the timers, running and
  * stopping, futures and tasks, the exception handler and debug mode.
  *
- * What depends on the platform is left to a subclass through a few hooks (`_armTicks`, `_armBoundary`,
+ * What depends on the platform is left to a subclass through a few hooks (`_armIteration`, `_continueBatch`,
  * `_armTimer`, `_disarmTimer`, `_keepAlive`, `time`); `NodeEventLoop` fills them in on Node's own loop.
  *
- * How an iteration works: every ready handle has one "tick" armed on the platform (on Node, one `setImmediate`
- * each, so that microtasks — task steps — drain between handles), and one "boundary" is armed after the batch.
- * The boundary ends the iteration: it moves due timers to the ready queue, honours `stop()`, and arms the next
- * boundary only when there is more to do, so an idle loop costs nothing. Handles scheduled during an iteration get
- * ticks that the platform runs after the boundary, that is, in the next iteration, as asyncio's `_run_once` does.
+ * An iteration is asyncio's `_run_once`: due timers join the ready queue, then exactly the handles ready at that
+ * moment run, in order; handles scheduled meanwhile wait for the next iteration. Between two handles the
+ * platform drains every microtask (so task steps and plain callbacks interleave as in asyncio) without going back
+ * to its event loop; between two iterations it polls I/O. An idle loop arms nothing but its earliest timer.
  *
  * @module
  */
@@ -18,7 +17,7 @@ import { inspect } from 'node:util';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { Context } from './context.js';
-import { captureContext, currentScopeTask } from './context.js';
+import { captureContext, currentScopeTask, enterScope } from './context.js';
 import { Deque } from './deque.js';
 import {
   InvalidArgTypeError,
@@ -31,6 +30,7 @@ import {
 import { Future, isFuture } from './futures.js';
 import type { Callback, ExceptionContextInput } from './handles.js';
 import { Handle, TimerHandle } from './handles.js';
+import type { Runnable } from './handles.js';
 import { isOptionsObject } from './options.js';
 import { peekRunningLoop, setRunningLoop } from './running.js';
 import type { Coroutine } from './tasks.js';
@@ -112,17 +112,19 @@ function checkCallback(callback: unknown, method: string): void {
  */
 export abstract class BaseEventLoop {
   /** @internal */
-  readonly _ready = new Deque<Handle>();
+  readonly _ready = new Deque<Runnable>();
   /** @internal */
   readonly _scheduled = new TimerHeap<TimerHandle>();
   /** @internal */
   _timerCancelledCount = 0;
   /** @internal */
   _timerSeq = 0;
-  /** @internal ticks armed on the platform and not yet run. */
-  _pendingTicks = 0;
-  /** @internal */
-  _boundaryArmed = false;
+  /** @internal an iteration is armed on the platform and has not started yet. */
+  _iterationArmed = false;
+  /** @internal handles of the current iteration still to run (0 between iterations). */
+  _ntodo = 0;
+  /** @internal true while an iteration runs its handles. */
+  _inIteration = false;
   /** @internal the deadline the platform timer is armed for, or Infinity. */
   _timerArmedFor = Infinity;
   /** @internal */
@@ -170,10 +172,13 @@ export abstract class BaseEventLoop {
 
   /** The loop's clock: monotonic seconds (a float), the time base of `callAt` and `TimerHandle.when()`. */
   abstract time(): number;
-  /** @internal Arms one tick: a platform callback that calls `_runTick()` once. */
-  protected abstract _armTick(): void;
-  /** @internal Arms the iteration boundary: a platform callback that calls `_runBoundary()` after the ticks. */
-  protected abstract _armBoundary(): void;
+  /** @internal Arms an iteration: a platform callback that calls `_runOnce()` after polling I/O. */
+  protected abstract _armIteration(): void;
+  /**
+   * @internal Calls `_runNextHandle()` once every microtask queued so far, and those they queue, has run,
+   * without polling I/O in between.
+   */
+  protected abstract _continueBatch(): void;
   /** @internal Arms the platform timer to call `_runTimer()` in `delay` seconds, replacing any armed one. */
   protected abstract _armTimer(delay: number): void;
   /** @internal Disarms the platform timer. */
@@ -213,11 +218,7 @@ export abstract class BaseEventLoop {
     setRunningLoop(this);
     this._previousFirstiter = setAsyncgenFirstiter((agen) => this._asyncgenFirstiter(agen));
     this._keepAlive(true);
-    for (let n = this._ready.length - this._pendingTicks; n > 0; n--) {
-      this._pendingTicks++;
-      this._armTick();
-    }
-    this._armBoundaryOnce();
+    this._wake();
     await done;
   }
 
@@ -376,7 +377,7 @@ export abstract class BaseEventLoop {
     }
     const handle = new Handle(callback as Callback, args, this, context);
     this._ready.push(handle);
-    if (this._running) this._wake();
+    if (this._running && !this._iterationArmed && !this._inIteration) this._wake();
     return handle;
   }
 
@@ -442,7 +443,9 @@ export abstract class BaseEventLoop {
     const timer = new TimerHandle(when, this._timerSeq++, callback, args, this, context);
     timer._scheduled = true;
     this._scheduled.push(timer);
-    if (this._running && !this._boundaryArmed && when < this._timerArmedFor) this._armTimerFor(when);
+    if (this._running && !this._iterationArmed && !this._inIteration && when < this._timerArmedFor) {
+      this._armTimerFor(when);
+    }
     return timer;
   }
 
@@ -451,7 +454,7 @@ export abstract class BaseEventLoop {
     this._checkClosed();
     const handle = new Handle(callback as Callback, args, this, context);
     this._ready.push(handle);
-    if (this._running) this._wake();
+    if (this._running && !this._iterationArmed && !this._inIteration) this._wake();
     return handle;
   }
 
@@ -462,60 +465,70 @@ export abstract class BaseEventLoop {
 
   // ---- the iteration machinery (the only place where callbacks are actually called) -------------------------
 
-  /** @internal A handle was queued while running: give it a tick, and make sure a boundary follows. */
+  /** @internal A handle was queued: make sure an iteration will run it (when the loop runs). */
   _wake(): void {
-    this._pendingTicks++;
-    this._armTick();
-    if (!this._boundaryArmed) {
-      this._boundaryArmed = true;
-      this._armBoundary();
+    if (this._running && !this._iterationArmed && !this._inIteration) {
+      this._iterationArmed = true;
+      this._armIteration();
     }
+  }
+
+  /** @internal One iteration (asyncio's `_run_once`). Called by the platform after it polled I/O. */
+  _runOnce(): void {
+    this._iterationArmed = false;
+    if (!this._running || this._inIteration) return;
+    // Whatever async context armed this iteration, its callbacks start from the root one.
+    enterScope(null);
+    this._processTimers();
+    this._ntodo = this._ready.length;
+    this._inIteration = true;
+    this._runNextHandle();
+  }
+
+  /**
+   * @internal Runs the next handle of the current iteration, or ends the iteration. This is the only place where
+   * callbacks are actually called.
+   */
+  _runNextHandle(): void {
+    while (this._ntodo > 0) {
+      this._ntodo--;
+      const handle = this._ready.shift() as Runnable;
+      if (handle._cancelled) continue;
+      if (this._debug) {
+        const t0 = this.time();
+        handle._run();
+        const dt = this.time() - t0;
+        if (dt >= this.slowCallbackDuration) this._reportSlowCallback(handle, dt);
+      } else {
+        handle._run();
+      }
+      this._continueBatch();
+      return;
+    }
+    this._endIteration();
   }
 
   /** @internal */
-  _armBoundaryOnce(): void {
-    if (!this._boundaryArmed) {
-      this._boundaryArmed = true;
-      this._armBoundary();
-    }
-  }
-
-  /** @internal Runs the handle at the head of the ready queue. Called by the platform, once per armed tick. */
-  _runTick(): void {
-    this._pendingTicks--;
-    // A tick armed before stop() may fire while the loop is stopped: the handle waits for the next run.
-    if (!this._running) return;
-    const handle = this._ready.shift();
-    if (handle === undefined || handle._cancelled) return;
-    if (!this._debug) {
-      handle._run();
-      return;
-    }
-    const t0 = this.time();
-    handle._run();
-    const dt = this.time() - t0;
-    if (dt >= this.slowCallbackDuration) this._reportSlowCallback(handle, dt);
-  }
-
-  /** @internal Ends an iteration. Called by the platform after the ticks armed before it. */
-  _runBoundary(): void {
-    this._boundaryArmed = false;
-    if (!this._running) return;
+  _endIteration(): void {
+    this._inIteration = false;
     if (this._stopping) {
       this._finishRun();
       return;
     }
-    this._processTimers();
-    if (this._ready.length > 0) this._armBoundaryOnce();
-    else this._armNextTimer();
+    if (this._ready.length > 0) {
+      this._iterationArmed = true;
+      this._armIteration();
+    } else {
+      this._armNextTimer();
+    }
   }
 
   /** @internal The platform timer fired. */
   _runTimer(): void {
     this._timerArmedFor = Infinity;
-    if (!this._running) return;
-    this._processTimers();
-    if (this._ready.length === 0) this._armNextTimer();
+    if (!this._running || this._iterationArmed || this._inIteration) return;
+    this._iterationArmed = true;
+    this._armIteration();
   }
 
   /** @internal Moves every due timer to the ready queue, dropping cancelled ones. */
@@ -544,7 +557,6 @@ export abstract class BaseEventLoop {
       heap.pop();
       t._scheduled = false;
       this._ready.push(t);
-      this._wake();
     }
   }
 
@@ -570,8 +582,14 @@ export abstract class BaseEventLoop {
 
   /** @internal */
   _armTimerFor(when: number): void {
+    const delay = when - this.time();
+    if (delay <= 0) {
+      // Already due: the next iteration takes it, with no platform timer in between.
+      this._wake();
+      return;
+    }
     this._timerArmedFor = when;
-    this._armTimer(Math.max(0, when - this.time()));
+    this._armTimer(delay);
   }
 
   /** @internal */
@@ -589,10 +607,18 @@ export abstract class BaseEventLoop {
     resolve?.();
   }
 
+  /** @internal Queues one of the loop's own runnables (lighter than a Handle) for the next iteration. */
+  _pushRunnable(r: Runnable): void {
+    this._checkClosed();
+    this._ready.push(r);
+    if (this._running && !this._iterationArmed && !this._inIteration) this._wake();
+  }
+
   /** @internal */
-  _reportSlowCallback(handle: Handle, seconds: number): void {
+  _reportSlowCallback(handle: Runnable, seconds: number): void {
     const message = `Executing ${inspect(handle)} took ${seconds.toFixed(3)} seconds`;
-    this.logger.warn({ handle: handle._describe(), seconds, createdAt: handle._sourceTraceback }, message);
+    const h = handle as Partial<Handle>;
+    this.logger.warn({ handle: h._describe?.() ?? inspect(handle), seconds, createdAt: h._sourceTraceback }, message);
     if (slowCallbackChannel.hasSubscribers) slowCallbackChannel.publish({ loop: this, handle, seconds });
   }
 

@@ -22,7 +22,12 @@ export interface Scope {
 
 const storage = new AsyncLocalStorage<Scope>();
 
-/** True once any context variable was set or any scope entered: before that, every context is the empty one. */
+/**
+ * True once a context variable was set (or a context entered with `Context.run`): before that, every context is
+ * the empty one, so callbacks need not capture or enter any.
+ */
+let varsInUse = false;
+/** True once any scope was entered (a task started): from then on, the current task must be looked up. */
 let inUse = false;
 
 /**
@@ -57,6 +62,7 @@ export class Context {
       throw new InvalidArgTypeError(`a callable object was expected by Context.run(), got ${String(fn)}`);
     }
     inUse = true;
+    varsInUse = true;
     return storage.run(scopeOf(this), fn, ...args);
   }
 
@@ -138,7 +144,7 @@ export function copyContext(): Context {
  * (the callback may then run in whatever context without any difference), else a copy of the current context.
  */
 export function captureContext(): Context | null {
-  return inUse ? current().copy() : null;
+  return varsInUse ? current().copy() : null;
 }
 
 /** @internal Makes `ctx` (and optionally `task`) current for the rest of the current synchronous run. */
@@ -147,6 +153,12 @@ export function enterScope(ctx: Context | null, task: object | null = null): voi
   inUse = true;
   const c = ctx ?? rootContext;
   storage.enterWith(task === null ? scopeOf(c) : { context: c, task });
+}
+
+/** @internal Calls `fn(...args)` with `ctx` as the current context (and no current task). */
+export function callInContext(ctx: Context, fn: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+  inUse = true;
+  return storage.run(scopeOf(ctx), fn, ...args);
 }
 
 /** @internal Runs `fn` with `ctx` current and `task` as the running task. */
@@ -227,6 +239,7 @@ export class ContextVar<T> {
    */
   set(value: T): Token<T> {
     inUse = true;
+    varsInUse = true;
     const ctx = current();
     const old = ctx._data.has(this as ContextVar<unknown>)
       ? (ctx._data.get(this as ContextVar<unknown>) as T)

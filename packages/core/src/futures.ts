@@ -30,7 +30,8 @@ const BRAND = Symbol.for('loopwork.future');
 export type DoneCallback<F> = (future: F) => unknown;
 
 interface CallbackEntry {
-  fn: (arg: never) => unknown;
+  /** `null` for a `then()` waiter, which is queued itself (`arg`). */
+  fn: ((arg: never) => unknown) | null;
   arg: unknown;
   context: Context | null;
   /** The user's callback, for `removeDoneCallback` (the entry's fn may be a wrapper). */
@@ -253,11 +254,8 @@ export class Future<T = unknown> implements PromiseLike<T> {
       reject = b;
     });
     const waiter = new ThenWaiter<T, R1, R2>(this, task, onfulfilled, onrejected, resolve, reject);
-    if (this._state !== FutureState.PENDING) {
-      this._loop._callSoonInternal(wakeThenWaiter, [waiter], null);
-    } else {
-      this._callbacks.push({ fn: wakeThenWaiter as (arg: never) => unknown, arg: waiter, context: null, key: waiter });
-    }
+    if (this._state !== FutureState.PENDING) this._loop._pushRunnable(waiter);
+    else this._callbacks.push({ fn: null, arg: waiter, context: null, key: waiter });
     if (task !== null && task !== (this as unknown)) {
       // asyncio's Task.__step: the task now waits on this future; a cancel() requested while the task was not
       // suspended on a future is carried out on the first future it awaits.
@@ -275,7 +273,10 @@ export class Future<T = unknown> implements PromiseLike<T> {
     if (callbacks.length === 0) return;
     this._callbacks = [];
     const loop = this._loop;
-    for (const e of callbacks) loop._callSoonInternal(e.fn as (arg: unknown) => unknown, [e.arg], e.context);
+    for (const e of callbacks) {
+      if (e.fn === null) loop._pushRunnable(e.arg as ThenWaiter<unknown, unknown, unknown>);
+      else loop._callSoonInternal(e.fn as (arg: unknown) => unknown, [e.arg], e.context);
+    }
   }
 
   /** @internal */
@@ -323,8 +324,9 @@ export class Future<T = unknown> implements PromiseLike<T> {
   }
 }
 
-/** The pending `then()` of one awaiter. */
+/** The pending `then()` of one awaiter; queued on the loop itself (no Handle) when the future is done. */
 class ThenWaiter<T, R1, R2> {
+  readonly _cancelled = false;
   constructor(
     readonly future: Future<T>,
     readonly task: AwaitingTask | null,
@@ -342,6 +344,11 @@ class ThenWaiter<T, R1, R2> {
     } catch (e) {
       this.reject(e);
     }
+  }
+
+  /** Delivers the future's outcome (or the task's pending cancellation) to the awaiter. */
+  _run(): void {
+    wakeThenWaiter(this as ThenWaiter<unknown, unknown, unknown>);
   }
 
   fail(reason: unknown): void {

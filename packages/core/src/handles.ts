@@ -5,11 +5,20 @@
  */
 import { inspect } from 'node:util';
 import type { Context } from './context.js';
-import { copyContext, enterScope } from './context.js';
+import { callInContext, copyContext } from './context.js';
 import type { BaseEventLoop } from './base-event-loop.js';
 
 /** A callback scheduled on a loop, with its arguments. */
 export type Callback<A extends unknown[] = unknown[]> = (...args: A) => unknown;
+
+/**
+ * @internal What the loop's ready queue holds: something to run once, unless cancelled first. Handles are the
+ * public kind; the loop's own machinery (a Task waking up, `sleep(0)`) queues lighter objects.
+ */
+export interface Runnable {
+  readonly _cancelled: boolean;
+  _run(): void;
+}
 
 /**
  * A callback wrapper object returned by `loop.callSoon()` and `loop.callSoonThreadsafe()`.
@@ -17,7 +26,7 @@ export type Callback<A extends unknown[] = unknown[]> = (...args: A) => unknown;
  * A handle runs its callback at most once, in the context it was scheduled with. `cancel()` before it runs
  * means it never runs.
  */
-export class Handle {
+export class Handle implements Runnable {
   /** @internal */
   _callback: Callback | null;
   /** @internal */
@@ -70,10 +79,11 @@ export class Handle {
   _run(): void {
     const cb = this._callback;
     if (cb === null) return;
-    enterScope(this._context);
     try {
       const args = this._args as unknown[];
-      if (args.length === 0) cb();
+      const ctx = this._context;
+      if (ctx !== null) callInContext(ctx, cb, args);
+      else if (args.length === 0) cb();
       else cb(...args);
     } catch (exception) {
       const context: ExceptionContextInput = {

@@ -299,14 +299,42 @@ function runningOrCurrentLoop(): BaseEventLoop {
  * @param delay - seconds (a negative delay is 0).
  * @param result - what the promise resolves to.
  */
-export async function sleep<T = undefined>(delay: number, result?: T): Promise<T> {
+export function sleep<T = undefined>(delay: number, result?: T): Promise<T> {
+  if (delay > 0) return sleepFor(delay, result as T);
+  if (Number.isNaN(delay)) return Promise.reject(new ValueError('Invalid delay: NaN (NaN)'));
+  const loop = runningOrCurrentLoop();
+  return new Promise<T>((resolve, reject) => {
+    loop._pushRunnable(new Yield(currentScopeTask() as Task<unknown> | null, resolve, reject, result as T));
+  });
+}
+
+/**
+ * `sleep(0)`: resumes the awaiting task on the next iteration, as asyncio's bare `yield` does — or delivers the
+ * task's pending cancellation there.
+ */
+class Yield<T> {
+  readonly _cancelled = false;
+  constructor(
+    readonly task: Task<unknown> | null,
+    readonly resolve: (value: T) => void,
+    readonly reject: (error: unknown) => void,
+    readonly result: T,
+  ) {}
+
+  _run(): void {
+    const task = this.task;
+    if (task !== null && task._mustCancel) {
+      task._mustCancel = false;
+      this.reject(task._makeCancelledError());
+    } else {
+      this.resolve(this.result);
+    }
+  }
+}
+
+async function sleepFor<T>(delay: number, result: T): Promise<T> {
   const loop = runningOrCurrentLoop();
   const fut = loop.createFuture<T>();
-  if (!(delay > 0)) {
-    if (Number.isNaN(delay)) throw new ValueError('Invalid delay: NaN (NaN)');
-    loop._callSoonInternal(setResultUnlessCancelled as (f: unknown, r: unknown) => void, [fut, result], null);
-    return await fut;
-  }
   const h = loop.callLater(delay, setResultUnlessCancelled, fut, result);
   try {
     return await fut;
