@@ -28,7 +28,9 @@ export {
 export type { AsCompletedIterator, Awaitable, Coroutine, GatherOptions, TaskOptions, WaitOptions } from './tasks.js';
 export { Timeout, timeout, timeoutAt } from './timeouts.js';
 export { TaskGroup } from './taskgroups.js';
-export { BaseEventLoop, extendEventLoop } from './base-event-loop.js';
+// `export *` (not a named re-export): packages augment `BaseEventLoop` through '@loopwork/core', and TypeScript
+// merges such an augmentation into the class only through a star re-export.
+export * from './base-event-loop.js';
 export type {
   CreateTaskOptions,
   EventLoopOptions,
@@ -57,3 +59,5 @@ export type {
   Transport,
   WriteTransport,
 } from './transports.js';
+export * from './executors.js';
+export * from './dns.js';

@@ -363,8 +363,11 @@ const GATHER_KEYS = new Set(['returnExceptions']);
  * ```
  */
 export function gather<T extends readonly unknown[]>(
-  ...args: [...{ [K in keyof T]: Awaitable<T[K]> }, GatherOptions?]
+  ...aws: { [K in keyof T]: Awaitable<T[K]> }
 ): GatheringFuture<{ -readonly [K in keyof T]: T[K] }>;
+export function gather<T extends readonly unknown[]>(
+  ...args: [...aws: { [K in keyof T]: Awaitable<T[K]> }, options: GatherOptions]
+): GatheringFuture<{ -readonly [K in keyof T]: T[K] | Error }>;
 export function gather(...args: unknown[]): GatheringFuture<unknown[]> {
   const [aws, opts] = splitOptions<GatherOptions>(args, GATHER_KEYS);
   const returnExceptions = opts.returnExceptions === true;
