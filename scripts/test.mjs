@@ -5,7 +5,7 @@
 //   node scripts/test.mjs packages/core   the tests under one folder
 //   node scripts/test.mjs some.test.ts    one file
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,7 +29,11 @@ const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('--'));
 const targets = args.filter((a) => !a.startsWith('--'));
 const files = [];
-for (const t of targets.length ? targets : ['packages', 'apps', 'test']) collect(resolve(process.cwd(), t), files);
+for (const t of targets.length ? targets : ['packages', 'apps', 'test']) {
+  const path = resolve(process.cwd(), t);
+  if (targets.length === 0 && !existsSync(path)) continue;
+  collect(path, files);
+}
 if (files.length === 0) {
   console.error('test: no test files found');
   process.exit(1);
