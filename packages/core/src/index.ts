@@ -61,3 +61,5 @@ export type {
 } from './transports.js';
 export * from './executors.js';
 export * from './dns.js';
+export * from './unix-events.js';
+export * as native from './native.js';

@@ -37,6 +37,12 @@ for (const [name, num] of Object.entries(osConstants.signals)) {
   if (!SIGNAL_NAMES.has(num)) SIGNAL_NAMES.set(num, name as NodeJS.Signals);
 }
 const UNCATCHABLE = new Set([osConstants.signals.SIGKILL, osConstants.signals.SIGSTOP]);
+/**
+ * Signals Node ignores from startup (its writes report `EPIPE`/`EFBIG` instead). libuv resets a signal to its
+ * default action when its last listener goes, which for these would end the process at the next write to a
+ * closed pipe: their listener stays, which keeps them ignored, Node's own default.
+ */
+const IGNORED_BY_NODE = new Set([osConstants.signals.SIGPIPE, osConstants.signals.SIGXFSZ]);
 
 /** The process-wide listener of one signal and the loops that have a handler for it. */
 interface SignalListener {
@@ -187,8 +193,9 @@ export class NodeEventLoop extends BaseEventLoop {
 
   /**
    * Removes the handler of signal `sig` (asyncio's `remove_signal_handler`). When no loop has a handler for it
-   * any more, the signal gets its default disposition back (for `SIGINT`, `Runner`'s, if one runs). A handler
-   * already queued by a signal that arrived before still runs.
+   * any more, the signal gets its default disposition back (for `SIGINT`, `Runner`'s, if one runs; `SIGPIPE`
+   * and `SIGXFSZ` stay ignored, as Node has them). A handler already queued by a signal that arrived before
+   * still runs.
    *
    * @param sig - a signal number or name.
    * @returns true if a handler was removed, false if this loop had none for `sig`.
@@ -200,7 +207,7 @@ export class NodeEventLoop extends BaseEventLoop {
     const entry = signalListeners.get(num);
     if (entry !== undefined) {
       entry.loops.delete(this);
-      if (entry.loops.size === 0) {
+      if (entry.loops.size === 0 && !IGNORED_BY_NODE.has(num)) {
         signalListeners.delete(num);
         process.removeListener(SIGNAL_NAMES.get(num) as NodeJS.Signals, entry.listener);
       }
@@ -216,8 +223,7 @@ export class NodeEventLoop extends BaseEventLoop {
       this.removeSignalHandler(sig);
       return;
     }
-    this._ready.push(handle);
-    if (this._running) this._wake();
+    this._pushRunnable(handle);
   }
 }
 

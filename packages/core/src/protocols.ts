@@ -8,8 +8,9 @@
  * - `BufferedProtocol`: `start -> connectionMade [-> getBuffer -> bufferUpdated]* [-> eofReceived?] ->
  *   connectionLost -> end`
  * - `DatagramProtocol`: `start -> connectionMade [-> datagramReceived | errorReceived]* -> connectionLost -> end`
- * - `SubprocessProtocol`: `start -> connectionMade [-> pipeDataReceived(fd)*] [-> pipeConnectionLost(fd)]* ->
- *   processExited -> connectionLost? -> end`; all of a pipe's data comes before that pipe's `pipeConnectionLost`.
+ * - `SubprocessProtocol`: `start -> connectionMade [-> pipeDataReceived(fd)*] [-> pipeConnectionLost(fd)]* [->
+ *   processExited] -> end`, where all of a pipe's data comes before that pipe's `pipeConnectionLost`, and
+ *   `processExited` may come before the pipes' data and `pipeConnectionLost` (asyncio documents the same).
  *
  * `pauseWriting`/`resumeWriting` may come in between, any number of times, always alternating.
  *
