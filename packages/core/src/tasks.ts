@@ -390,7 +390,8 @@ export function gather(...args: unknown[]): GatheringFuture<unknown[]> {
     children.push(fut);
   }
   const outer = new GatheringFuture<unknown[]>(children, loop as BaseEventLoop);
-  const total = children.length;
+  // An awaitable passed twice is one child: count distinct futures, as asyncio does.
+  const total = seen.size;
   let finished = 0;
   const onChildDone = (fut: Future<unknown>): void => {
     finished++;

@@ -246,6 +246,12 @@ describe('gather', () => {
       assert.deepEqual(r, [boom, 2]);
     }));
 
+  test('an awaitable passed twice is awaited once and its result given twice', () =>
+    withLoop(async (loop) => {
+      const t = loop.createTask(() => sleep(0.001, 'same'));
+      assert.deepEqual(await gather(t, t, sleep(0, 'other')), ['same', 'same', 'other']);
+    }));
+
   test('cancelling the gathered future cancels every child', () =>
     withLoop(async (loop) => {
       const a = loop.createTask(() => sleep(10));
