@@ -40,6 +40,7 @@ export type {
   TaskFactory,
 } from './base-event-loop.js';
 export { NodeEventLoop } from './node-event-loop.js';
+export * from './unix-events.js';
 export { getEventLoop, getRunningLoop, getRunningLoopOrNull, newEventLoop, setEventLoop } from './events.js';
 export type { EventLoop } from './events.js';
 export { KeyboardInterrupt, Runner, run } from './runners.js';
@@ -61,5 +62,8 @@ export type {
 } from './transports.js';
 export * from './executors.js';
 export * from './dns.js';
-export * from './unix-events.js';
+export * from './socket-transport.js';
+export * from './socket.js';
+export * from './sock-methods.js';
+export * from './sendfile.js';
 export * as native from './native.js';

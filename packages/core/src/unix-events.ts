@@ -143,8 +143,8 @@ export function unregisterTransportFd(loop: BaseEventLoop, fd: number, transport
   if (transport === undefined || map.get(fd) === transport) map.delete(fd);
 }
 
-/** asyncio's `_ensure_fd_no_transport`. */
-function ensureFdNoTransport(loop: BaseEventLoop, fd: unknown): number {
+/** @internal asyncio's `_ensure_fd_no_transport` (the `sock*` methods call it too). */
+export function ensureFdNoTransport(loop: BaseEventLoop, fd: unknown): number {
   const fileno = fileobjToFd(fd);
   const transport = transportRegistry.get(loop)?.get(fileno);
   if (transport !== undefined && !transport.isClosing()) {
@@ -254,7 +254,7 @@ function startPoll(w: FdWatcher): void {
   w.mask = mask;
 }
 
-function addWatcher(loop: BaseEventLoop, fd: number, event: number, callback: Callback, args: unknown[]): void {
+function addWatcher(loop: BaseEventLoop, fd: number, event: number, callback: Callback, args: unknown[]): Handle {
   loop._checkClosed();
   const handle = new Handle(callback, args, loop, captureContext());
   let map = watcherRegistry.get(loop);
@@ -281,7 +281,7 @@ function addWatcher(loop: BaseEventLoop, fd: number, event: number, callback: Ca
     watcher.writeRunner._args = [watcher, WRITE];
     startPoll(watcher);
     map.set(fd, watcher);
-    return;
+    return handle;
   }
   const old = event === READ ? w.reader : w.writer;
   if (event === READ) w.reader = handle;
@@ -289,6 +289,7 @@ function addWatcher(loop: BaseEventLoop, fd: number, event: number, callback: Ca
   old?.cancel();
   if (w.poll === null) restartPoll(w);
   else updatePoll(w);
+  return handle;
 }
 
 function removeWatcher(loop: BaseEventLoop, fd: number, event: number): boolean {
@@ -1802,14 +1803,14 @@ extendEventLoop({
     requireNative();
     return removeWatcher(this, ensureFdNoTransport(this, fd), WRITE);
   },
-  _addReader(this: BaseEventLoop, fd: number, callback: Callback, ...args: unknown[]): void {
-    addWatcher(this, fd, READ, callback, args);
+  _addReader(this: BaseEventLoop, fd: number, callback: Callback, ...args: unknown[]): Handle {
+    return addWatcher(this, fd, READ, callback, args);
   },
   _removeReader(this: BaseEventLoop, fd: number): boolean {
     return removeWatcher(this, fd, READ);
   },
-  _addWriter(this: BaseEventLoop, fd: number, callback: Callback, ...args: unknown[]): void {
-    addWatcher(this, fd, WRITE, callback, args);
+  _addWriter(this: BaseEventLoop, fd: number, callback: Callback, ...args: unknown[]): Handle {
+    return addWatcher(this, fd, WRITE, callback, args);
   },
   _removeWriter(this: BaseEventLoop, fd: number): boolean {
     return removeWatcher(this, fd, WRITE);
@@ -1926,12 +1927,12 @@ declare module './base-event-loop.js' {
      * @returns true if `fd` was watched for writing.
      */
     removeWriter(fd: FileDescriptorLike): boolean;
-    /** @internal `addReader` for transports: no transport check. */
-    _addReader(fd: number, callback: Callback, ...args: unknown[]): void;
+    /** @internal `addReader` for transports: no transport check; returns the registered Handle. */
+    _addReader(fd: number, callback: Callback, ...args: unknown[]): Handle;
     /** @internal */
     _removeReader(fd: number): boolean;
-    /** @internal `addWriter` for transports: no transport check. */
-    _addWriter(fd: number, callback: Callback, ...args: unknown[]): void;
+    /** @internal `addWriter` for transports: no transport check; returns the registered Handle. */
+    _addWriter(fd: number, callback: Callback, ...args: unknown[]): Handle;
     /** @internal */
     _removeWriter(fd: number): boolean;
 

@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+// The benchmark harness: runs the workloads of bench/<group>/workloads.mjs, every registered system side by side
+// in one run, interleaved (A B C, B C A, …) for several rounds, and reports medians, ratios and goals.
+//   node bench/run.mjs [name…] [--smoke] [--rounds N] [--duration S] [--full] [--dist] [--list] [--no-install]
+//                      [--quiet-wait S]
+// A name selects a group (`core`), a workload (`net/tcp-protocol-1KiB-c10`) or a prefix (`net/tcp-protocol`).
+// See bench/README.md.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureRequirements, machineInfo, pinning, root } from './lib/env.mjs';
+import { SystemFailure, machineBusyPct, shellLine } from './lib/proc.mjs';
+import { formatValue, rowsOf, writeResults } from './lib/report.mjs';
+import { summarize } from './lib/stats.mjs';
+
+const benchDir = fileURLToPath(new URL('.', import.meta.url));
+const { values: opt, positionals: names } = parseArgs({
+  allowPositionals: true,
+  options: {
+    smoke: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    full: { type: 'boolean', default: false },
+    dist: { type: 'boolean', default: false },
+    list: { type: 'boolean', default: false },
+    'no-install': { type: 'boolean', default: false },
+    'quiet-wait': { type: 'string' },
+  },
+});
+
+const ctx = {
+  root,
+  smoke: opt.smoke,
+  full: opt.full,
+  dist: opt.dist,
+  rounds: opt.rounds ? Number(opt.rounds) : opt.smoke ? 1 : 5,
+  duration: opt.duration ? Number(opt.duration) : undefined,
+  quietWait: opt['quiet-wait'] ? Number(opt['quiet-wait']) : opt.smoke ? 0 : 5,
+};
+
+const GROUP_ORDER = ['core', 'net', 'mem', 'http'];
+const groupRank = (name) => (GROUP_ORDER.includes(name) ? GROUP_ORDER.indexOf(name) : GROUP_ORDER.length);
+
+async function loadWorkloads() {
+  const all = [];
+  const groups = readdirSync(benchDir, { withFileTypes: true }).sort((a, b) => groupRank(a.name) - groupRank(b.name));
+  for (const group of groups) {
+    if (!group.isDirectory() || ['lib', 'results', 'node_modules'].includes(group.name)) continue;
+    let mod;
+    try {
+      mod = await import(new URL(`./${group.name}/workloads.mjs`, import.meta.url).href);
+    } catch (e) {
+      if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(`${group.name}/workloads.mjs`)) continue;
+      throw e;
+    }
+    all.push(...mod.default(ctx));
+  }
+  return all;
+}
+
+/** Smoke runs take the smoke tier, normal runs everything but the `full` tier; an exact id always runs. */
+function select(all) {
+  const inTier = (w) => (ctx.smoke ? w.smoke : ctx.full || !w.full);
+  if (names.length === 0) return all.filter(inTier);
+  return all.filter((w) =>
+    names.some((n) => w.id === n || (inTier(w) && (w.id.startsWith(`${n}/`) || w.id.startsWith(n)))),
+  );
+}
+
+const pad = (s, n) => String(s).padEnd(n);
+
+function sampleLine(w, s) {
+  const parts = [formatValue(s.value, w.metric.unit).padStart(16)];
+  if (s.p50us !== undefined) parts.push(`p50 ${Math.round(s.p50us)} µs, p99 ${Math.round(s.p99us)} µs`);
+  if (s.serverCpuUsPerReq != null)
+    parts.push(`server ${s.serverCpuUsPerReq.toFixed(2)} CPU-µs/req (${s.serverCpuPct.toFixed(0)} %)`);
+  if (s.clientCpuPct != null)
+    parts.push(`client ${s.clientCpuPct.toFixed(0)} %${s.clientCpuPct >= 90 ? ' SATURATED' : ''}`);
+  if (s.perConnKiB !== undefined) parts.push(`${s.perConnKiB.toFixed(2)} KiB/conn over ${s.connections} connections`);
+  return parts.join('  ');
+}
+
+/** Waits up to --quiet-wait seconds (default 5, smoke 0) for the machine to be under 30 % busy. */
+async function quietMoment() {
+  const deadline = Date.now() + ctx.quietWait * 1000;
+  let busy = await machineBusyPct(200);
+  while (busy >= 30 && Date.now() < deadline) busy = await machineBusyPct(500);
+  return busy;
+}
+
+async function runWorkload(w, env) {
+  console.log(`\n== ${w.id}: ${w.title}`);
+  const states = w.systems.map((system) => ({ system, samples: [], errors: [], failure: null }));
+  for (const st of states) {
+    const absent = (st.system.requires ?? []).filter((r) => !env.have.has(r));
+    if (absent.length > 0) {
+      const why = absent.map((r) => `${r} (${env.missing.get(r)})`).join('; ');
+      st.failure = { status: 'missing', message: `ANCHOR MISSING: ${why}` };
+      console.log(`   !! ${pad(st.system.label, 32)} MISSING: ${why}`);
+    }
+  }
+  for (let round = 0; round < ctx.rounds; round++) {
+    const order = states.map((_, i) => states[(i + round) % states.length]);
+    for (const st of order) {
+      if (st.failure) continue;
+      const label = `   [${round + 1}/${ctx.rounds}] ${pad(st.system.label, 32)}`;
+      // Other processes on this shared machine skew a sample: wait (a while) for a quiet moment, and record how
+      // busy the machine was just before the sample.
+      const busyBefore = await quietMoment();
+      const busy = busyBefore >= 25 ? `  (machine ${busyBefore.toFixed(0)} % busy before the sample)` : '';
+      try {
+        const s = await w.sample(st.system, ctx);
+        st.samples.push({
+          round: round + 1,
+          ...s,
+          busyBefore,
+          loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
+          command: s.command && shellLine(s.command),
+          clientCommand: s.clientCommand && shellLine(s.clientCommand),
+        });
+        console.log(`${label}${sampleLine(w, s)}${busy}`);
+      } catch (e) {
+        const status = e instanceof SystemFailure ? e.status : 'failed';
+        const message = (e?.message ?? String(e)).split('\n')[0].replace(/^Error: /, '');
+        // Dropped for this workload: a missing or unavailable system at once, a failing one when it fails a
+        // second time without ever producing a sample (once may be this noisy machine); else the error is noted.
+        if (status !== 'failed' || (st.samples.length === 0 && st.errors.length > 0)) st.failure = { status, message };
+        else st.errors.push({ round: round + 1, status, message });
+        console.log(`${label}${status === 'unavailable' ? 'not available yet' : status.toUpperCase()}: ${message}`);
+      }
+    }
+  }
+  for (const st of states) {
+    if (!st.failure && st.samples.length === 0 && st.errors.length > 0) st.failure = st.errors.pop();
+  }
+  const systems = states.map(({ system, samples, errors, failure }) => ({
+    id: system.id,
+    label: system.label,
+    role: system.role,
+    status: failure ? failure.status : 'ok',
+    error: failure?.message,
+    errors: errors.length ? errors : undefined,
+    summary: summarize(samples),
+    samples,
+  }));
+  const result = {
+    id: w.id,
+    title: w.title,
+    metric: w.metric,
+    params: w.params,
+    goals: w.goals ?? [],
+    compare: w.compare ?? [],
+    systems,
+  };
+  for (const s of systems) {
+    if (!s.summary) continue;
+    const { median, min, max, n } = s.summary;
+    const unit = w.metric.unit;
+    console.log(
+      `   median ${pad(s.label, 32)}${formatValue(median, unit).padStart(16)}  (${formatValue(min, unit)} – ${formatValue(max, unit)}, n=${n})`,
+    );
+  }
+  return result;
+}
+
+function printTable(entries) {
+  const rows = entries.flatMap((e) => rowsOf(e.w, e.run));
+  const table = rows.map((r) => {
+    const unit = r.w.metric.unit;
+    const lw = r.lw?.summary
+      ? formatValue(r.lw.summary.median, unit)
+      : `${r.lw?.status === 'unavailable' ? 'not available yet' : (r.lw?.status ?? 'failed')}: ${r.lw?.error ?? ''}`;
+    const an = r.anchor?.summary
+      ? formatValue(r.anchor.summary.median, unit)
+      : (r.anchor?.status ?? 'missing').toUpperCase();
+    const met = !r.goal.op ? '' : r.met === null ? 'not measured' : r.met ? 'MET' : 'not met';
+    return [
+      r.w.id,
+      lw.length > 44 ? `${lw.slice(0, 43)}…` : lw,
+      `${r.anchor?.label ?? r.goal.vs} ${an}`,
+      r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
+      r.goal.text,
+      met,
+    ];
+  });
+  const header = ['workload', 'loopwork', 'anchor', 'ratio', 'goal', 'met?'];
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => c.padEnd(widths[i])).join('  ');
+  console.log(`\n${line(header)}\n${widths.map((n) => '-'.repeat(n)).join('  ')}`);
+  for (const r of table) console.log(line(r));
+}
+
+const all = await loadWorkloads();
+if (opt.list) {
+  for (const w of all) console.log(`${pad(w.id, 36)} ${w.smoke ? 'smoke' : w.full ? 'full ' : '     '}  ${w.title}`);
+  process.exit(0);
+}
+const selected = select(all);
+if (selected.length === 0) {
+  console.error(`bench: nothing matches ${names.join(' ')} (try --list)`);
+  process.exit(2);
+}
+const env = ensureRequirements({ install: !opt['no-install'] });
+const pin = pinning(env.have);
+ctx.pin = pin;
+const machine = machineInfo();
+console.log(
+  `bench: ${selected.length} workload(s), ${ctx.rounds} round(s)${ctx.smoke ? ' (smoke)' : ''}; loopwork from ${ctx.dist ? 'dist/' : 'src/ (tsx)'}\n` +
+    `bench: ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}, Python ${machine.python ?? 'MISSING'}, uvloop ${machine.uvloop ?? 'MISSING'}; ${pin.note}; load ${machine.loadavg}`,
+);
+
+const date = new Date().toISOString();
+const results = [];
+for (const w of selected) results.push(await runWorkload(w, env));
+const run = {
+  date,
+  smoke: ctx.smoke,
+  rounds: ctx.rounds,
+  duration: ctx.duration ?? null,
+  build: ctx.dist ? 'dist' : 'src',
+  argv: ['node', 'bench/run.mjs', ...process.argv.slice(2)],
+  machine,
+  pinning: pin.note,
+  missing: Object.fromEntries(env.missing),
+  workloads: results,
+};
+const { file } = writeResults(benchDir, run);
+printTable(results.map((w) => ({ w, run })));
+console.log(
+  `\nbench: wrote ${join('bench', 'results', file.split('/').pop())}, bench/RESULTS.md, bench/results/chart.svg`,
+);

@@ -1,0 +1,893 @@
+/**
+ * The stream transport on a connected Node socket (asyncio's `_SelectorSocketTransport`): TCP and Unix
+ * connections, and the base that TLS reuses on a `tls.TLSSocket`.
+ *
+ * It lives in core because it needs no server: it wraps a socket that is already connected, whoever made it
+ * (`createServer`'s accept, `createConnection`, `connectAcceptedSocket`, `startTls`).
+ *
+ * The protocol is called in the grammar of `protocols.ts`:
+ * `start -> connectionMade [-> dataReceived* | (getBuffer -> bufferUpdated)*] [-> eofReceived?] ->
+ * connectionLost -> end`. `connectionMade` is scheduled with `callSoon` when the transport is made, reading starts
+ * in the callback after it, and `connectionLost` is called exactly once, with `callSoon`, after the socket is
+ * closed. Protocol callbacks run with no current task, in a copy of the context the transport was made in.
+ *
+ * @module
+ */
+import type * as net from 'node:net';
+import { inspect } from 'node:util';
+import type { BaseEventLoop } from './base-event-loop.js';
+import type { Context } from './context.js';
+import { captureContext, enterScope } from './context.js';
+import { RuntimeError, ValueError } from './errors.js';
+import type { Future } from './futures.js';
+import {
+  getpeername,
+  getsockname,
+  getsockopt,
+  getSocketFamily,
+  nativeAvailable,
+  setsockopt,
+  shutdown,
+} from './native.js';
+import type { Address, BaseProtocol } from './protocols.js';
+import { BufferedProtocol } from './protocols.js';
+import type { ExtraInfo, Transport } from './transports.js';
+import { FlowControlTransport, checkBytes } from './transports.js';
+
+/** After this many writes on a lost connection, each further one logs a warning (asyncio's threshold). */
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
+
+const AF_UNIX = 1;
+const AF_INET = 2;
+const AF_INET6 = process.platform === 'linux' ? 10 : process.platform === 'darwin' ? 30 : 23;
+const SOCK_STREAM = 1;
+const IPPROTO_TCP = 6;
+
+/**
+ * What a transport tells the server that accepted its connection: `Server` counts its live connections this way
+ * (asyncio's `Server._attach` / `_detach`), which `waitClosed`, `closeClients` and `abortClients` rely on.
+ */
+export interface TransportServer {
+  /** Called when a transport of this server is made. */
+  _attach(transport: Transport): void;
+  /** Called once the transport's `connectionLost` has run. */
+  _detach(transport: Transport): void;
+}
+
+/** Options of `new SocketTransport()`. */
+export interface SocketTransportOptions {
+  /** Completed (result `undefined`) in the callback after `connectionMade`, unless it was cancelled. */
+  waiter?: Future<unknown> | null;
+  /** Extra information that overrides what the transport reads from the socket (e.g. `peername`). */
+  extra?: Partial<ExtraInfo> | null;
+  /** The server that accepted the connection. */
+  server?: TransportServer | null;
+}
+
+interface NodeHandle {
+  fd?: number;
+  getsockname?: unknown;
+}
+
+interface BufferedLike {
+  getBuffer(sizehint: number): Uint8Array;
+  bufferUpdated(nbytes: number): void;
+  eofReceived(): unknown;
+}
+
+interface StreamLike {
+  dataReceived(data: Buffer): void;
+  eofReceived(): unknown;
+}
+
+function handleOf(sock: net.Socket | net.Server): NodeHandle | null {
+  return ((sock as unknown as { _handle?: NodeHandle | null })._handle ?? null) as NodeHandle | null;
+}
+
+/** The fd of a Node socket or server, or -1 when it has none (closed, or not on this platform). */
+function nodeFd(sock: net.Socket | net.Server): number {
+  const fd = handleOf(sock)?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/** An address as Node reports it, in asyncio's shape. */
+function addressFromNode(host: string | undefined, port: number | undefined, family?: string | number): Address | null {
+  if (host === undefined || port === undefined) return null;
+  const v6 = family === 'IPv6' || family === 6 || (family === undefined && host.includes(':'));
+  return v6 ? [host, port, 0, 0] : [host, port];
+}
+
+/** Formats an address as Python's `repr()` of it: `('127.0.0.1', 8080)`, `'/tmp/sock'`. */
+function formatAddress(addr: unknown): string {
+  if (Array.isArray(addr)) return `(${addr.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ')})`;
+  if (Buffer.isBuffer(addr)) return `b'${addr.toString('latin1').replace(/\0/g, '\\x00')}'`;
+  if (typeof addr === 'string') return `'${addr.replace(/\0/g, '\\x00')}'`;
+  return String(addr);
+}
+
+function isUnixSocket(sock: net.Socket): boolean {
+  const h = handleOf(sock);
+  if (h !== null) return typeof h.getsockname !== 'function';
+  return false;
+}
+
+function nativeAddress(fd: number, which: 'sock' | 'peer'): Address | null {
+  if (fd < 0 || !nativeAvailable()) return null;
+  try {
+    return (which === 'sock' ? getsockname(fd) : getpeername(fd)) as Address | null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A read-only view of a socket, what `getExtraInfo('socket')` and `Server.sockets` give (asyncio's
+ * `TransportSocket`): it tells what the socket is without letting anyone close or read it behind the transport's
+ * back.
+ */
+export class TransportSocket {
+  /** @internal */
+  readonly _sock: net.Socket | net.Server | number;
+  /** @internal addresses known from elsewhere (a Unix path the socket was bound to). */
+  readonly _known: { sockname?: Address | null; peername?: Address | null; family?: number };
+
+  /**
+   * @param sock - a Node socket, a Node server, or the fd of a socket made by the native addon.
+   * @param known - addresses known from elsewhere, used when the socket cannot tell them.
+   */
+  constructor(
+    sock: net.Socket | net.Server | number,
+    known: { sockname?: Address | null; peername?: Address | null; family?: number } = {},
+  ) {
+    this._sock = sock;
+    this._known = known;
+  }
+
+  /** The file descriptor, or -1 once the socket is closed. */
+  fileno(): number {
+    return typeof this._sock === 'number' ? this._sock : nodeFd(this._sock);
+  }
+
+  /** The address family: `AF_INET` (2), `AF_INET6` (10 on Linux) or `AF_UNIX` (1). */
+  get family(): number {
+    if (this._known.family !== undefined) return this._known.family;
+    const s = this._sock;
+    if (typeof s === 'number') {
+      try {
+        return getSocketFamily(s);
+      } catch {
+        return 0;
+      }
+    }
+    const name = this.getsockname();
+    if (Array.isArray(name)) return name.length === 4 ? AF_INET6 : AF_INET;
+    return AF_UNIX;
+  }
+
+  /** The socket type: always `SOCK_STREAM` (1) for the sockets of stream transports and servers. */
+  get type(): number {
+    return SOCK_STREAM;
+  }
+
+  /** The protocol: `IPPROTO_TCP` (6) for TCP, 0 for Unix sockets. */
+  get proto(): number {
+    return this.family === AF_UNIX ? 0 : IPPROTO_TCP;
+  }
+
+  /** The socket's own address, in asyncio's shape; `null` when it cannot be known. */
+  getsockname(): Address | null {
+    const s = this._sock;
+    if (typeof s === 'number') return nativeAddress(s, 'sock') ?? this._known.sockname ?? null;
+    if ('remotePort' in s || 'remoteAddress' in s) {
+      const sock = s as net.Socket;
+      if (!isUnixSocket(sock)) {
+        const a = sock.address() as Partial<net.AddressInfo>;
+        const addr = addressFromNode(a.address, a.port, a.family);
+        if (addr !== null) return addr;
+      }
+    } else {
+      const a = (s as net.Server).address();
+      if (typeof a === 'string') return a;
+      if (a !== null) return addressFromNode(a.address, a.port, a.family);
+    }
+    return nativeAddress(this.fileno(), 'sock') ?? this._known.sockname ?? null;
+  }
+
+  /** The peer's address, in asyncio's shape; `null` for a listening socket or when it cannot be known. */
+  getpeername(): Address | null {
+    const s = this._sock;
+    if (typeof s === 'number') return nativeAddress(s, 'peer') ?? this._known.peername ?? null;
+    if (!('remotePort' in s || 'remoteAddress' in s)) return null;
+    const sock = s as net.Socket;
+    if (!isUnixSocket(sock)) {
+      const addr = addressFromNode(sock.remoteAddress, sock.remotePort, sock.remoteFamily);
+      if (addr !== null) return addr;
+    }
+    return nativeAddress(this.fileno(), 'peer') ?? this._known.peername ?? null;
+  }
+
+  /**
+   * Reads an integer socket option (`SO_SNDBUF`, `TCP_NODELAY`...): reading cannot disturb the transport.
+   *
+   * @param level - `SOL_SOCKET`, `IPPROTO_TCP`...
+   * @param optname - the option.
+   * @returns its value.
+   */
+  getsockopt(level: number, optname: number): number {
+    return getsockopt(this.fileno(), level, optname);
+  }
+
+  /**
+   * Sets an integer socket option (`TCP_NODELAY`, `SO_KEEPALIVE`, `SO_SNDBUF`...).
+   *
+   * @param level - `SOL_SOCKET`, `IPPROTO_TCP`...
+   * @param optname - the option.
+   * @param value - the value; booleans are 1 and 0.
+   */
+  setsockopt(level: number, optname: number, value: number | boolean): void {
+    setsockopt(this.fileno(), level, optname, value);
+  }
+
+  /**
+   * Shuts down one or both directions of the connection (asyncio allows it: transports have no API for it).
+   *
+   * @param how - `SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`.
+   */
+  shutdown(how: number): void {
+    shutdown(this.fileno(), how);
+  }
+
+  /** Always 0: a transport's socket is non-blocking. */
+  gettimeout(): number {
+    return 0;
+  }
+
+  /**
+   * Only `settimeout(0)` is accepted: the transport needs its socket non-blocking.
+   *
+   * @throws ValueError for any other value.
+   */
+  settimeout(value: number | null): void {
+    if (value !== 0) throw new ValueError('settimeout(): only 0 timeout is allowed on transport sockets');
+  }
+
+  /**
+   * Only `setblocking(false)` is accepted: the transport needs its socket non-blocking.
+   *
+   * @throws ValueError for `true`.
+   */
+  setblocking(flag: boolean): void {
+    if (flag) throw new ValueError('setblocking(): transport sockets cannot be blocking');
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    const fd = this.fileno();
+    if (fd < 0 && typeof this._sock !== 'number') return '<TransportSocket [closed]>';
+    const parts = [`fd=${fd}`, `family=${this.family}`, `type=${this.type}`, `proto=${this.proto}`];
+    const laddr = this.getsockname();
+    if (laddr !== null && laddr !== '') parts.push(`laddr=${formatAddress(laddr)}`);
+    const raddr = this.getpeername();
+    if (raddr !== null && raddr !== '') parts.push(`raddr=${formatAddress(raddr)}`);
+    return `<TransportSocket ${parts.join(', ')}>`;
+  }
+}
+
+/**
+ * A stream transport on a connected `net.Socket` (or a subclass of it, such as `tls.TLSSocket`).
+ *
+ * Made by the loop's connection methods, never by user code. It calls its protocol in asyncio's order (see the
+ * module comment), keeps write flow control real (`pauseWriting` above the high-water mark, `resumeWriting` at the
+ * low one, measured on the bytes Node has not handed to the kernel yet), turns on `TCP_NODELAY`, and sends an
+ * exception thrown by a protocol callback to the loop's exception handler before aborting this connection alone.
+ *
+ * Subclasses (TLS) may override `_extraInfo` to add keys and `canWriteEof`; `_detach()` hands the socket over.
+ */
+export class SocketTransport extends FlowControlTransport implements Transport {
+  /** @internal */
+  _protocol: BaseProtocol;
+  /** @internal the socket; `null` once the connection is lost or the socket was handed over. */
+  _socket: net.Socket | null;
+  /** @internal */
+  _server: TransportServer | null;
+  /** @internal */
+  readonly _extra: Record<string, unknown>;
+  /** @internal the fd, kept for inspection after close. */
+  readonly _fd: number;
+  /** @internal close() or abort() was called, or the connection was lost. */
+  _closing = false;
+  /** @internal pauseReading() is in effect. */
+  _paused = false;
+  /** @internal writeEof() was called. */
+  _eof = false;
+  /** @internal the socket is destroyed or being destroyed (asyncio's `_conn_lost` as a flag). */
+  _lost = false;
+  /** @internal the error the connection was lost with. */
+  _lostExc: Error | null = null;
+  /** @internal connectionLost is scheduled (or was called). */
+  _lostScheduled = false;
+  /** @internal writes refused because the connection is lost, for asyncio's warning threshold. */
+  _lostWrites = 0;
+  /** @internal reading began (the callback after connectionMade ran). */
+  _readStarted = false;
+  /** @internal the socket is flowing (emitting 'data'). */
+  _flowing = false;
+  /** @internal the current protocol is a BufferedProtocol. */
+  _bufferedProto = false;
+  /** @internal received bytes not yet given to the protocol (reading paused mid-chunk, or the loop stopped). */
+  _pending: Buffer | null = null;
+  /** @internal where the protocol is in `_pending`. */
+  _pendingOffset = 0;
+  /** @internal EOF arrived while the loop was not running. */
+  _pendingEof = false;
+  /** @internal a callback that delivers `_pending` is scheduled. */
+  _flushScheduled = false;
+  /** @internal the socket was handed over by `_detach()`. */
+  _detached = false;
+  /** @internal */
+  _socketView: TransportSocket | null = null;
+  /**
+   * @internal The context protocol callbacks run in: a copy of the one the transport was made in (asyncio's
+   * transport callbacks are handles made there), never with a current task; `null` while no context variable was
+   * ever used.
+   */
+  readonly _context: Context | null = captureContext();
+  /** @internal set by `loop.sendfile` while `sendfile(2)` owns the socket's writing: `write()` is refused. */
+  _sendfileActive = false;
+
+  /** @internal Called by Node after each write is handed to the kernel (or failed). */
+  readonly _onWritten = (): void => {
+    if (this._protocolPaused && !this._detached) {
+      enterScope(this._context);
+      this._maybeResumeProtocol();
+    }
+  };
+  /** @internal */
+  readonly _onData = (chunk: Buffer): void => {
+    if (this._closing) return;
+    if (!this._loop._running) {
+      this._hold(chunk, 0);
+      return;
+    }
+    enterScope(this._context);
+    if (!this._bufferedProto) {
+      try {
+        (this._protocol as unknown as StreamLike).dataReceived(chunk);
+      } catch (exc) {
+        this._fatalError(exc, 'Fatal error: protocol.dataReceived() call failed.');
+      }
+    } else {
+      this._deliverBuffered(chunk, 0);
+    }
+  };
+  /** @internal */
+  readonly _onEnd = (): void => {
+    if (this._closing) return;
+    // Node ends a paused stream once its own buffer is empty: the EOF must wait for what we hold back, for
+    // resumeReading(), and for the loop to run.
+    if (this._pending !== null || this._paused || !this._loop._running) {
+      this._pendingEof = true;
+      if (!this._paused) this._scheduleFlush();
+      return;
+    }
+    enterScope(this._context);
+    this._eofReceived();
+  };
+  /** @internal */
+  readonly _onError = (err: Error): void => {
+    if (this._loop._debug) this._loop.logger.debug({ err, transport: inspect(this) }, 'Fatal error on transport');
+    if (!this._lost) {
+      this._lost = true;
+      this._closing = true;
+      this._lostExc = err;
+    }
+  };
+  /** @internal */
+  readonly _onFinish = (): void => {
+    if (this._closing && !this._lost) this._destroy(null);
+  };
+  /** @internal */
+  readonly _onClose = (): void => {
+    this._lost = true;
+    this._closing = true;
+    this._scheduleConnectionLost();
+  };
+
+  /**
+   * Wraps a connected socket. The protocol's `connectionMade` is scheduled with `callSoon`, reading starts right
+   * after it, and then `options.waiter` is completed.
+   *
+   * @param loop - the loop that calls the protocol.
+   * @param socket - a connected `net.Socket` (or subclass); the transport owns it from now on.
+   * @param protocol - the protocol (`Protocol` or `BufferedProtocol`).
+   * @param options - `waiter`, `extra`, `server`.
+   */
+  constructor(loop: BaseEventLoop, socket: net.Socket, protocol: BaseProtocol, options: SocketTransportOptions = {}) {
+    super(loop);
+    this._protocol = protocol;
+    this._bufferedProto = isBuffered(protocol);
+    this._socket = socket;
+    this._server = options.server ?? null;
+    this._fd = nodeFd(socket);
+    this._extra = { ...(options.extra ?? {}) };
+    this._readAddresses(socket);
+    // Half-closes are the protocol's decision (eofReceived), never Node's.
+    socket.allowHalfOpen = true;
+    // Nothing is read before connectionMade: pause before a 'data' listener could start the flow.
+    socket.pause();
+    socket.on('data', this._onData);
+    socket.on('end', this._onEnd);
+    socket.on('error', this._onError);
+    socket.on('finish', this._onFinish);
+    socket.on('close', this._onClose);
+    if (typeof socket.setNoDelay === 'function' && !isUnixSocket(socket)) socket.setNoDelay(true);
+    this._server?._attach(this);
+    loop._callSoonInternal(this._connectionMade, [], this._context);
+    loop._callSoonInternal(this._startReading, [], this._context);
+    const waiter = options.waiter ?? null;
+    if (waiter !== null) loop._callSoonInternal(completeWaiter, [waiter], this._context);
+    if (socket.destroyed) {
+      // Gone before we got it (a client that connected and left at once): Node's 'close' may be past already.
+      this._lost = true;
+      this._closing = true;
+      if ((socket as net.Socket & { closed?: boolean }).closed === true) this._scheduleConnectionLost();
+    }
+  }
+
+  // ---- BaseTransport --------------------------------------------------------------------------------------
+
+  /**
+   * Optional information about the transport: `'peername'`, `'sockname'`, `'socket'` (a read-only
+   * `TransportSocket`), and whatever a subclass adds.
+   *
+   * @param name - the key.
+   * @param defaultValue - returned when the transport has no such information.
+   */
+  getExtraInfo<K extends keyof ExtraInfo>(name: K, defaultValue?: ExtraInfo[K]): ExtraInfo[K] | undefined;
+  getExtraInfo(name: string, defaultValue?: unknown): unknown;
+  getExtraInfo(name: string, defaultValue?: unknown): unknown {
+    const v = this._extraInfo(name);
+    return v === undefined ? defaultValue : v;
+  }
+
+  /**
+   * The value of one extra-info key, or `undefined` when there is none. Subclasses override it to add keys (TLS:
+   * `peercert`, `cipher`, `sslcontext`…) and call `super._extraInfo(name)` for the others.
+   */
+  protected _extraInfo(name: string): unknown {
+    if (name === 'socket') {
+      if (this._socketView === null && this._socket !== null) {
+        const known: { sockname?: Address | null; peername?: Address | null } = {};
+        if (this._extra.sockname !== undefined) known.sockname = this._extra.sockname as Address | null;
+        if (this._extra.peername !== undefined) known.peername = this._extra.peername as Address | null;
+        this._socketView = new TransportSocket(this._socket, known);
+      }
+      return this._socketView ?? undefined;
+    }
+    return this._extra[name];
+  }
+
+  /** True once `close()` or `abort()` was called, or the connection was lost. */
+  isClosing(): boolean {
+    return this._closing;
+  }
+
+  /**
+   * Closes the transport: no more data is delivered, buffered data is flushed, then the socket is closed and the
+   * protocol's `connectionLost(null)` is called. Idempotent.
+   */
+  close(): void {
+    if (this._closing) return;
+    this._closing = true;
+    this._updateFlow();
+    const sock = this._socket;
+    if (sock === null) return;
+    if (sock.writableLength === 0 && (!sock.writableEnded || sock.writableFinished)) {
+      this._destroy(null);
+    } else if (!sock.writableEnded) {
+      // Flush first; the 'finish' listener closes the socket once Node has handed everything to the kernel.
+      sock.end();
+    }
+  }
+
+  /** Switches to another protocol; the next received bytes go to it. */
+  setProtocol(protocol: BaseProtocol): void {
+    this._protocol = protocol;
+    this._bufferedProto = isBuffered(protocol);
+  }
+
+  /** The current protocol. */
+  getProtocol(): BaseProtocol {
+    return this._protocol;
+  }
+
+  // ---- ReadTransport --------------------------------------------------------------------------------------
+
+  /** True while the transport delivers received data (not paused, not closing). */
+  isReading(): boolean {
+    return !this._closing && !this._paused;
+  }
+
+  /** Stops delivering received data until `resumeReading()`; the kernel's buffer then fills and the peer slows. */
+  pauseReading(): void {
+    if (!this.isReading()) return;
+    this._paused = true;
+    this._updateFlow();
+    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'pauses reading');
+  }
+
+  /** Resumes delivering received data. */
+  resumeReading(): void {
+    if (this._closing || !this._paused) return;
+    this._paused = false;
+    if (this._pending !== null || this._pendingEof) this._scheduleFlush();
+    else this._updateFlow();
+    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'resumes reading');
+  }
+
+  // ---- WriteTransport -------------------------------------------------------------------------------------
+
+  /** The bytes buffered and not yet handed to the kernel. */
+  getWriteBufferSize(): number {
+    const sock = this._socket;
+    return sock === null ? 0 : sock.writableLength;
+  }
+
+  /**
+   * Writes bytes; never blocks. What the kernel does not take now is buffered, and the protocol's
+   * `pauseWriting()` is called when the buffer goes over the high-water mark. Writes after the connection is
+   * closed or lost are dropped (a warning is logged from the fifth on).
+   *
+   * @throws TypeError when `data` is not bytes; RuntimeError after `writeEof()`.
+   */
+  write(data: Uint8Array): void {
+    if (!(data instanceof Uint8Array)) checkBytes(data, 'write');
+    if (this._eof) throw new RuntimeError('Cannot call write() after writeEof()');
+    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+    if (data.byteLength === 0) return;
+    const sock = this._socket;
+    if (this._closing || sock === null || sock.destroyed) {
+      this._droppedWrite();
+      return;
+    }
+    sock.write(data, this._onWritten);
+    if (!this._protocolPaused && sock.writableLength > this._highWater) this._maybePauseProtocol();
+  }
+
+  /**
+   * Writes a list of byte buffers, as one `writev` where possible.
+   *
+   * @throws TypeError when an item is not bytes; RuntimeError after `writeEof()`.
+   */
+  writelines(list: Iterable<Uint8Array>): void {
+    const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
+    for (const item of items) checkBytes(item, 'writelines');
+    if (this._eof) throw new RuntimeError('Cannot call writelines() after writeEof()');
+    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+    if (items.length === 0) return;
+    const sock = this._socket;
+    if (this._closing || sock === null || sock.destroyed) {
+      this._droppedWrite();
+      return;
+    }
+    sock.cork();
+    for (const item of items) if (item.byteLength > 0) sock.write(item, this._onWritten);
+    sock.uncork();
+    if (!this._protocolPaused && sock.writableLength > this._highWater) this._maybePauseProtocol();
+  }
+
+  /** Closes the write end once buffered data is flushed (a TCP FIN); reading goes on. */
+  writeEof(): void {
+    if (this._closing || this._eof) return;
+    this._eof = true;
+    this._socket?.end();
+  }
+
+  /** True: a socket transport can half-close. */
+  canWriteEof(): boolean {
+    return true;
+  }
+
+  /** Closes the connection at once: buffered data is dropped, `connectionLost(null)` follows. */
+  abort(): void {
+    this._forceClose(null);
+  }
+
+  // ---- internals ------------------------------------------------------------------------------------------
+
+  /**
+   * Hands the socket over (for `startTls`): the transport stops touching it, will never call its protocol again,
+   * and returns it paused, with any received bytes not yet delivered pushed back into it. Its server (if any)
+   * keeps counting it until the socket closes; pass `_server` (read it first) to the new transport.
+   *
+   * @returns the socket.
+   * @throws RuntimeError when the transport is closing or already detached.
+   */
+  _detach(): net.Socket {
+    const sock = this._socket;
+    if (sock === null || this._closing) throw new RuntimeError(`transport ${inspect(this)} is closing`);
+    sock.removeListener('data', this._onData);
+    sock.removeListener('end', this._onEnd);
+    sock.removeListener('error', this._onError);
+    sock.removeListener('finish', this._onFinish);
+    sock.removeListener('close', this._onClose);
+    sock.pause();
+    if (this._pending !== null) sock.unshift(this._pending.subarray(this._pendingOffset));
+    this._pending = null;
+    this._detached = true;
+    this._closing = true;
+    this._lost = true;
+    this._lostScheduled = true;
+    this._socket = null;
+    const server = this._server;
+    this._server = null;
+    // The connection lives on in the new transport: the server counts this one until the socket is closed, so
+    // that waitClosed() cannot slip through between the hand-over and the new transport's attach.
+    if (server !== null) sock.once('close', () => server._detach(this));
+    return sock;
+  }
+
+  /** @internal */
+  readonly _connectionMade = (): void => {
+    if (this._detached) return;
+    try {
+      this._protocol.connectionMade(this);
+    } catch (exc) {
+      this._fatalError(exc, 'Fatal error: protocol.connectionMade() call failed.');
+    }
+  };
+
+  /** @internal */
+  readonly _startReading = (): void => {
+    this._readStarted = true;
+    this._updateFlow();
+  };
+
+  /** @internal Makes the socket flow exactly when the protocol may receive. */
+  _updateFlow(): void {
+    const sock = this._socket;
+    if (sock === null) return;
+    const want = this._readStarted && !this._paused && !this._closing && this._pending === null && !this._pendingEof;
+    if (want === this._flowing) return;
+    this._flowing = want;
+    if (want) sock.resume();
+    else sock.pause();
+  }
+
+  /** @internal Keeps `chunk[offset:]` for later and stops the flow. */
+  _hold(chunk: Buffer, offset: number): void {
+    this._pending = chunk;
+    this._pendingOffset = offset;
+    this._updateFlow();
+    if (!this._paused) this._scheduleFlush();
+  }
+
+  /** @internal */
+  _scheduleFlush(): void {
+    if (this._flushScheduled || this._loop.isClosed()) return;
+    this._flushScheduled = true;
+    this._loop._callSoonInternal(this._flushPending, [], this._context);
+  }
+
+  /** @internal Delivers what was held back, then lets the socket flow again. */
+  readonly _flushPending = (): void => {
+    this._flushScheduled = false;
+    if (this._closing) {
+      this._pending = null;
+      return;
+    }
+    if (this._paused) return;
+    const chunk = this._pending;
+    if (chunk !== null) {
+      const offset = this._pendingOffset;
+      this._pending = null;
+      this._pendingOffset = 0;
+      this._deliver(chunk, offset);
+      if (this._closing || this._pending !== null) return;
+    }
+    if (this._pendingEof && !this._paused) {
+      this._pendingEof = false;
+      this._eofReceived();
+      return;
+    }
+    this._updateFlow();
+  };
+
+  /** @internal Gives `chunk[offset:]` to the current protocol, in its way. */
+  _deliver(chunk: Buffer, offset: number): void {
+    if (this._bufferedProto) {
+      this._deliverBuffered(chunk, offset);
+      return;
+    }
+    try {
+      (this._protocol as unknown as StreamLike).dataReceived(offset === 0 ? chunk : chunk.subarray(offset));
+    } catch (exc) {
+      this._fatalError(exc, 'Fatal error: protocol.dataReceived() call failed.');
+    }
+  }
+
+  /**
+   * @internal BufferedProtocol: copies the chunk into the protocol's buffers (`getBuffer(-1)` then
+   * `bufferUpdated(n)`, as many times as the chunk needs). The zero-copy path belongs to the syscall transport.
+   */
+  _deliverBuffered(chunk: Buffer, offset: number): void {
+    const proto = this._protocol as unknown as BufferedLike;
+    const end = chunk.length;
+    let off = offset;
+    while (off < end) {
+      let buf: Uint8Array;
+      try {
+        buf = proto.getBuffer(-1);
+        if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
+          throw new RuntimeError('getBuffer() returned an empty buffer');
+        }
+      } catch (exc) {
+        this._fatalError(exc, 'Fatal error: protocol.getBuffer() call failed.');
+        return;
+      }
+      const n = Math.min(buf.byteLength, end - off);
+      chunk.copy(buf, 0, off, off + n);
+      off += n;
+      try {
+        proto.bufferUpdated(n);
+      } catch (exc) {
+        this._fatalError(exc, 'Fatal error: protocol.bufferUpdated() call failed.');
+        return;
+      }
+      if (off >= end || this._closing) return;
+      if (this._paused) {
+        this._hold(chunk, off);
+        return;
+      }
+      if (this._protocol !== (proto as unknown as BaseProtocol)) {
+        this._deliver(chunk, off);
+        return;
+      }
+    }
+  }
+
+  /** @internal asyncio's `_read_ready__on_eof`. */
+  _eofReceived(): void {
+    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'received EOF');
+    let keepOpen: unknown;
+    try {
+      keepOpen = (this._protocol as unknown as StreamLike).eofReceived?.();
+    } catch (exc) {
+      this._fatalError(exc, 'Fatal error: protocol.eofReceived() call failed.');
+      return;
+    }
+    if (!keepOpen) this.close();
+  }
+
+  /** @internal A write on a lost connection: dropped, and from the fifth on a warning (asyncio's log). */
+  _droppedWrite(): void {
+    if (++this._lostWrites >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+      this._loop.logger.warn({ transport: inspect(this) }, 'socket.send() raised exception.');
+    }
+  }
+
+  /**
+   * @internal An error the connection cannot survive: a protocol callback's exception goes to the exception
+   * handler (a socket error only to the debug log), and the connection is aborted with it.
+   */
+  _fatalError(exc: unknown, message = 'Fatal error on transport'): void {
+    if (isSystemError(exc)) {
+      if (this._loop._debug) this._loop.logger.debug({ err: exc, transport: inspect(this) }, message);
+    } else {
+      this._loop.callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
+    }
+    this._forceClose(exc instanceof Error ? exc : new Error(String(exc)));
+  }
+
+  /** @internal asyncio's `_force_close`. */
+  _forceClose(exc: Error | null): void {
+    if (this._lost) return;
+    this._closing = true;
+    this._updateFlow();
+    this._destroy(exc);
+  }
+
+  /** @internal Closes the socket; `connectionLost(exc)` follows its 'close' event. */
+  _destroy(exc: Error | null): void {
+    if (this._lost) return;
+    this._lost = true;
+    this._lostExc = exc;
+    this._pending = null;
+    const sock = this._socket;
+    if (sock === null) return;
+    if (sock.destroyed) {
+      if ((sock as net.Socket & { closed?: boolean }).closed === true) this._scheduleConnectionLost();
+      return;
+    }
+    sock.destroy();
+  }
+
+  /** @internal */
+  _scheduleConnectionLost(): void {
+    if (this._lostScheduled) return;
+    this._lostScheduled = true;
+    if (this._loop.isClosed()) {
+      // Nobody will run the callback: release the server's count at least.
+      this._finishConnectionLost();
+      return;
+    }
+    this._loop._callSoonInternal(this._callConnectionLost, [], this._context);
+  }
+
+  /** @internal Calls `connectionLost` exactly once; an exception in it is reported as a callback's. */
+  readonly _callConnectionLost = (): void => {
+    try {
+      this._protocol.connectionLost(this._lostExc);
+    } finally {
+      this._finishConnectionLost();
+    }
+  };
+
+  /** @internal */
+  _finishConnectionLost(): void {
+    const sock = this._socket;
+    if (sock !== null) {
+      sock.removeListener('data', this._onData);
+      sock.removeListener('end', this._onEnd);
+      sock.removeListener('finish', this._onFinish);
+      sock.removeListener('close', this._onClose);
+      // The 'error' listener stays: a late error from Node must never become an uncaught exception.
+      this._socket = null;
+    }
+    const server = this._server;
+    this._server = null;
+    server?._detach(this);
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    const info: string[] = [this.constructor.name];
+    if (this._socket === null) info.push('closed');
+    else if (this._closing) info.push('closing');
+    info.push(`fd=${this._fd}`);
+    if (this._socket !== null && !this._loop.isClosed()) {
+      info.push(`read=${this._flowing ? 'polling' : 'idle'}`);
+      const size = this.getWriteBufferSize();
+      info.push(`write=<${size > 0 ? 'polling' : 'idle'}, bufsize=${size}>`);
+    }
+    return `<${info.join(' ')}>`;
+  }
+
+  /** @internal asyncio computes both addresses when the transport is made: they stay readable after close. */
+  _readAddresses(sock: net.Socket): void {
+    const extra = this._extra;
+    if (extra.sockname !== undefined && extra.peername !== undefined) return;
+    if (isUnixSocket(sock)) {
+      if (extra.sockname === undefined) extra.sockname = nativeAddress(this._fd, 'sock');
+      if (extra.peername === undefined) extra.peername = nativeAddress(this._fd, 'peer');
+      return;
+    }
+    if (extra.sockname === undefined) {
+      const a = sock.address() as Partial<net.AddressInfo>;
+      extra.sockname = addressFromNode(a.address, a.port, a.family);
+    }
+    if (extra.peername === undefined) {
+      extra.peername = addressFromNode(sock.remoteAddress, sock.remotePort, sock.remoteFamily);
+    }
+  }
+}
+
+function isBuffered(protocol: BaseProtocol): boolean {
+  return (
+    protocol instanceof BufferedProtocol ||
+    typeof (protocol as unknown as Partial<BufferedLike>).getBuffer === 'function'
+  );
+}
+
+function completeWaiter(waiter: Future<unknown>): void {
+  if (!waiter.done()) waiter.setResult(undefined);
+}
+
+/** asyncio's `isinstance(exc, OSError)`: an error from the system (it has an errno code and a syscall). */
+function isSystemError(exc: unknown): boolean {
+  return (
+    exc instanceof Error &&
+    typeof (exc as { code?: unknown }).code === 'string' &&
+    typeof (exc as { syscall?: unknown }).syscall === 'string'
+  );
+}

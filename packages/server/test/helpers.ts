@@ -1,0 +1,221 @@
+/**
+ * Shared helpers of the server tests: a loop runner that records the exception handler's calls, and a protocol
+ * that records what the transport does to it.
+ */
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { BufferedProtocol, Protocol, currentTask, newEventLoop } from '@loopwork/server';
+import type { BaseEventLoop, BaseTransport, ExceptionContext, Future, Transport } from '@loopwork/server';
+
+/** A promise for a loop Future (node:assert wants a real Promise). */
+export const settle = <T>(f: PromiseLike<T>): Promise<T> => Promise.resolve(f);
+
+/**
+ * Runs `main` on a fresh loop whose exception handler records into `errors`, then closes the loop. (Not `run()`:
+ * its `shutdownAsyncgens()` would also close node:test's own async generators.)
+ */
+export async function runLoop<T>(
+  main: (loop: BaseEventLoop, errors: ExceptionContext[]) => Promise<T>,
+  options: { debug?: boolean } = {},
+): Promise<T> {
+  const loop = newEventLoop(options.debug === undefined ? {} : { debug: options.debug });
+  const errors: ExceptionContext[] = [];
+  loop.setExceptionHandler((_l, ctx) => errors.push(ctx));
+  try {
+    return await loop.runUntilComplete(() => main(loop, errors));
+  } finally {
+    loop.close();
+  }
+}
+
+/** The grammar of a stream protocol's callbacks (pause/resumeWriting left out). */
+export const STREAM_GRAMMAR = /^connectionMade(,dataReceived)*(,eofReceived)?,connectionLost$/;
+
+/** A protocol that records its callbacks, the bytes it got, and whether a task was current in each callback. */
+export class Recorder extends Protocol {
+  readonly events: string[] = [];
+  readonly chunks: Buffer[] = [];
+  readonly tasksSeen: unknown[] = [];
+  /** What `probe()` returned in each callback (e.g. a context variable's value). */
+  readonly probed: unknown[] = [];
+  probe: (() => unknown) | null = null;
+  tp: Transport | null = null;
+  readonly made: Future<Transport>;
+  readonly lost: Future<Error | null>;
+  readonly eof: Future<void>;
+  keepOpen = false;
+  #want = 0;
+  #enough: Future<void> | null = null;
+
+  constructor(readonly loop: BaseEventLoop) {
+    super();
+    this.made = loop.createFuture();
+    this.lost = loop.createFuture();
+    this.eof = loop.createFuture();
+  }
+
+  override connectionMade(transport: BaseTransport): void {
+    this.events.push('connectionMade');
+    this.tasksSeen.push(currentTask());
+    if (this.probe !== null) this.probed.push(this.probe());
+    this.tp = transport as Transport;
+    this.made.setResult(transport as Transport);
+  }
+
+  override dataReceived(data: Buffer): void {
+    this.events.push('dataReceived');
+    this.tasksSeen.push(currentTask());
+    if (this.probe !== null) this.probed.push(this.probe());
+    this.chunks.push(data);
+    if (this.#enough !== null && this.size >= this.#want && !this.#enough.done()) this.#enough.setResult(undefined);
+  }
+
+  override eofReceived(): boolean {
+    this.events.push('eofReceived');
+    this.eof.setResult(undefined);
+    return this.keepOpen;
+  }
+
+  override connectionLost(exc: Error | null): void {
+    this.events.push('connectionLost');
+    this.tasksSeen.push(currentTask());
+    if (this.probe !== null) this.probed.push(this.probe());
+    if (this.#enough !== null && !this.#enough.done()) this.#enough.setResult(undefined);
+    this.lost.setResult(exc);
+  }
+
+  override pauseWriting(): void {
+    this.events.push('pauseWriting');
+  }
+
+  override resumeWriting(): void {
+    this.events.push('resumeWriting');
+  }
+
+  /** The bytes received so far. */
+  get size(): number {
+    return this.chunks.reduce((n, c) => n + c.length, 0);
+  }
+
+  /** What was received, as text. */
+  text(): string {
+    return Buffer.concat(this.chunks).toString('latin1');
+  }
+
+  /** Resolves once `n` bytes have arrived (or the connection is lost). */
+  async received(n: number): Promise<void> {
+    if (this.size >= n) return;
+    this.#want = n;
+    this.#enough = this.loop.createFuture();
+    await this.#enough;
+  }
+
+  /** The callbacks in order, without the write flow-control ones. */
+  grammar(): string {
+    return this.events.filter((e) => e !== 'pauseWriting' && e !== 'resumeWriting').join(',');
+  }
+}
+
+/** A BufferedProtocol that hands out small buffers, to see the copy loop at work. */
+export class SmallBuffers extends BufferedProtocol {
+  readonly events: string[] = [];
+  readonly received: Buffer[] = [];
+  readonly buf: Buffer;
+  tp: Transport | null = null;
+  readonly lost: Future<Error | null>;
+  constructor(
+    readonly loop: BaseEventLoop,
+    size: number,
+  ) {
+    super();
+    this.buf = Buffer.alloc(size);
+    this.lost = loop.createFuture();
+  }
+  override connectionMade(t: BaseTransport): void {
+    this.events.push('connectionMade');
+    this.tp = t as Transport;
+  }
+  override getBuffer(sizehint: number): Uint8Array {
+    this.events.push(`getBuffer(${sizehint})`);
+    return this.buf;
+  }
+  override bufferUpdated(n: number): void {
+    this.events.push('bufferUpdated');
+    this.received.push(Buffer.from(this.buf.subarray(0, n)));
+  }
+  override eofReceived(): boolean {
+    this.events.push('eofReceived');
+    return false;
+  }
+  override connectionLost(exc: Error | null): void {
+    this.events.push('connectionLost');
+    this.lost.setResult(exc);
+  }
+}
+
+/** The port of an `[host, port]` or `[host, port, flowinfo, scope]` address. */
+export function portOf(addr: unknown): number {
+  return (addr as [string, number])[1];
+}
+
+/** A plain Node client connected to `port` on `host`; destroyed when the test ends. */
+export async function nodeClient(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  const s = net.connect({ port, host, allowHalfOpen: true });
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', resolve);
+    s.once('error', reject);
+  });
+  return s;
+}
+
+/** Reads everything a Node socket sends until it ends or closes. */
+export function readAll(s: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (d: Buffer) => chunks.push(d));
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      resolve(Buffer.concat(chunks));
+    };
+    s.once('end', finish);
+    s.once('close', finish);
+  });
+}
+
+/** Runs a command, feeding `input`; resolves with its output and exit code (bounded by `timeoutMs`). */
+export function runCommand(
+  cmd: string,
+  args: string[],
+  options: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    if (options.input !== undefined) child.stdin.end(options.input);
+    else child.stdin.end();
+  });
+}
+
+/** True when `cmd` is on PATH. */
+export async function haveCommand(cmd: string): Promise<boolean> {
+  try {
+    const r = await runCommand('sh', ['-c', `command -v ${cmd}`], { timeoutMs: 5000 });
+    return r.code === 0;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * The reply object a route handler answers with (fastify's shape): `reply.code(201).header('x-a', '1').send(body)`.
+ *
+ * What `send` does with a body: an object, array, number, boolean → JSON (`application/json; charset=utf-8`);
+ * a string → `text/plain; charset=utf-8`; a Buffer or Uint8Array → `application/octet-stream`; an async iterable
+ * (a Node `Readable`, an async generator) → streamed, chunked unless a `content-length` header is set, with
+ * backpressure (each chunk waits for the connection to drain); `null`/`undefined` → no body. A content type set
+ * with `header()` or `type()` wins.
+ *
+ * @module
+ */
+import { STATUS_CODES } from 'node:http';
+import { ConnectionLostError } from './errors.js';
+import type { OutgoingHeaderValue, OutgoingHeaders } from './framing/http1-writer.js';
+import type { HttpExchange } from './http1.js';
+import type { Request } from './request.js';
+
+/** @internal What a reply needs of its app. */
+export interface ReplyHost {
+  /** Reports a handler error to the loop's exception handler (one log line). */
+  reportError(error: unknown, reply: Reply): void;
+}
+
+/** @internal The body JSON error replies carry. */
+export function errorBody(statusCode: number, message?: string, extra?: Record<string, unknown>): string {
+  const error = STATUS_CODES[statusCode] ?? 'Error';
+  return JSON.stringify({ statusCode, error, message: message ?? error, ...extra });
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const BINARY_TYPE = 'application/octet-stream';
+// Shared, frozen: the common replies need no headers object of their own.
+const JSON_ONLY: OutgoingHeaders = Object.freeze({ 'content-type': JSON_TYPE });
+const TEXT_ONLY: OutgoingHeaders = Object.freeze({ 'content-type': TEXT_TYPE });
+const BINARY_ONLY: OutgoingHeaders = Object.freeze({ 'content-type': BINARY_TYPE });
+
+type Headers = Record<string, OutgoingHeaderValue>;
+
+function isAsyncIterable(value: object): value is AsyncIterable<unknown> {
+  return typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+}
+
+/**
+ * The response being built for one request.
+ */
+export class Reply {
+  /** The status to send; 200 unless set. */
+  statusCode = 200;
+  /** The request this replies to. */
+  readonly request: Request<unknown, unknown, unknown, unknown>;
+  /** @internal */
+  readonly _host: ReplyHost;
+  /** @internal */
+  readonly _ex: HttpExchange;
+  #headers: Headers | null = null;
+  #sent = false;
+  #streaming = false;
+
+  /** @internal Replies are made by the app. */
+  constructor(host: ReplyHost, exchange: HttpExchange, request: Request<unknown, unknown, unknown, unknown>) {
+    this._host = host;
+    this._ex = exchange;
+    this.request = request;
+  }
+
+  /** True once `send()` (or `writeHead()`) was called. */
+  get sent(): boolean {
+    return this.#sent;
+  }
+
+  /** Milliseconds since the first byte of the request arrived. */
+  get elapsedTime(): number {
+    return (performance.now() / 1000 - this._ex.startTime) * 1000;
+  }
+
+  /**
+   * Sets the status.
+   *
+   * @param statusCode - 100–599.
+   * @returns this reply.
+   * @throws RangeError for a status outside 100–599.
+   */
+  code(statusCode: number): this {
+    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599) {
+      throw new RangeError(`Invalid status code: ${String(statusCode)}`);
+    }
+    this.statusCode = statusCode;
+    return this;
+  }
+
+  /** The same as `code()`. */
+  status(statusCode: number): this {
+    return this.code(statusCode);
+  }
+
+  /**
+   * Sets a header field (the name is lowercased). `content-length`, `transfer-encoding` and `connection` are
+   * the server's: `connection: close` closes the connection after this response, the others are ignored (a
+   * `content-length` on a streamed body makes it fixed-length).
+   *
+   * @param name - the field name.
+   * @param value - the value; an array sends one line per element.
+   * @returns this reply.
+   */
+  header(name: string, value: OutgoingHeaderValue): this {
+    const lower = name.toLowerCase();
+    (this.#headers ??= {})[lower] = value;
+    return this;
+  }
+
+  /**
+   * Sets several header fields.
+   *
+   * @param fields - names to values.
+   * @returns this reply.
+   */
+  headers(fields: Readonly<Record<string, OutgoingHeaderValue>>): this {
+    for (const name of Object.keys(fields)) this.header(name, fields[name]!);
+    return this;
+  }
+
+  /** A header field set on this reply, or `undefined`. */
+  getHeader(name: string): OutgoingHeaderValue | undefined {
+    return this.#headers?.[name.toLowerCase()];
+  }
+
+  /** The header fields set on this reply. */
+  getHeaders(): Readonly<Record<string, OutgoingHeaderValue>> {
+    return { ...this.#headers };
+  }
+
+  /** True when the field is set. */
+  hasHeader(name: string): boolean {
+    return this.#headers?.[name.toLowerCase()] !== undefined;
+  }
+
+  /** Removes a header field. */
+  removeHeader(name: string): this {
+    if (this.#headers !== null) delete this.#headers[name.toLowerCase()];
+    return this;
+  }
+
+  /** Sets `content-type`. */
+  type(contentType: string): this {
+    return this.header('content-type', contentType);
+  }
+
+  /**
+   * Redirects: sets `location` and the status (302 by default), and sends an empty body.
+   *
+   * @param url - where to.
+   * @param statusCode - 301, 302, 303, 307 or 308.
+   */
+  redirect(url: string, statusCode = 302): this {
+    return this.code(statusCode).header('location', url).send();
+  }
+
+  /**
+   * Sends the response (see the module comment for how each kind of body is sent). Only the first call sends;
+   * later ones are ignored with a warning in the log.
+   *
+   * @param payload - the body.
+   * @returns this reply.
+   */
+  send(payload?: unknown): this {
+    if (this.#sent) {
+      this.request.log.warn({ reqId: this.request.id }, 'Reply was already sent, did you forget to "return reply"?');
+      return this;
+    }
+    this.#sent = true;
+    const ex = this._ex;
+    // Answered already by the server (a handler timeout): whatever comes now is too late.
+    if (ex.headersSent || ex.aborted) return this;
+    let body: string | Uint8Array | null;
+    let typed: OutgoingHeaders;
+    if (payload === undefined || payload === null) {
+      body = null;
+      typed = JSON_ONLY;
+    } else if (typeof payload === 'string') {
+      body = payload;
+      typed = TEXT_ONLY;
+    } else if (payload instanceof Uint8Array) {
+      body = payload;
+      typed = BINARY_ONLY;
+    } else if (typeof payload === 'object' && isAsyncIterable(payload)) {
+      void this.#stream(payload);
+      return this;
+    } else {
+      try {
+        body = JSON.stringify(payload) ?? null;
+      } catch (err) {
+        this.#sent = false;
+        this._fail(err);
+        return this;
+      }
+      typed = JSON_ONLY;
+    }
+    let headers: OutgoingHeaders | null = this.#headers;
+    if (this.#headers === null) {
+      headers = body === null ? null : typed;
+    } else {
+      headers = this.#headers;
+      if (body !== null && this.#headers['content-type'] === undefined) {
+        this.#headers['content-type'] = typed['content-type']!;
+      }
+      if (this.#serverFields(this.#headers)) headers = { ...this.#headers, ...SERVER_FIELDS_OFF };
+    }
+    try {
+      ex.respond(this.statusCode, headers ?? undefined, body);
+    } catch (err) {
+      // What HTTP cannot carry (a CR in a header value, a body on a 204): nothing was sent.
+      this._fail(err, true);
+    }
+    return this;
+  }
+
+  /** Applies `connection`, `content-length`, `transfer-encoding` set by the user; true when any was. */
+  #serverFields(headers: Headers): boolean {
+    if (
+      headers['connection'] === undefined &&
+      headers['content-length'] === undefined &&
+      headers['transfer-encoding'] === undefined
+    ) {
+      return false;
+    }
+    const conn = headers['connection'];
+    if (typeof conn === 'string' && /(^|,)\s*close\s*(,|$)/i.test(conn)) this._ex._close = true;
+    return true;
+  }
+
+  /**
+   * Starts a streamed response: sends the status and headers now; write the body with `write()` and finish with
+   * `end()`. Chunked unless a `content-length` header was set.
+   *
+   * @param statusCode - the status, if not set with `code()`.
+   * @returns this reply.
+   */
+  writeHead(statusCode?: number): this {
+    if (statusCode !== undefined) this.code(statusCode);
+    if (this.#sent) throw new Error('The reply was already sent');
+    this.#sent = true;
+    this.#startStream();
+    return this;
+  }
+
+  #startStream(): void {
+    this.#streaming = true;
+    const own = this.#headers;
+    let headers: OutgoingHeaders | null = own;
+    let length: number | undefined;
+    if (own !== null) {
+      const cl = own['content-length'];
+      if (cl !== undefined) length = Number(cl);
+      if (own['content-type'] === undefined) own['content-type'] = BINARY_TYPE;
+      if (this.#serverFields(own)) headers = { ...own, ...SERVER_FIELDS_OFF };
+    }
+    this._ex.startResponse(this.statusCode, headers ?? BINARY_ONLY, length);
+  }
+
+  /**
+   * Writes a piece of a streamed body (after `writeHead()`), waiting for the connection to drain when it must.
+   *
+   * @param chunk - bytes, or a string sent as UTF-8.
+   * @returns a promise that resolves when more may be written (at once unless the connection's write buffer is
+   *   full or earlier pipelined responses are still going out); it rejects if the connection is lost.
+   */
+  write(chunk: string | Uint8Array): Promise<void> {
+    if (!this.#streaming) this.writeHead();
+    if (this._ex.write(chunk)) return Promise.resolve();
+    return this._ex.drain();
+  }
+
+  /** Waits until the connection can take more (see `write()`). */
+  drain(): Promise<void> {
+    return this._ex.drain();
+  }
+
+  /**
+   * Ends a streamed body.
+   *
+   * @param chunk - a last piece to write first.
+   */
+  end(chunk?: string | Uint8Array): void {
+    if (!this.#streaming) this.writeHead();
+    if (chunk !== undefined) this._ex.write(chunk);
+    this._ex.end();
+  }
+
+  async #stream(source: AsyncIterable<unknown>): Promise<void> {
+    const ex = this._ex;
+    try {
+      this.#startStream();
+      for await (const chunk of source) {
+        if (ex.aborted) break;
+        const data = typeof chunk === 'string' || chunk instanceof Uint8Array ? chunk : String(chunk);
+        if (!ex.write(data)) await ex.drain();
+      }
+      if (!ex.finished && !ex.aborted) ex.end();
+    } catch (err) {
+      if (ex.aborted || ConnectionLostError.isInstance(err)) return;
+      this._fail(err);
+    }
+  }
+
+  /**
+   * @internal Answers a failed handler: a 4xx `statusCode` on the error is answered with its message; anything
+   * else is logged (once, through the loop's exception handler) and answered 500 with no detail. Once the head
+   * went out, the connection is closed instead (the client sees the response cut).
+   */
+  _fail(error: unknown, alreadyAttempted = false): void {
+    const ex = this._ex;
+    const status = (error as { statusCode?: unknown } | null)?.statusCode;
+    const clientError = typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500;
+    if (!clientError || alreadyAttempted) this._host.reportError(error, this);
+    if (ex.headersSent) {
+      if (!ex.finished) ex.abortConnection();
+      return;
+    }
+    if (ex.aborted) return;
+    this.#sent = true;
+    this.#headers = null;
+    if (clientError && !alreadyAttempted) {
+      this.statusCode = status;
+      ex.respond(status, JSON_ONLY, errorBody(status, (error as Error).message));
+    } else {
+      const code = typeof status === 'number' && status >= 500 && status <= 599 ? status : 500;
+      this.statusCode = code;
+      ex.respond(code, JSON_ONLY, errorBody(code));
+    }
+  }
+
+  /** @internal A promise-returning handler settled with `value`. */
+  _settle(value: unknown): void {
+    if (value === this || this.#sent) return;
+    this.send(value);
+  }
+}
+
+const SERVER_FIELDS_OFF = { connection: undefined, 'content-length': undefined, 'transfer-encoding': undefined };

@@ -1,0 +1,281 @@
+// The app's routing, zod validation, replies, errors, hooks and logging, through real sockets (supertest against
+// app.listen({port: 0})) and through app.inject().
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import request from 'supertest';
+import { z } from 'zod';
+import net from 'node:net';
+import { HttpError, Protocol, requestId, sleep } from '@loopwork/service';
+import { listen, recordingLogger, testApp } from './helpers.js';
+
+test('routes with params and query strings as find-my-way parses them', async (t) => {
+  const app = testApp();
+  app.get('/users/:id/posts/:post', (req) => ({ params: req.params, query: req.query }));
+  const url = await listen(t, app);
+  const res = await request(url).get('/users/42/posts/hello%20world?a=1&b=x&b=y').expect(200);
+  assert.deepEqual(res.body, { params: { id: '42', post: 'hello world' }, query: { a: '1', b: ['x', 'y'] } });
+  assert.equal(res.headers['content-type'], 'application/json; charset=utf-8');
+});
+
+test('zod schemas validate and type each part; failures are 400 with every issue as JSON', async (t) => {
+  const app = testApp();
+  const schema = {
+    params: z.object({ id: z.coerce.number().int().positive() }),
+    querystring: z.object({ verbose: z.enum(['yes', 'no']).default('no') }),
+    body: z.object({ name: z.string().min(1), tags: z.array(z.string()).max(2) }),
+    headers: z.object({ 'x-tenant': z.string() }),
+  };
+  app.post('/items/:id', { schema }, (req) => {
+    // Typed by the schemas: id is a number, verbose a union, name a string.
+    const id: number = req.params.id;
+    const verbose: 'yes' | 'no' = req.query.verbose;
+    const name: string = req.body.name;
+    return { id, verbose, name, tenant: req.headers['x-tenant'] };
+  });
+  const url = await listen(t, app);
+  const ok = await request(url)
+    .post('/items/7')
+    .set('x-tenant', 'acme')
+    .send({ name: 'n', tags: ['a'] })
+    .expect(200);
+  assert.deepEqual(ok.body, { id: 7, verbose: 'no', name: 'n', tenant: 'acme' });
+
+  const bad = await request(url)
+    .post('/items/-3?verbose=maybe')
+    .send({ name: '', tags: ['a', 'b', 'c'] })
+    .expect(400);
+  assert.equal(bad.body.statusCode, 400);
+  assert.equal(bad.body.error, 'Bad Request');
+  assert.match(bad.body.message, /^Invalid request: /);
+  const paths = (bad.body.issues as { path: (string | number)[] }[]).map((i) => i.path.join('.')).sort();
+  assert.deepEqual(paths, ['body.name', 'body.tags', 'headers.x-tenant', 'params.id', 'querystring.verbose']);
+  for (const issue of bad.body.issues) {
+    assert.equal(typeof issue.message, 'string');
+    assert.equal(typeof issue.code, 'string');
+  }
+});
+
+test('invalid JSON bodies are 400, form and text bodies are parsed', async (t) => {
+  const app = testApp();
+  app.post('/echo', (req) => ({ body: req.body }));
+  const url = await listen(t, app);
+  const bad = await request(url).post('/echo').set('content-type', 'application/json').send('{"a":').expect(400);
+  assert.match(bad.body.message, /^Body is not valid JSON/);
+  const form = await request(url).post('/echo').type('form').send('a=1&b=2').expect(200);
+  assert.deepEqual(form.body, { body: { a: '1', b: '2' } });
+  const text = await request(url).post('/echo').set('content-type', 'text/plain').send('hi').expect(200);
+  assert.deepEqual(text.body, { body: 'hi' });
+});
+
+test('404 for unknown paths and 405 with Allow for known paths with another method', async (t) => {
+  const app = testApp();
+  app.get('/thing', () => 'x');
+  app.put('/thing', () => 'y');
+  const url = await listen(t, app);
+  const nf = await request(url).get('/nothing').expect(404);
+  assert.deepEqual(nf.body, { statusCode: 404, error: 'Not Found', message: 'Route GET:/nothing not found' });
+  const na = await request(url).delete('/thing').expect(405);
+  assert.equal(na.headers.allow, 'GET, HEAD, PUT');
+  assert.equal(na.body.statusCode, 405);
+  const bad = await request(url).get('/thing%zz').expect(400);
+  assert.equal(bad.body.statusCode, 400);
+});
+
+test('errors are 500 without leaking, logged once with the request id; HttpError 4xx shows its message', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  app.get('/boom', () => {
+    throw new Error('secret database password is hunter2');
+  });
+  app.get('/async-boom', async () => {
+    await sleep(0.001);
+    throw new Error('async secret');
+  });
+  app.get('/teapot', () => {
+    throw new HttpError(418, 'no coffee here');
+  });
+  const url = await listen(t, app);
+  const res = await request(url).get('/boom').set('x-request-id', 'abc-123').expect(500);
+  assert.deepEqual(res.body, { statusCode: 500, error: 'Internal Server Error', message: 'Internal Server Error' });
+  assert.doesNotMatch(res.text, /hunter2|stack|at /);
+  const errors = lines.filter((l) => l.level === 50);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0]!.msg, 'Error in request handler');
+  assert.equal(errors[0]!.reqId, 'abc-123');
+  assert.equal(errors[0]!.request, 'GET /boom');
+  assert.match(String((errors[0]!.err as { message: string }).message), /hunter2/);
+  assert.match(String(errors[0]!.peer), /^127\.0\.0\.1:\d+$/);
+
+  const res2 = await request(url).get('/async-boom').expect(500);
+  assert.doesNotMatch(res2.text, /async secret/);
+  assert.equal(lines.filter((l) => l.level === 50).length, 2);
+
+  const tea = await request(url).get('/teapot').expect(418);
+  assert.deepEqual(tea.body, { statusCode: 418, error: "I'm a Teapot", message: 'no coffee here' });
+  assert.equal(lines.filter((l) => l.level === 50).length, 2);
+});
+
+test('reply: code, headers, types, redirect, buffers, strings, empty bodies, returned values', async (t) => {
+  const app = testApp();
+  app.post('/created', (_req, reply) => reply.code(201).header('X-Thing', 'a').send({ ok: true }));
+  app.get('/text', () => 'plain');
+  app.get('/bytes', () => Buffer.from([1, 2, 3]));
+  app.get('/typed', (_req, reply) => reply.type('text/csv').send('a,b\n'));
+  app.get('/empty', (_req, reply) => reply.code(204).send());
+  app.get('/async-empty', async () => undefined);
+  app.get('/later', (_req, reply) => {
+    setTimeout(() => reply.send({ late: true }), 5);
+  });
+  app.get('/go', (_req, reply) => reply.redirect('/text'));
+  app.get('/close', (_req, reply) => reply.header('connection', 'close').send('bye'));
+  const url = await listen(t, app);
+  const created = await request(url).post('/created').expect(201);
+  assert.equal(created.headers['x-thing'], 'a');
+  assert.deepEqual(created.body, { ok: true });
+  const text = await request(url).get('/text').expect(200);
+  assert.equal(text.headers['content-type'], 'text/plain; charset=utf-8');
+  assert.equal(text.text, 'plain');
+  const bytes = await request(url).get('/bytes').buffer(true).expect(200);
+  assert.equal(bytes.headers['content-type'], 'application/octet-stream');
+  assert.deepEqual([...(bytes.body as Buffer)], [1, 2, 3]);
+  const csv = await request(url).get('/typed').expect(200);
+  assert.equal(csv.headers['content-type'], 'text/csv');
+  await request(url).get('/empty').expect(204);
+  const ae = await request(url).get('/async-empty').expect(200);
+  assert.equal(ae.headers['content-length'], '0');
+  assert.deepEqual((await request(url).get('/later').expect(200)).body, { late: true });
+  const go = await request(url).get('/go').redirects(0).expect(302);
+  assert.equal(go.headers.location, '/text');
+  const close = await request(url).get('/close').expect(200);
+  assert.equal(close.headers.connection, 'close');
+});
+
+test('inject runs the same pipeline with no socket', async () => {
+  const app = testApp();
+  app.post('/kv/:key', { schema: { body: z.object({ value: z.string() }) } }, (req, reply) =>
+    reply.code(201).send({ key: req.params.key, value: req.body.value }),
+  );
+  app.get('/stream', (_req, reply) => reply.send(Readable.from(['a', 'b', 'c'])));
+  const res = await app.inject({ method: 'POST', url: '/kv/x', payload: { value: 'v' } });
+  assert.equal(res.statusCode, 201);
+  assert.deepEqual(res.json(), { key: 'x', value: 'v' });
+  const bad = await app.inject({ method: 'POST', url: '/kv/x', payload: { value: 1 } });
+  assert.equal(bad.statusCode, 400);
+  assert.deepEqual(
+    bad.json<{ issues: { path: string[] }[] }>().issues.map((i) => i.path),
+    [['body', 'value']],
+  );
+  const head = await app.inject({ method: 'HEAD', url: '/healthz' });
+  assert.equal(head.statusCode, 200);
+  assert.equal(head.headers['content-length'], String(JSON.stringify({ status: 'ok' }).length));
+  assert.equal(head.payload, '');
+  const stream = await app.inject('/stream');
+  assert.equal(stream.headers['transfer-encoding'], 'chunked');
+  assert.equal(stream.payload, 'abc');
+  const tooBig = await testApp({ http: { maxBodySize: 4 } }).inject({ method: 'POST', url: '/', payload: 'hello' });
+  assert.equal(tooBig.statusCode, 413);
+  assert.equal(tooBig.headers.connection, 'close');
+});
+
+test('onRequest hooks may answer; onResponse hooks see the status', async (t) => {
+  const app = testApp();
+  const seen: string[] = [];
+  app.addHook('onRequest', async (req, reply) => {
+    await sleep(0);
+    if (req.headers['x-deny'] !== undefined) reply.code(403).send({ denied: true });
+  });
+  app.addHook('onResponse', (req, reply) => {
+    seen.push(`${req.method} ${req.url} ${reply.statusCode}`);
+  });
+  app.get('/x', () => 'x');
+  const url = await listen(t, app);
+  await request(url).get('/x').expect(200);
+  await request(url).get('/x').set('x-deny', '1').expect(403);
+  assert.deepEqual(seen, ['GET /x 200', 'GET /x 403']);
+});
+
+test('the request id is on every line logged while serving the request, and in the access log', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  app.get('/work', async (req) => {
+    req.log.info('starting');
+    await sleep(0.002);
+    app.log.info({ step: 2 }, 'after an await');
+    return { id: requestId.get() };
+  });
+  const url = await listen(t, app);
+  const [a, b] = await Promise.all([
+    request(url).get('/work').set('x-request-id', 'client-id-1'),
+    request(url).get('/work'),
+  ]);
+  assert.equal(a.body.id, 'client-id-1');
+  assert.match(b.body.id, /^req-\d+$/);
+  for (const id of [a.body.id, b.body.id]) {
+    const mine = lines.filter((l) => l.reqId === id);
+    assert.deepEqual(
+      mine.map((l) => l.msg),
+      ['starting', 'after an await', 'request completed'],
+    );
+    const access = mine[2]!;
+    assert.equal((access.res as { statusCode: number }).statusCode, 200);
+    assert.equal((access.req as { url: string }).url, '/work');
+    assert.equal(typeof access.responseTime, 'number');
+  }
+  assert.equal(requestId.get(), undefined);
+});
+
+test('the app logger is the loop exception handler: a failing callback is one structured line', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  await listen(t, app);
+  const loop = app.loop!;
+  await new Promise<void>((resolve) => {
+    loop.callSoon(() => {
+      throw new Error('callback failed');
+    });
+    loop.callSoon(resolve);
+  });
+  const line = lines.find((l) => (l.err as { message?: string } | undefined)?.message === 'callback failed');
+  assert.ok(line, 'logged');
+  assert.equal(line.level, 50);
+  assert.match(String(line.msg), /^Exception in callback/);
+  assert.equal(typeof line.handle, 'string');
+});
+
+test('errors from protocols and tasks are one structured line each, with transport, protocol, peer and task', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  class Faulty extends Protocol {
+    override dataReceived(): void {
+      throw new Error('protocol bug');
+    }
+  }
+  await listen(t, app, { http: { port: 0 }, tcp: { port: 0, protocol: () => new Faulty() } });
+  const tcp = app.addresses().find((a) => a.kind === 'tcp')!;
+  const sock = net.connect(tcp.port!, '127.0.0.1', () => sock.write('x'));
+  await new Promise<void>((resolve) => sock.on('close', () => resolve()).on('error', () => undefined));
+  const line = lines.find((l) => (l.err as { message?: string } | undefined)?.message === 'protocol bug');
+  assert.ok(line, 'logged');
+  assert.equal(line.level, 50);
+  assert.equal(line.msg, 'Fatal error: protocol.dataReceived() call failed.');
+  assert.match(String(line.transport), /^<SocketTransport/);
+  assert.match(String(line.protocol), /Faulty|Tracked/);
+  assert.match(String(line.peer), /^127\.0\.0\.1:\d+$/);
+  assert.equal(lines.filter((l) => l.level === 50).length, 1);
+
+  const loop = app.loop!;
+  const task = loop.createTask(
+    async () => {
+      throw new Error('task failed');
+    },
+    { name: 'doomed' },
+  );
+  await new Promise<void>((resolve) => task.addDoneCallback(() => resolve()));
+  // An exception nobody retrieved is reported when the task is collected or its loop closes (here, at close).
+  await app.close({ deadline: 1 });
+  const taskLine = lines.find((l) => (l.err as { message?: string } | undefined)?.message === 'task failed');
+  assert.ok(taskLine, 'the task error was logged');
+  assert.equal(taskLine.msg, 'Task exception was never retrieved');
+  assert.match(String(taskLine.task), /doomed/);
+});
