@@ -51,7 +51,8 @@ class Unretrieved {
   constructor(
     readonly loop: BaseEventLoop,
     readonly exception: unknown,
-    readonly description: string,
+    /** What names the future without inspecting its exception (that is only done if it is reported). */
+    readonly label: string,
     readonly kind: 'Future' | 'Task',
     readonly sourceTraceback: string | undefined,
   ) {}
@@ -63,7 +64,8 @@ class Unretrieved {
     const context: Record<string, unknown> & { message: string } = {
       message: `${this.kind} exception was never retrieved`,
       exception: this.exception,
-      [this.kind === 'Task' ? 'task' : 'future']: this.description,
+      [this.kind === 'Task' ? 'task' : 'future']:
+        `<${this.label} finished exception=${inspect(this.exception, { depth: 0 }).split('\n')[0]}>`,
     };
     if (this.sourceTraceback !== undefined) context.sourceTraceback = this.sourceTraceback;
     this.loop.callExceptionHandler(context);
@@ -227,7 +229,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this._exception = exception;
     this._state = FutureState.FINISHED;
     this._scheduleCallbacks();
-    const u = new Unretrieved(this._loop, exception, this._describe(), this._kind(), this._sourceTraceback);
+    const u = new Unretrieved(this._loop, exception, this._label(), this._kind(), this._sourceTraceback);
     this._unretrieved = u;
     this._loop._unretrieved.add(u);
     unretrievedRegistry.register(this, u, u);
@@ -292,6 +294,11 @@ export class Future<T = unknown> implements PromiseLike<T> {
   /** @internal The error awaiting code sees when the future was cancelled. */
   _makeCancelledError(): Error {
     return new CancelledError(this._cancelMessage ?? '');
+  }
+
+  /** @internal What names this future in reports, without its state. */
+  _label(): string {
+    return 'Future';
   }
 
   /** @internal */

@@ -170,6 +170,12 @@ export class Task<T = unknown> extends Future<T> {
   }
 
   /** @internal */
+  override _label(): string {
+    const coro = this._coro;
+    return `Task name='${this._name}' coro=<${typeof coro === 'function' ? `${coro.name || 'anonymous'}()` : 'promise'}>`;
+  }
+
+  /** @internal */
   override _kind(): 'Task' {
     return 'Task';
   }
