@@ -11,6 +11,7 @@
  */
 import { TextDecoder } from 'node:util';
 import type { z } from 'zod';
+import { getRunningLoopOrNull } from '@loopwork/server';
 import { MessageDecodeError, MessageValidationError } from './errors.js';
 import type { ValidationIssue } from './errors.js';
 import type { MessageProtocol, Stage } from './pipeline.js';
@@ -99,6 +100,9 @@ export function json(options: JsonOptions = {}): Stage<string | Uint8Array, stri
   return (inner) => new JsonProtocol(inner, onError, reviver);
 }
 
+/** What the peer gets for a reply `JSON.stringify` refused: the shape of `route()`'s internal-error reply. */
+const ENCODE_FAILED = '{"error":"InternalError","message":"Internal error"}';
+
 function defaultJsonError(error: Error): unknown {
   return { error: error.name, message: error.message };
 }
@@ -132,8 +136,17 @@ class JsonProtocol extends StageProtocol<string | Uint8Array, string, unknown, u
   }
 
   override write(message: unknown): void {
-    // `undefined` (and functions) have no JSON text: send `null` rather than the string "undefined".
-    this.outer.write(JSON.stringify(message) ?? 'null');
+    let text: string;
+    try {
+      // `undefined` (and functions) have no JSON text: send `null` rather than the string "undefined".
+      text = JSON.stringify(message) ?? 'null';
+    } catch (exception) {
+      // A value JSON cannot carry (a cycle, a BigInt, nesting too deep): thrown from here it would end the
+      // connection and lose the replies after it. Log it once; the peer gets an error reply in its turn.
+      getRunningLoopOrNull()?.callExceptionHandler({ message: 'Cannot encode a reply', exception, transport: this });
+      text = ENCODE_FAILED;
+    }
+    this.outer.write(text);
   }
 }
 

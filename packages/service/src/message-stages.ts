@@ -4,9 +4,10 @@
  * to a handler by its command (or path) key.
  *
  * ```ts
+ * const store = new Map<string, Buffer>();
  * const factory = pipeline(resp(), route<RespCommand, RespReply>({
  *   PING: () => new RespSimpleString('PONG'),
- *   GET: (ctx) => store.get(ctx.input[0]!) ?? null,
+ *   GET: (ctx) => store.get(ctx.message[1]!.toString('latin1')) ?? null,
  * }));
  * await app.listen({ http: { port: 8080 }, tcp: { port: 6380, protocol: factory } });
  * ```
@@ -26,12 +27,13 @@
  * @module
  */
 import FindMyWay from 'find-my-way';
+import pino from 'pino';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { getRunningLoopOrNull, makeError } from '@loopwork/server';
 import { describeIssues, zodIssues } from './codecs.js';
 import type { StageErrorHandler } from './codecs.js';
-import type { ValidationIssue } from './errors.js';
+import { MessageValidationError } from './errors.js';
 import type { FrameDecoder } from './framing/decoder.js';
 import { FrameTooLongError, FrameTruncatedError, LineTooLongError, RespProtocolError } from './framing/errors.js';
 import type { LengthHeader } from './framing/length-prefixed.js';
@@ -203,6 +205,11 @@ abstract class FramingProtocol<InnerIn, InnerOut> extends StageProtocol<Buffer, 
       batch.push(bytes);
       this.#batchBytes += n;
     }
+    this.checkBatch();
+  }
+
+  /** Writes the batch early once it is large (call after writing into `reserve()`d room). */
+  protected checkBatch(): void {
     if (this.#batchBytes >= BATCH_LIMIT) this.#flush();
   }
 
@@ -544,6 +551,7 @@ class RespProtocol extends FramingProtocol<RespCommand, RespReply> {
     p += len;
     s[p++] = CR;
     s[p] = LF;
+    this.checkBatch();
   }
 
   protected encode(reply: RespReply): Uint8Array {
@@ -672,8 +680,9 @@ export interface MessageRouteOptions<In, Out> {
   /** The handler for a message no route matches; default an `unknown command` error reply. */
   readonly notFound?: CommandHandler<In, Out>;
   /**
-   * The error reply for a message whose handler failed, or `undefined` to close the connection; default by
-   * format (see the module docs).
+   * The reply to a message whose handler threw or rejected, or that was refused before it ran (a
+   * `MessageValidationError` from a route's schema, a `CommandError` for a message without a key); `undefined`
+   * closes the connection. Default: by format (see the module docs).
    */
   readonly onError?: (error: unknown, ctx: CommandContext<In, Out>) => Out | undefined;
   /** Called when a connection is made (to fill `connection.state`, or greet with `connection.write`). */
@@ -695,6 +704,8 @@ type PathRouter = FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
 const NO_PARAMS: Readonly<Record<string, string | undefined>> = Object.freeze({});
 const WORDS = /\S+/g;
 const UNSET: unique symbol = Symbol('unset');
+/** The logger of a handler run outside a loop (a test driving a pipeline by hand). */
+let fallbackLogger: Logger | null = null;
 
 /** Error replies never carry a line break: it would end a line reply early, and RESP refuses it. */
 function oneLine(text: string): string {
@@ -769,7 +780,7 @@ class RouteCtx<In, Out> implements CommandContext<In, Out, unknown> {
   }
 
   get log(): Logger {
-    return loopLogger() ?? (console as unknown as Logger);
+    return loopLogger() ?? (fallbackLogger ??= pino({ name: 'loopwork' }));
   }
 
   write(message: Out): void {
@@ -892,6 +903,23 @@ export function route<In, Out>(
     return typeof value === 'string' ? value : undefined;
   }
 
+  /** A message refused before its handler ran (no key, arguments the schema refuses): the client's mistake. */
+  function refused(err: Error, ctx: RouteCtx<In, Out>): Out | undefined {
+    if (onError !== undefined) return callOnError(err, ctx);
+    return errorReply(ctx.format, err, ctx.message) as Out;
+  }
+
+  function callOnError(err: unknown, ctx: RouteCtx<In, Out>): Out | undefined {
+    let reply: Out | undefined;
+    try {
+      reply = onError!(err, ctx);
+    } catch (e) {
+      getRunningLoopOrNull()?.callExceptionHandler({ message: 'Error in route onError', exception: e });
+    }
+    if (reply === undefined) ctx.close();
+    return reply;
+  }
+
   function failed(err: unknown, ctx: RouteCtx<In, Out>): Out | undefined {
     if (!CommandError.isInstance(err)) {
       getRunningLoopOrNull()?.callExceptionHandler({
@@ -902,14 +930,7 @@ export function route<In, Out>(
         peer: ctx.connection.peer,
       });
     }
-    if (onError !== undefined) {
-      try {
-        return onError(err, ctx);
-      } catch (e) {
-        getRunningLoopOrNull()?.callExceptionHandler({ message: 'Error in route onError', exception: e });
-        return undefined;
-      }
-    }
+    if (onError !== undefined) return callOnError(err, ctx);
     return errorReply(ctx.format, err, ctx.message) as Out;
   }
 
@@ -925,7 +946,7 @@ export function route<In, Out>(
       const key = keyFor(message, format);
       if (key === undefined || key === '') {
         const missing = format === 'json' ? `The message has no "${keyField}"` : 'empty command';
-        return errorReply(format, new CommandError(missing), message) as Out;
+        return refused(new CommandError(missing), new RouteCtx(message, '', NO_PARAMS, connection, format));
       }
       entry = lookup(key);
       if (entry !== undefined) {
@@ -941,7 +962,8 @@ export function route<In, Out>(
       const checked = entry.schema.safeParse(ctx.defaultInput());
       if (!checked.success) {
         const issues = zodIssues(checked.error.issues);
-        return validationReply(format, entry.name, issues, message) as Out;
+        const text = describeIssues(`Invalid arguments for '${entry.name}'`, issues);
+        return refused(new MessageValidationError(text, issues), ctx);
       }
       ctx.input = checked.data;
     }
@@ -976,35 +998,23 @@ function unknownCommand(format: MessageFormat, key: string, message: unknown): E
   return new CommandError(`unknown command '${oneLine(key)}'`);
 }
 
-/** The reply to a refused message, in the format of its protocol. */
+/**
+ * The reply to a refused message, in the format of its protocol: the message of a {@link CommandError} or a
+ * `MessageValidationError` (with its `issues` in JSON), `internal error` for anything else.
+ */
 function errorReply(format: MessageFormat, err: unknown, message: unknown): unknown {
-  const known = CommandError.isInstance(err);
+  const invalid = MessageValidationError.isInstance(err);
+  const known = invalid || CommandError.isInstance(err);
   const text = known ? (err as Error).message : 'internal error';
   if (format === 'resp') {
     const line = oneLine(text);
     return new RespErrorReply(/^[A-Z][A-Z_]* /.test(line) ? line : `ERR ${line}`);
   }
   if (format === 'text') return `ERR ${oneLine(text)}`;
-  const body: Record<string, unknown> = known
-    ? { error: (err as Error).name, message: text }
-    : { error: 'InternalError', message: 'Internal error' };
+  if (!known) return withId({ error: 'InternalError', message: 'Internal error' }, message);
+  const body: Record<string, unknown> = { error: (err as Error).name, message: text };
+  if (invalid) body.issues = (err as InstanceType<typeof MessageValidationError>).issues;
   return withId(body, message);
-}
-
-function validationReply(
-  format: MessageFormat,
-  name: string,
-  issues: readonly ValidationIssue[],
-  message: unknown,
-): unknown {
-  const text = describeIssues(`Invalid arguments for '${name}'`, issues);
-  if (format === 'json') {
-    return withId(
-      { error: 'MessageValidationError', message: describeIssues('Invalid message', issues), issues },
-      message,
-    );
-  }
-  return errorReply(format, new CommandError(text), message);
 }
 
 /** A JSON reply carries the request's `id`, when it has one, so that a client can match replies to requests. */
