@@ -3,6 +3,7 @@
 // in one run, interleaved (A B C, B C A, …) for several rounds, and reports medians, ratios and goals.
 //   node bench/run.mjs [name…] [--smoke] [--rounds N] [--duration S] [--full] [--dist] [--list] [--no-install]
 //                      [--quiet-wait S]
+//   node bench/run.mjs --report      only regenerate RESULTS.md and the chart from bench/results/*.json
 // A name selects a group (`core`), a workload (`net/tcp-protocol-1KiB-c10`) or a prefix (`net/tcp-protocol`).
 // See bench/README.md.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureRequirements, machineInfo, pinning, root } from './lib/env.mjs';
 import { SystemFailure, machineBusyPct, shellLine } from './lib/proc.mjs';
-import { formatValue, rowsOf, writeResults } from './lib/report.mjs';
+import { formatValue, regenerate, rowsOf, writeResults } from './lib/report.mjs';
 import { summarize } from './lib/stats.mjs';
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
@@ -24,6 +25,7 @@ const { values: opt, positionals: names } = parseArgs({
     full: { type: 'boolean', default: false },
     dist: { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
+    report: { type: 'boolean', default: false },
     'no-install': { type: 'boolean', default: false },
     'quiet-wait': { type: 'string' },
   },
@@ -176,7 +178,7 @@ function printTable(entries) {
       : (r.anchor?.status ?? 'missing').toUpperCase();
     const met = !r.goal.op ? '' : r.met === null ? 'not measured' : r.met ? 'MET' : 'not met';
     return [
-      r.w.id,
+      `${r.w.id}${r.run.smoke ? ' (smoke)' : ''}`,
       lw.length > 44 ? `${lw.slice(0, 43)}…` : lw,
       `${r.anchor?.label ?? r.goal.vs} ${an}`,
       r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`,
@@ -194,6 +196,15 @@ function printTable(entries) {
 const all = await loadWorkloads();
 if (opt.list) {
   for (const w of all) console.log(`${pad(w.id, 36)} ${w.smoke ? 'smoke' : w.full ? 'full ' : '     '}  ${w.title}`);
+  process.exit(0);
+}
+if (opt.report) {
+  const entries = regenerate(
+    benchDir,
+    all.map((w) => w.id),
+  );
+  printTable(entries);
+  console.log('\nbench: regenerated bench/RESULTS.md and bench/results/chart.svg from bench/results/*.json');
   process.exit(0);
 }
 const selected = select(all);
@@ -225,7 +236,11 @@ const run = {
   missing: Object.fromEntries(env.missing),
   workloads: results,
 };
-const { file } = writeResults(benchDir, run);
+const { file } = writeResults(
+  benchDir,
+  run,
+  all.map((w) => w.id),
+);
 printTable(results.map((w) => ({ w, run })));
 console.log(
   `\nbench: wrote ${join('bench', 'results', file.split('/').pop())}, bench/RESULTS.md, bench/results/chart.svg`,

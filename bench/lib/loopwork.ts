@@ -36,11 +36,12 @@ export interface StreamWriter {
   close(): void;
 }
 
-/** A non-blocking socket as `loop.sock*` takes it (Python's socket.socket, camelCased). */
+/** A socket as `loop.sock*` takes it (Python's socket.socket: `new Socket(AF_INET, SOCK_STREAM)`). */
 export interface Socket {
   bind(address: string | [string, number]): void;
   listen(backlog?: number): void;
   setblocking(flag: boolean): void;
+  setsockopt(level: number, name: number, value: number): void;
   close(): void;
 }
 
@@ -79,10 +80,14 @@ export interface ServerPackage extends Core {
   BufferedProtocol: new () => object;
   startServer(handler: StreamHandler, host: string | null, port: number, options?: object): Promise<Server>;
   startUnixServer(handler: StreamHandler, path: string, options?: object): Promise<Server>;
-  socket(family: number, type: number): Socket;
+  Socket: new (family?: number, type?: number) => Socket;
   AF_INET: number;
   AF_UNIX: number;
   SOCK_STREAM: number;
+  SOL_SOCKET: number;
+  SO_REUSEADDR: number;
+  IPPROTO_TCP: number;
+  TCP_NODELAY: number;
 }
 
 export const usingSource = process.execArgv.some((a) => a.includes('loopwork-source'));

@@ -23,7 +23,7 @@ const needs: Record<string, string[]> = {
   protocol: ['newEventLoop', 'Protocol'],
   buffered: ['newEventLoop', 'BufferedProtocol'],
   streams: ['newEventLoop', unix ? 'startUnixServer' : 'startServer'],
-  sock: ['newEventLoop', 'socket', 'AF_INET', 'AF_UNIX', 'SOCK_STREAM'],
+  sock: ['newEventLoop', 'Socket', 'AF_INET', 'AF_UNIX', 'SOCK_STREAM', 'SOL_SOCKET', 'TCP_NODELAY'],
 };
 const required = needs[mode];
 if (!required) {
@@ -95,7 +95,8 @@ async function listen(): Promise<void> {
       return;
     }
     default: {
-      const lsock = lw.socket(unix ? lw.AF_UNIX : lw.AF_INET, lw.SOCK_STREAM);
+      const lsock = new lw.Socket(unix ? lw.AF_UNIX : lw.AF_INET, lw.SOCK_STREAM);
+      if (!unix) lsock.setsockopt(lw.SOL_SOCKET, lw.SO_REUSEADDR, 1);
       lsock.bind(unix ?? [host, port]);
       lsock.listen(options.backlog);
       lsock.setblocking(false);
@@ -106,6 +107,9 @@ async function listen(): Promise<void> {
             if (data.length === 0) break;
             await loop.sockSendall(conn, data);
           }
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (code !== 'ECONNRESET' && code !== 'EPIPE') throw err;
         } finally {
           conn.close();
         }
@@ -113,7 +117,7 @@ async function listen(): Promise<void> {
       const acceptLoop = async (): Promise<void> => {
         for (;;) {
           const [conn] = await loop.sockAccept(lsock);
-          conn.setblocking(false);
+          if (!unix) conn.setsockopt(lw.IPPROTO_TCP, lw.TCP_NODELAY, 1);
           loop.createTask(() => serve(conn));
         }
       };

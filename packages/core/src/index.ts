@@ -63,6 +63,7 @@ export type {
 export * from './executors.js';
 export * from './dns.js';
 export * from './socket-transport.js';
+export * from './fd-transport.js';
 export * from './socket.js';
 export * from './sock-methods.js';
 export * from './sendfile.js';

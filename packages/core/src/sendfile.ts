@@ -166,6 +166,9 @@ function checkSendfileParams(offset: unknown, count: unknown): void {
  */
 type CloseWatch = (abort: (reason: Error | null) => void) => () => void;
 
+/** A transport's own native path (FdTransport's `_sendfileNative`), given the `sendfile(2)` runner. */
+type OwnSendfile = (run: (fd: number, watchClose: CloseWatch) => Promise<number>) => Promise<number>;
+
 /**
  * asyncio's `_sock_sendfile_native`: `sendfile(2)` from `file` to `outFd` on the threadpool.
  *
@@ -275,10 +278,18 @@ async function openSource(file: SendfileSource, offset: number): Promise<Source>
   return { fd, seekable };
 }
 
-/** Reads up to `size` bytes at `position` (null: in sequence); waits for a non-blocking pipe to be readable. */
-function readBlock(loop: BaseEventLoop, src: Source, position: number | null, size: number): Future<Buffer> {
-  const fut = loop.createFuture<Buffer>();
-  const buf = Buffer.allocUnsafe(size);
+/**
+ * Reads up to `size` bytes into `buf` at `position` (null: in sequence); waits for a non-blocking pipe to be
+ * readable. Resolves with the number of bytes read, 0 at end of file.
+ */
+function readBlock(
+  loop: BaseEventLoop,
+  src: Source,
+  buf: Buffer,
+  position: number | null,
+  size: number,
+): Future<number> {
+  const fut = loop.createFuture<number>();
   let watching = false;
   const attempt = (): void => {
     if (watching) {
@@ -288,7 +299,7 @@ function readBlock(loop: BaseEventLoop, src: Source, position: number | null, si
     fsRead(src.fd, buf, 0, size, position, (err, n) => {
       if (fut.done() || loop.isClosed()) return;
       if (err === null) {
-        fut.setResult(n === size ? buf : buf.subarray(0, n));
+        fut.setResult(n);
       } else if ((err as { code?: unknown }).code === 'EAGAIN' && native.nativeAvailable()) {
         watching = true;
         loop._addReader(src.fd, attempt);
@@ -305,9 +316,18 @@ function readBlock(loop: BaseEventLoop, src: Source, position: number | null, si
   return fut;
 }
 
+/** A block being read: its buffer and the read's outcome (bytes read). */
+interface Block {
+  readonly buf: Buffer;
+  readonly read: Future<number>;
+}
+
 /**
  * Reads `file` in blocks and hands each to `send`; returns the bytes sent. The next block of a regular file is
  * read while the previous one is being sent. The file position ends at `offset + total` (asyncio's `finally`).
+ *
+ * Blocks are reused rather than allocated each time (a gigabyte of fresh buffers keeps the garbage collector
+ * busy): a buffer handed to `send` is taken again only once `released()` says every one sent so far is free.
  */
 async function copyFile(
   loop: BaseEventLoop,
@@ -315,26 +335,34 @@ async function copyFile(
   offset: number,
   count: number | null,
   send: (chunk: Buffer) => Promise<void>,
+  released: () => boolean,
 ): Promise<number> {
   const src = await openSource(file, offset);
   const limit = count ?? Infinity;
   const blockAt = (total: number): number => Math.min(limit - total, FALLBACK_BLOCK);
+  const free: Buffer[] = [];
+  const sent: Buffer[] = [];
+  const start = (total: number): Block => {
+    if (sent.length > 0 && released()) free.push(...sent.splice(0));
+    const buf = free.pop() ?? Buffer.allocUnsafe(Math.min(FALLBACK_BLOCK, limit));
+    return { buf, read: readBlock(loop, src, buf, src.seekable ? offset + total : null, blockAt(total)) };
+  };
   let total = 0;
-  let next: Future<Buffer> | null = null;
+  let next: Block | null = null;
   try {
     while (blockAt(total) > 0) {
-      const chunk: Buffer = await (next ?? readBlock(loop, src, src.seekable ? offset + total : null, blockAt(total)));
+      const block: Block = next ?? start(total);
       next = null;
-      if (chunk.length === 0) break; // EOF
-      if (src.seekable && blockAt(total + chunk.length) > 0) {
-        next = readBlock(loop, src, offset + total + chunk.length, blockAt(total + chunk.length));
-      }
-      await send(chunk);
-      total += chunk.length;
+      const n = await block.read;
+      if (n === 0) break; // EOF
+      if (src.seekable && blockAt(total + n) > 0) next = start(total + n);
+      await send(n === block.buf.length ? block.buf : block.buf.subarray(0, n));
+      sent.push(block.buf);
+      total += n;
     }
     return total;
   } finally {
-    next?.cancel();
+    next?.read.cancel();
     if (total > 0 && src.seekable) await seekFile(src.fd, offset + total);
   }
 }
@@ -426,10 +454,18 @@ async function sendfileFallback(
 ): Promise<number> {
   const proto = new SendfileFallbackProtocol(transport);
   try {
-    return await copyFile(loop, file, offset, count, async (chunk) => {
-      await proto.drain();
-      transport.write(chunk);
-    });
+    return await copyFile(
+      loop,
+      file,
+      offset,
+      count,
+      async (chunk) => {
+        await proto.drain();
+        transport.write(chunk);
+      },
+      // Nothing buffered: every block written so far has gone to the kernel (or the TLS engine).
+      () => transport.getWriteBufferSize() === 0,
+    );
   } finally {
     proto.restore();
   }
@@ -547,8 +583,12 @@ async function sendfile(
     throw new RuntimeError(`sendfile is not supported for transport ${inspect(transport)}`);
   }
   if (mode === 'native') {
+    // A transport on its own fd (FdTransport) drains and hands over the fd itself.
+    const own = (transport as { _sendfileNative?: OwnSendfile })._sendfileNative;
     try {
-      return await sendfileTransportNative(loop, transport as SocketTransport, file, offset, count);
+      return await (typeof own === 'function'
+        ? own.call(transport, (fd, watchClose) => sendfileNative(loop, fd, file, offset, count, watchClose))
+        : sendfileTransportNative(loop, transport as SocketTransport, file, offset, count));
     } catch (err) {
       if (!SendfileNotAvailableError.isInstance(err) || !fallback) throw err;
     }
@@ -581,9 +621,17 @@ async function sockSendfile(
   } catch (err) {
     if (!SendfileNotAvailableError.isInstance(err) || !fallback) throw err;
   }
-  return await copyFile(loop, file, offset, count, async (chunk) => {
-    await loop.sockSendall(sock, chunk);
-  });
+  return await copyFile(
+    loop,
+    file,
+    offset,
+    count,
+    async (chunk) => {
+      await loop.sockSendall(sock, chunk);
+    },
+    // sockSendall resolves once the kernel has every byte.
+    () => true,
+  );
 }
 
 extendEventLoop({

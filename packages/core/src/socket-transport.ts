@@ -421,6 +421,9 @@ export class SocketTransport extends FlowControlTransport implements Transport {
     socket.on('finish', this._onFinish);
     socket.on('close', this._onClose);
     if (typeof socket.setNoDelay === 'function' && !isUnixSocket(socket)) socket.setNoDelay(true);
+    // The running loop keeps the process alive, as a blocked run_forever() keeps Python's; a forgotten
+    // connection must not keep it alive once the loop is done.
+    socket.unref();
     this._server?._attach(this);
     loop._callSoonInternal(this._connectionMade, [], this._context);
     loop._callSoonInternal(this._startReading, [], this._context);

@@ -127,7 +127,7 @@ const TYPE_NAMES: Record<number, string> = {
   [SOCK_SEQPACKET]: 'SOCK_SEQPACKET',
 };
 
-/** Formats an address as Python's `repr()` does: `('127.0.0.1', 8080)`, `'/tmp/sock'`, `b'\x00name'`. */
+/** @internal Formats an address as Python's `repr()` does: `('127.0.0.1', 8080)`, `'/tmp/sock'`, `b'\x00name'`. */
 export function formatSocketAddress(addr: unknown): string {
   if (Array.isArray(addr)) return `(${addr.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(', ')})`;
   if (Buffer.isBuffer(addr)) return `b'${addr.toString('latin1').replace(/\0/g, '\\x00')}'`;

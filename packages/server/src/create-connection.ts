@@ -2,6 +2,9 @@
  * Opening connections (asyncio's `create_connection` and `create_unix_connection`): name resolution, RFC 8305
  * Happy Eyeballs over the resolved addresses, and the transport (plain or TLS) bound to a new protocol.
  *
+ * A plain connection is made on a native socket and carried by an `FdTransport` when the native addon is
+ * available (see `fdTransportEnabled`); otherwise, and for TLS, on a `net.Socket`.
+ *
  * Installs `loop.createConnection` and `loop.createUnixConnection` on every event loop.
  *
  * @module
@@ -22,12 +25,14 @@ import {
   AF_UNIX,
   CancelledError,
   ExceptionGroup,
+  FdTransport,
   InvalidArgTypeError,
   SOCK_STREAM,
   SocketTransport,
   TimeoutError,
   ValueError,
   extendEventLoop,
+  fdTransportEnabled,
   isSocket,
   native,
 } from '@loopwork/core';
@@ -209,6 +214,64 @@ export function isUnixNodeSocket(sock: net.Socket): boolean {
   return h !== null && h !== undefined && typeof h.getsockname !== 'function';
 }
 
+/** @internal A connected socket: a `net.Socket`, or the fd of a native socket (carried by an `FdTransport`). */
+export type ConnectedSock = net.Socket | number;
+
+/** @internal Closes a connected socket nobody will use. */
+export function closeConnected(sock: ConnectedSock): void {
+  if (typeof sock !== 'number') {
+    sock.destroy();
+    return;
+  }
+  try {
+    native.close(sock);
+  } catch {
+    // already gone
+  }
+}
+
+/** @internal A `net.Socket` on the fd of a connected native socket; it owns the fd from now on. */
+export function netSocketOf(fd: number): net.Socket {
+  return new net.Socket({
+    fd,
+    allowHalfOpen: true,
+    readable: true,
+    writable: true,
+    pauseOnCreate: true,
+  } as net.SocketConstructorOpts);
+}
+
+/**
+ * @internal A connected socket handed in as `sock`: an fd (or a loopwork `Socket`, detached) stays an fd when
+ * `onFd` and the fast path is on, else it is wrapped in a `net.Socket` as {@link toNetSocket} does.
+ */
+export function toConnectedSock(sock: SocketLike, unix: boolean, onFd: boolean): ConnectedSock {
+  if (!onFd || !fdTransportEnabled() || !(typeof sock === 'number' || isSocket(sock))) return toNetSocket(sock, unix);
+  if (isSocket(sock)) {
+    // Ownership passes once the fd is checked; a socket refused here stays the caller's.
+    const fd = checkStreamFd(sock.fileno(), unix);
+    sock.detach();
+    return fd;
+  }
+  return checkStreamFd(sock, unix);
+}
+
+/** Checks that `fd` is a stream socket (of the Unix family when `unix`). */
+function checkStreamFd(fd: number, unix: boolean): number {
+  let type: number;
+  let family: number;
+  try {
+    type = native.getSocketType(fd);
+    family = native.getSocketFamily(fd);
+  } catch (err) {
+    throw osErrorFrom(err, `A Stream Socket was expected, got fd=${fd}: ${String((err as Error).message)}`);
+  }
+  if (type !== SOCK_STREAM || (unix && family !== AF_UNIX)) {
+    throw new ValueError(`A ${unix ? 'UNIX Domain ' : ''}Stream Socket was expected, got fd=${fd}`);
+  }
+  return fd;
+}
+
 /**
  * @internal A connected socket handed in as `sock`, as a `net.Socket`: a Node socket is used as it is, an fd of
  * the native addon is wrapped (it must be a stream socket).
@@ -221,26 +284,7 @@ export function toNetSocket(sock: SocketLike, unix: boolean): net.Socket {
     return socket;
   }
   checkNotTlsSocket(sock);
-  if (typeof sock === 'number') {
-    let type: number;
-    let family: number;
-    try {
-      type = native.getSocketType(sock);
-      family = native.getSocketFamily(sock);
-    } catch (err) {
-      throw osErrorFrom(err, `A Stream Socket was expected, got fd=${sock}: ${String((err as Error).message)}`);
-    }
-    if (type !== SOCK_STREAM || (unix && family !== AF_UNIX)) {
-      throw new ValueError(`A ${unix ? 'UNIX Domain ' : ''}Stream Socket was expected, got fd=${sock}`);
-    }
-    return new net.Socket({
-      fd: sock,
-      allowHalfOpen: true,
-      readable: true,
-      writable: true,
-      pauseOnCreate: true,
-    } as net.SocketConstructorOpts);
-  }
+  if (typeof sock === 'number') return netSocketOf(checkStreamFd(sock, unix));
   if (!(sock instanceof net.Socket)) {
     throw new InvalidArgTypeError(`sock must be a net.Socket or a socket fd, got ${String(sock)}`);
   }
@@ -262,7 +306,7 @@ export interface SslRequest {
  */
 export async function createConnectionTransport<P extends BaseProtocol>(
   loop: BaseEventLoop,
-  sock: net.Socket,
+  connected: ConnectedSock,
   protocolFactory: ProtocolFactory<P>,
   ssl: SslRequest | undefined,
   serverSide: boolean,
@@ -274,14 +318,22 @@ export async function createConnectionTransport<P extends BaseProtocol>(
   try {
     protocol = protocolFactory();
   } catch (error) {
-    sock.destroy();
+    closeConnected(connected);
     throw error;
   }
   const waiter = loop.createFuture<unknown>();
   let transport: Transport;
-  if (ssl === undefined) {
-    transport = new SocketTransport(loop, sock, protocol, { waiter, extra });
+  if (typeof connected === 'number' && ssl === undefined) {
+    try {
+      transport = new FdTransport(loop, connected, protocol, { waiter, extra });
+    } catch (error) {
+      closeConnected(connected);
+      throw error;
+    }
+  } else if (ssl === undefined) {
+    transport = new SocketTransport(loop, connected as net.Socket, protocol, { waiter, extra });
   } else {
+    const sock = typeof connected === 'number' ? netSocketOf(connected) : connected;
     try {
       transport = tlsTransportFactory()(loop, protocol, sock, ssl.context, {
         serverSide,
@@ -307,7 +359,7 @@ export async function createConnectionTransport<P extends BaseProtocol>(
 }
 
 /** Where a connection goes: an IP address and port (optionally from a local one), or a Unix path. */
-type ConnectTarget =
+export type ConnectTarget =
   | { kind: 'inet'; address: Address; host: string; port: number; family: number; local: Address | null }
   | { kind: 'unix'; path: string | Buffer };
 
@@ -367,21 +419,38 @@ export async function connectNodeSocket(loop: BaseEventLoop, target: ConnectTarg
   }
 }
 
+/** Adds to a native socket's error the `address` and `port` a Node socket's error has. */
+function withAddress(err: unknown, target: ConnectTarget): unknown {
+  if (typeof err !== 'object' || err === null) return err;
+  const e = err as { syscall?: unknown; address?: unknown; port?: unknown };
+  if (target.kind === 'unix') {
+    e.address = typeof target.path === 'string' ? target.path : target.path.toString('utf8');
+  } else if (e.syscall === 'bind' && Array.isArray(target.local)) {
+    e.address = target.local[0];
+    e.port = target.local[1];
+  } else {
+    e.address = target.host;
+    e.port = target.port;
+  }
+  return err;
+}
+
 /**
- * @internal Connects a Unix socket made by the native addon, for names Node cannot use as they are: an abstract
- * name (Node's `net` pads it with NULs to the full `sun_path`, Python and loopwork's servers do not) or a path that
- * is not UTF-8.
+ * @internal Connects a new native socket (asyncio's `sock_connect` on a new socket): resolves with its fd;
+ * cancelling the awaiting task closes it. Unix names Node cannot use as they are need it too: an abstract name
+ * (Node's `net` pads it with NULs to the full `sun_path`, Python and loopwork's servers do not) or a path that is
+ * not UTF-8.
  */
-async function connectNativeUnix(loop: BaseEventLoop, path: string | Buffer): Promise<net.Socket> {
-  const target: ConnectTarget = { kind: 'unix', path };
-  const fd = native.socket(AF_UNIX, SOCK_STREAM, 0);
+export async function connectNativeSocket(loop: BaseEventLoop, target: ConnectTarget): Promise<number> {
+  const fd = native.socket(target.kind === 'unix' ? AF_UNIX : target.family, SOCK_STREAM, 0);
   let handedOver = false;
   try {
     let inProgress: 0 | 1;
     try {
-      inProgress = native.connect(fd, path);
+      if (target.kind === 'inet' && target.local !== null) native.bind(fd, target.local as readonly [string, number]);
+      inProgress = native.connect(fd, target.kind === 'unix' ? target.path : (target.address as [string, number]));
     } catch (err) {
-      throw connectError(err, target);
+      throw connectError(withAddress(err, target), target);
     }
     if (inProgress === 1) {
       const fut = loop.createFuture<void>();
@@ -389,8 +458,11 @@ async function connectNativeUnix(loop: BaseEventLoop, path: string | Buffer): Pr
         native.pollStop(poll);
         if (fut.done() || loop.isClosed()) return;
         const errno = status < 0 ? -status : native.getSocketError(fd);
-        if (errno !== 0) fut.setException(connectError(native.systemError(errno, 'connect'), target));
-        else fut.setResult(undefined);
+        if (errno !== 0) {
+          fut.setException(connectError(withAddress(native.systemError(errno, 'connect'), target), target));
+        } else {
+          fut.setResult(undefined);
+        }
       });
       native.pollUnref(poll);
       try {
@@ -399,15 +471,8 @@ async function connectNativeUnix(loop: BaseEventLoop, path: string | Buffer): Pr
         native.pollStop(poll);
       }
     }
-    const sock = new net.Socket({
-      fd,
-      allowHalfOpen: true,
-      readable: true,
-      writable: true,
-      pauseOnCreate: true,
-    } as net.SocketConstructorOpts);
     handedOver = true;
-    return sock;
+    return fd;
   } finally {
     if (!handedOver) native.close(fd);
   }
@@ -422,21 +487,23 @@ async function connectSock(
   exceptions: unknown[][],
   addrInfo: AddrInfo,
   localInfos: AddrInfo[] | null,
-): Promise<net.Socket> {
+  onFd: boolean,
+): Promise<ConnectedSock> {
   const mine: unknown[] = [];
   exceptions.push(mine);
   const [family, , , , address] = addrInfo;
   const [host, port] = address as [string, number];
+  const connect = onFd ? connectNativeSocket : connectNodeSocket;
   try {
     if (localInfos === null) {
-      return await connectNodeSocket(loop, { kind: 'inet', address, host, port, family, local: null });
+      return await connect(loop, { kind: 'inet', address, host, port, family, local: null });
     }
     const candidates = localInfos.filter((l) => l[0] === family);
     if (candidates.length === 0) throw new OSError(`no matching local address with family=${family} found`);
     let lastBindError: unknown = null;
     for (const [, , , , local] of candidates) {
       try {
-        return await connectNodeSocket(loop, { kind: 'inet', address, host, port, family, local });
+        return await connect(loop, { kind: 'inet', address, host, port, family, local });
       } catch (err) {
         if ((err as { syscall?: unknown }).syscall !== 'bind') throw err;
         lastBindError = err;
@@ -499,7 +566,9 @@ async function createConnection<P extends BaseProtocol>(
   const delay = options.happyEyeballsDelay ?? null;
   if (delay !== null && interleave === null) interleave = 1;
 
-  let sock: net.Socket | null = null;
+  // Plain connections go on a native socket and an FdTransport; TLS ones need a net.Socket under node:tls.
+  const onFd = ssl === undefined && fdTransportEnabled();
+  let sock: ConnectedSock | null = null;
   if ((host !== null && host !== undefined) || (port !== null && port !== undefined)) {
     if (sockArg !== null) throw new ValueError('host/port and sock can not be specified at the same time');
     const family = options.family ?? 0;
@@ -518,7 +587,7 @@ async function createConnection<P extends BaseProtocol>(
     if (delay === null) {
       for (const info of infos) {
         try {
-          sock = await connectSock(this, exceptions, info, localInfos);
+          sock = await connectSock(this, exceptions, info, localInfos, onFd);
           break;
         } catch (exc) {
           if (!isOSError(exc)) throw exc;
@@ -526,11 +595,11 @@ async function createConnection<P extends BaseProtocol>(
       }
     } else {
       let won = false;
-      const attempts = infos.map((info) => async (): Promise<net.Socket> => {
-        const s = await connectSock(this, exceptions, info, localInfos);
+      const attempts = infos.map((info) => async (): Promise<ConnectedSock> => {
+        const s = await connectSock(this, exceptions, info, localInfos, onFd);
         if (won) {
           // Two attempts connected in the same instant: keep the first, drop this one.
-          s.destroy();
+          closeConnected(s);
           throw new CancelledError();
         }
         won = true;
@@ -541,7 +610,7 @@ async function createConnection<P extends BaseProtocol>(
     if (sock === null) throw connectionFailure(exceptions, options.allErrors === true);
   } else {
     if (sockArg === null) throw new ValueError('host and port was not specified and no sock specified');
-    sock = toNetSocket(sockArg, false);
+    sock = toConnectedSock(sockArg, false, onFd);
   }
   return createConnectionTransport(
     this,
@@ -582,20 +651,24 @@ async function createUnixConnection<P extends BaseProtocol>(
     false,
   );
   const sockArg = options.sock ?? null;
-  let sock: net.Socket;
+  const onFd = ssl === undefined && fdTransportEnabled();
+  let sock: ConnectedSock;
   let extra: Partial<ExtraInfo> | null = null;
   if (path !== null && path !== undefined) {
     if (sockArg !== null) throw new ValueError('path and sock can not be specified at the same time');
     const p = fspath(path);
     const nodeCannot = typeof p !== 'string' || isAbstractPath(p);
-    sock =
-      nodeCannot && native.nativeAvailable()
-        ? await connectNativeUnix(this, p)
-        : await connectNodeSocket(this, { kind: 'unix', path: p });
+    if (onFd) {
+      sock = await connectNativeSocket(this, { kind: 'unix', path: p });
+    } else if (nodeCannot && native.nativeAvailable()) {
+      sock = netSocketOf(await connectNativeSocket(this, { kind: 'unix', path: p }));
+    } else {
+      sock = await connectNodeSocket(this, { kind: 'unix', path: p });
+    }
     extra = { peername: p };
   } else {
     if (sockArg === null) throw new ValueError('no path and sock were specified');
-    sock = toNetSocket(sockArg, true);
+    sock = toConnectedSock(sockArg, true, onFd);
   }
   return createConnectionTransport(
     this,

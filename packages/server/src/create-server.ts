@@ -32,7 +32,13 @@ import {
 import type { Socket as CoreSocket } from '@loopwork/core';
 import { ensureResolved, formatAddress } from './addresses.js';
 import type { SocketLike } from './create-connection.js';
-import { createConnectionTransport, fspath, isAbstractPath, isOptionsArg, toNetSocket } from './create-connection.js';
+import {
+  createConnectionTransport,
+  fspath,
+  isAbstractPath,
+  isOptionsArg,
+  toConnectedSock,
+} from './create-connection.js';
 import { OSError, SocketOptionUnavailableError, osErrorCode, osErrorFrom, strerror } from './errors.js';
 import { checkOptions } from './options.js';
 import type { Listener } from './server.js';
@@ -597,7 +603,7 @@ async function connectAcceptedSocket<P extends BaseProtocol>(
     throw new InvalidArgTypeError(`protocolFactory must be a callable, got ${String(protocolFactory)}`);
   }
   const ssl = checkServerSsl(options.ssl, options.sslHandshakeTimeout, options.sslShutdownTimeout);
-  const socket = toNetSocket(sock, false);
+  const socket = toConnectedSock(sock, false, ssl === null);
   return createConnectionTransport(
     this,
     socket,

@@ -3,13 +3,14 @@
  *
  * A server owns one listening socket per bound address. Where loopwork's native addon is available, a listening
  * socket is a raw socket the server polls and accepts from itself (asyncio's `_accept_connection`: accepting pauses
- * for a second when the process is out of descriptors); otherwise it is a `net.Server`. Either way each accepted
- * connection becomes a `SocketTransport` (or a TLS transport) bound to a new protocol.
+ * for a second when the process is out of descriptors); otherwise it is a `net.Server`. A plain connection accepted
+ * from a native socket stays on its fd, in an `FdTransport` (unless `LOOPWORK_TRANSPORT=socket`); the others become
+ * a `SocketTransport` (or a TLS transport) on a `net.Socket`.
  *
  * @module
  */
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import { inspect } from 'node:util';
 import type {
   Address,
@@ -24,16 +25,22 @@ import type {
   TransportServer,
 } from '@loopwork/core';
 import {
+  AF_INET,
+  AF_INET6,
+  AF_UNIX,
+  FdTransport,
   RuntimeError,
   SocketTransport,
   TransportSocket,
   copyContext,
   enterScope,
+  fdTransportEnabled,
   isCancelledError,
   native,
   sleep,
 } from '@loopwork/core';
 import { formatAddress, fromNodeAddress } from './addresses.js';
+import { closeConnected, netSocketOf } from './create-connection.js';
 import type { SSLContextLike } from './ssl.js';
 import { tlsTransportFactory } from './ssl.js';
 
@@ -52,8 +59,12 @@ export interface Listener {
   sockname(): Address | null;
   /** A read-only view of the socket. */
   view(): TransportSocket;
-  /** Starts accepting (asyncio's `listen` + `_start_serving`); idempotent. */
+  /** Starts accepting (asyncio's `listen` + `_start_serving`); idempotent. While paused, it only listens. */
   start(backlog: number): void;
+  /** Stops taking connections from the socket, which keeps listening; idempotent. */
+  pause(): void;
+  /** Takes connections again after `pause()`; idempotent. */
+  resume(): void;
   /** Stops accepting and closes the socket (removing a Unix socket file that is still ours). */
   close(): void;
 }
@@ -104,6 +115,8 @@ export class NativeListener implements Listener {
   #retry: TimerHandle | null = null;
   #backlog = 100;
   #closed = false;
+  #started = false;
+  #paused = false;
   #sockname: Address | null;
   readonly #cleanup: UnixCleanup | null;
 
@@ -133,15 +146,30 @@ export class NativeListener implements Listener {
   }
 
   start(backlog: number): void {
-    if (this.#closed || this.#poll !== null) return;
+    if (this.#closed || this.#started) return;
+    this.#started = true;
     this.#backlog = backlog;
     native.listen(this.fd, backlog);
     this.#watch();
   }
 
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    // The socket keeps listening: the kernel queues new connections in its backlog until resume().
+    if (this.#poll !== null && this.#retry === null && !this.#closed) native.pollUpdate(this.#poll, 0);
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    // A pending retry after EMFILE watches again when it fires.
+    if (this.#started && this.#retry === null) this.#watch();
+  }
+
   #watch(): void {
     this.#retry = null;
-    if (this.#closed) return;
+    if (this.#closed || this.#paused) return;
     if (this.#poll === null) {
       this.#poll = native.pollStart(this.fd, native.READABLE, this.#onReadable);
       // The loop keeps the process alive while it runs; a forgotten server must not keep it alive after.
@@ -164,7 +192,8 @@ export class NativeListener implements Listener {
       return;
     }
     // One readiness event may stand for many waiting connections: take up to a backlog's worth (bpo-27906).
-    for (let i = 0; i < this.#backlog; i++) {
+    // pauseServing() from a protocol factory stops the batch: the rest waits in the backlog.
+    for (let i = 0; i < this.#backlog && !this.#paused; i++) {
       let accepted: [number, native.SocketAddress | null] | null;
       try {
         accepted = native.accept(this.fd);
@@ -180,29 +209,22 @@ export class NativeListener implements Listener {
       }
       if (accepted === null) return;
       const [fd, peer] = accepted;
-      let sock: net.Socket;
-      try {
-        sock = new net.Socket({
-          fd,
-          allowHalfOpen: true,
-          readable: true,
-          writable: true,
-          pauseOnCreate: true,
-        } as net.SocketConstructorOpts);
-      } catch (err) {
+      // A plain connection stays on its fd (FdTransport); TLS needs a net.Socket under node:tls.
+      let sock: net.Socket | number = fd;
+      if (!server._onFd()) {
         try {
-          native.close(fd);
-        } catch {
-          // already gone
+          sock = netSocketOf(fd);
+        } catch (err) {
+          closeConnected(fd);
+          reportAcceptError(this, loop, err);
+          continue;
         }
-        reportAcceptError(this, loop, err);
-        continue;
       }
       try {
         server._accept(this, sock, (peer ?? null) as Address | null);
       } catch (err) {
         // Never let one connection's failure escape into Node as an uncaught exception.
-        sock.destroy();
+        closeConnected(sock);
         reportAcceptError(this, loop, err);
       }
       if (this.#closed) return;
@@ -241,6 +263,7 @@ export class NodeListener implements Listener {
   readonly unix: boolean;
   server: Server | null = null;
   #serving = false;
+  #paused = false;
   #closed = false;
   #queue: net.Socket[] = [];
   #lastResourceReport = -Infinity;
@@ -274,9 +297,25 @@ export class NodeListener implements Listener {
   start(): void {
     if (this.#closed || this.#serving) return;
     this.#serving = true;
-    const queue = this.#queue;
-    this.#queue = [];
-    for (const sock of queue) this.#hand(sock);
+    this.#flush();
+  }
+
+  /**
+   * A Node listening handle cannot stop accepting: while paused, Node still accepts, and the connections wait
+   * here, unread, as they do before serving starts.
+   */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (this.#serving) this.#flush();
+  }
+
+  #flush(): void {
+    while (this.#queue.length > 0 && this.#serving && !this.#paused) this.#hand(this.#queue.shift() as net.Socket);
   }
 
   readonly #onConnection = (sock: net.Socket): void => {
@@ -284,7 +323,7 @@ export class NodeListener implements Listener {
       sock.destroy();
       return;
     }
-    if (!this.#serving) {
+    if (!this.#serving || this.#paused) {
       this.#queue.push(sock);
       return;
     }
@@ -361,6 +400,8 @@ export class Server implements TransportServer, AsyncDisposable {
   readonly _sslShutdownTimeout: number | null;
   /** @internal */
   _serving = false;
+  /** @internal `pauseServing()` is in effect. */
+  _acceptPaused = false;
   /** @internal */
   _servingForeverFut: Future<void> | null = null;
   /**
@@ -445,6 +486,37 @@ export class Server implements TransportServer, AsyncDisposable {
   }
 
   /**
+   * Stops accepting new connections without closing the listening sockets (accept backpressure, e.g. for a
+   * connection limit): connections that arrive meanwhile wait in the kernel's listen queue (up to `backlog`; past
+   * it the kernel refuses or drops them) and are accepted at `resumeServing()`. Connections already accepted go
+   * on. `isServing()` stays true. Idempotent; also before serving starts (serving then starts paused), and a no-op
+   * once closed.
+   *
+   * With a `net.Server` underneath (no native addon, a `node:cluster` worker, a `net.Server` passed as `sock`), Node
+   * keeps accepting on its own: its connections are held, unread and without a protocol, until `resumeServing()`,
+   * so they still take a file descriptor each.
+   */
+  pauseServing(): void {
+    const listeners = this._listeners;
+    if (listeners === null || this._acceptPaused) return;
+    this._acceptPaused = true;
+    for (const l of listeners) l.pause();
+  }
+
+  /** Accepts connections again after `pauseServing()`, the queued ones first. Idempotent. */
+  resumeServing(): void {
+    const listeners = this._listeners;
+    if (listeners === null || !this._acceptPaused) return;
+    this._acceptPaused = false;
+    for (const l of listeners) l.resume();
+  }
+
+  /** True while `pauseServing()` is in effect. */
+  isServingPaused(): boolean {
+    return this._acceptPaused && this._listeners !== null;
+  }
+
+  /**
    * Accepts connections until cancelled (asyncio's `serve_forever`): cancelling the awaiting task closes the
    * server and waits for its connections to end; `close()` ends it too, with a `CancelledError`.
    *
@@ -504,6 +576,11 @@ export class Server implements TransportServer, AsyncDisposable {
     if (this._loop._debug) this._loop.logger.info({ server: inspect(this) }, 'Server is serving');
   }
 
+  /** @internal Whether accepted connections stay on their fd (FdTransport) rather than go to a net.Socket. */
+  _onFd(): boolean {
+    return this._sslContext === null && fdTransportEnabled();
+  }
+
   /** @internal A transport of this server was made. */
   _attach(transport: Transport): void {
     this._clients.add(transport);
@@ -527,10 +604,10 @@ export class Server implements TransportServer, AsyncDisposable {
    * @internal asyncio's `_accept_connection2`: a protocol for the accepted socket and a transport binding them.
    * Nothing here can stop the server: a failing protocol factory or TLS set-up closes that connection alone.
    */
-  _accept(listener: Listener, sock: net.Socket, peername: Address | null): void {
+  _accept(listener: Listener, accepted: net.Socket | number, peername: Address | null): void {
     const loop = this._loop;
     if (loop.isClosed()) {
-      sock.destroy();
+      closeConnected(accepted);
       return;
     }
     // Node calls us in the scope the listening socket was made in, which may be a task's: not asyncio's.
@@ -549,10 +626,18 @@ export class Server implements TransportServer, AsyncDisposable {
     try {
       protocol = this._protocolFactory();
     } catch (exception) {
-      sock.destroy();
+      closeConnected(accepted);
       loop.callExceptionHandler({ message: 'Error on transport creation for incoming connection', exception });
       return;
     }
+    if (typeof accepted === 'number' && this._sslContext === null) {
+      let family = AF_INET;
+      if (listener.unix) family = AF_UNIX;
+      else if (Array.isArray(peername) && peername.length === 4) family = AF_INET6;
+      new FdTransport(loop, accepted, protocol, { server: this, extra, family });
+      return;
+    }
+    const sock = typeof accepted === 'number' ? netSocketOf(accepted) : accepted;
     if (this._sslContext === null) {
       new SocketTransport(loop, sock, protocol, { server: this, extra });
       return;

@@ -178,7 +178,7 @@ export interface TcpListenerOptions {
 export interface UnixListenerOptions {
   /** The socket path. */
   readonly path: string;
-  /** The file mode to set on the socket (`0o600` lets only the owner connect). */
+  /** The file mode to set on the socket; default `0o600` (only the owner may connect). */
   readonly mode?: number;
   /** The listen backlog. */
   readonly backlog?: number;
@@ -680,7 +680,9 @@ export class App implements RequestHost, ReplyHost {
         ...(o.backlog === undefined ? {} : { backlog: o.backlog }),
         ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
       });
-      if (o.mode !== undefined) fs.chmodSync(o.path, o.mode);
+      // Owner-only unless asked otherwise: a Unix listener is usually an admin or sidecar door. An abstract name
+      // ('\0…') has no file to chmod.
+      if (!o.path.startsWith('\0')) fs.chmodSync(o.path, o.mode ?? 0o600);
       return { kind: 'unix', url: `unix:${o.path}`, path: o.path, server };
     }
     const o = spec.options as TcpListenerOptions;

@@ -679,6 +679,9 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
 
   #parseError(err: unknown): void {
     if (!HttpParseError.isInstance(err)) throw err;
+    // Bytes after a response that ends the connection (parsed from the same chunk) are leftovers to drop: a
+    // second answer would be written after writeEof.
+    if (this.#closing || this.#lingering) return;
     const status = (err as InstanceType<typeof HttpParseError>).status;
     const ex = this.#receiving;
     this.#receiving = null;

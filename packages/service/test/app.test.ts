@@ -259,7 +259,7 @@ test('errors from protocols and tasks are one structured line each, with transpo
   assert.ok(line, 'logged');
   assert.equal(line.level, 50);
   assert.equal(line.msg, 'Fatal error: protocol.dataReceived() call failed.');
-  assert.match(String(line.transport), /^<SocketTransport/);
+  assert.match(String(line.transport), /^<(Socket|Fd)Transport/);
   assert.match(String(line.protocol), /Faulty|Tracked/);
   assert.match(String(line.peer), /^127\.0\.0\.1:\d+$/);
   assert.equal(lines.filter((l) => l.level === 50).length, 1);

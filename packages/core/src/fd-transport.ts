@@ -1,0 +1,940 @@
+/**
+ * The stream transport straight on a connected non-blocking socket fd (asyncio's `_SelectorSocketTransport`
+ * proper): the fast path for plain TCP and Unix connections when the native addon is available.
+ *
+ * One `uv_poll` per connection: on readable, one `recv` into a buffer shared by every connection of the thread,
+ * and the protocol gets a copy of exactly the bytes received (a `BufferedProtocol` gets them in its own buffer,
+ * with no copy at all); `write()` calls `send` at once while nothing is buffered, and only what the kernel does
+ * not take is buffered and written (`writev`) when the fd becomes writable. No Node stream sits in between.
+ *
+ * It behaves as `SocketTransport` does (see socket-transport.ts): the same callback order and scheduling
+ * (`connectionMade` with `callSoon`, reading from the callback after it, `connectionLost` exactly once with
+ * `callSoon` after the fd is closed), the same errors (`read ECONNRESET`, `write EPIPE`...) to `connectionLost`,
+ * the same `getExtraInfo` keys and shapes, the same auto-close once both directions have ended. `startTls` takes
+ * the fd over with `_detach()`, which hands it to a `net.Socket`.
+ *
+ * `LOOPWORK_TRANSPORT=socket` makes the loop's connection methods use `SocketTransport` instead (see
+ * {@link fdTransportEnabled}).
+ *
+ * @module
+ */
+import net from 'node:net';
+import { inspect } from 'node:util';
+import type { BaseEventLoop } from './base-event-loop.js';
+import type { Context } from './context.js';
+import { captureContext, enterScope } from './context.js';
+import { RuntimeError } from './errors.js';
+import type { Future } from './futures.js';
+import type { PollHandle } from './native.js';
+import {
+  READABLE,
+  WRITABLE,
+  close as closeFd,
+  getpeername,
+  getSocketFamily,
+  getsockname,
+  nativeAvailable,
+  pollStart,
+  pollStop,
+  pollUnref,
+  pollUpdate,
+  recv,
+  send,
+  setsockopt,
+  shutdown,
+  systemError,
+  writev,
+} from './native.js';
+import { onLoopClose } from './node-event-loop.js';
+import type { Address, BaseProtocol } from './protocols.js';
+import { BufferedProtocol } from './protocols.js';
+import type { TransportServer } from './socket-transport.js';
+import { TransportSocket } from './socket-transport.js';
+import type { ExtraInfo, Transport } from './transports.js';
+import { FlowControlTransport, checkBytes } from './transports.js';
+import { registerTransportFd, unregisterTransportFd } from './unix-events.js';
+
+/** After this many writes on a lost connection, each further one logs a warning (asyncio's threshold). */
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
+/** The most one readiness event reads (asyncio's `max_size`). */
+const MAX_READ = 256 * 1024;
+/** `writev` takes at most this many buffers (`IOV_MAX`). */
+const IOV_MAX = 1024;
+
+const AF_UNIX = 1;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+const SHUT_WR = 1;
+const EPIPE = 32;
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
+/** The buffer every transport of this thread reads into; a protocol gets a copy of what arrived. */
+let scratch: Buffer | null = null;
+
+/** The open transports of each loop, closed with it. */
+const live = new WeakMap<BaseEventLoop, Set<FdTransport>>();
+
+onLoopClose((loop) => {
+  const set = live.get(loop);
+  if (set === undefined) return;
+  live.delete(loop);
+  for (const t of [...set]) t._loopClosed();
+});
+
+/**
+ * Whether the loop's connection methods (`createServer`, `createConnection`, `connectAcceptedSocket` and the Unix
+ * ones) carry plain TCP and Unix connections on {@link FdTransport}: when the native addon is available, unless
+ * the environment variable `LOOPWORK_TRANSPORT` is `socket` (the portable `SocketTransport`, on `net.Socket`).
+ * TLS connections always use `net.Socket`, the base of node:tls.
+ *
+ * @returns true for the fast path.
+ */
+export function fdTransportEnabled(): boolean {
+  return process.env.LOOPWORK_TRANSPORT !== 'socket' && nativeAvailable();
+}
+
+/** Options of `new FdTransport()`. */
+export interface FdTransportOptions {
+  /** Completed (result `undefined`) in the callback after `connectionMade`, unless it was cancelled. */
+  waiter?: Future<unknown> | null;
+  /** Extra information that overrides what the transport reads from the socket (e.g. `peername`). */
+  extra?: Partial<ExtraInfo> | null;
+  /** The server that accepted the connection. */
+  server?: TransportServer | null;
+  /** The socket's address family when the caller knows it (saves a system call); read from the fd otherwise. */
+  family?: number;
+}
+
+interface BufferedLike {
+  getBuffer(sizehint: number): Uint8Array;
+  bufferUpdated(nbytes: number): void;
+  eofReceived(): unknown;
+}
+
+interface StreamLike {
+  dataReceived(data: Buffer): void;
+  eofReceived(): unknown;
+}
+
+/**
+ * The `getExtraInfo('socket')` view of an {@link FdTransport}'s socket: a `TransportSocket` that knows when the
+ * transport has closed the fd (its number may be reused by then).
+ */
+class FdTransportSocket extends TransportSocket {
+  readonly #transport: FdTransport;
+
+  constructor(transport: FdTransport, known: { sockname?: Address | null; peername?: Address | null; family: number }) {
+    super(transport._fileno, known);
+    this.#transport = transport;
+  }
+
+  override fileno(): number {
+    return this.#transport._fd;
+  }
+
+  override getsockname(): Address | null {
+    return this.fileno() < 0 ? (this._known.sockname ?? null) : super.getsockname();
+  }
+
+  override getpeername(): Address | null {
+    return this.fileno() < 0 ? (this._known.peername ?? null) : super.getpeername();
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    if (this.fileno() < 0) return '<TransportSocket [closed]>';
+    return (TransportSocket.prototype as unknown as Record<symbol, () => string>)[INSPECT]!.call(this);
+  }
+}
+
+/**
+ * A stream transport on a connected non-blocking socket fd (TCP or Unix), polled with the native addon.
+ *
+ * Made by the loop's connection methods, never by user code. It owns the fd: it closes it once the connection is
+ * closed, aborted or lost, and when its loop is closed. Its protocol sees exactly what a `SocketTransport`'s sees.
+ */
+export class FdTransport extends FlowControlTransport implements Transport {
+  /** @internal */
+  _protocol: BaseProtocol;
+  /** @internal the fd; -1 once closed or handed over. */
+  _fd: number;
+  /** @internal the fd number, kept for inspection after close. */
+  readonly _fileno: number;
+  /** @internal the current protocol is a BufferedProtocol. */
+  _bufferedProto: boolean;
+  /** @internal */
+  _poll: PollHandle | null;
+  /** @internal the events the poll waits for now. */
+  _pollMask = 0;
+  /** @internal buffered bytes the kernel has not taken yet, in order (the caller's buffers, not copies). */
+  _buffer: Uint8Array[] = [];
+  /** @internal */
+  _bufferSize = 0;
+  /** @internal close() or abort() was called, or the connection was lost. */
+  _closing = false;
+  /** @internal pauseReading() is in effect. */
+  _paused = false;
+  /** @internal reading began (the callback after connectionMade ran). */
+  _readStarted = false;
+  /** @internal the fd was readable while the loop was stopped: it is read once the loop runs again. */
+  _readDeferred = false;
+  /** @internal EOF was received and the protocol kept the transport open. */
+  _readEof = false;
+  /** @internal writeEof() was called. */
+  _eof = false;
+  /** @internal the write direction is shut down (a FIN was sent). */
+  _shutdown = false;
+  /** @internal the fd is closed or being closed (asyncio's `_conn_lost` as a flag). */
+  _lost = false;
+  /** @internal the error the connection was lost with. */
+  _lostExc: Error | null = null;
+  /** @internal connectionLost is scheduled (or was called). */
+  _lostScheduled = false;
+  /** @internal connectionLost has run: the transport is closed. */
+  _finished = false;
+  /** @internal the error of a write the kernel refused, reported by a callback. */
+  _writeError: unknown = null;
+  /** @internal writes refused because the connection is lost, for asyncio's warning threshold. */
+  _lostWrites = 0;
+  /** @internal the fd was handed over by `_detach()`. */
+  _detached = false;
+  /** @internal set by `loop.sendfile` while `sendfile(2)` owns the socket's writing: `write()` is refused. */
+  _sendfileActive = false;
+  /** @internal How `loop.sendfile` sends on this transport: zero-copy, through `_sendfileNative`. */
+  readonly _sendfileCompatible = 'native';
+  /** @internal asyncio's `_empty_waiter`: resolved once the write buffer is empty. */
+  _emptyWaiter: Future<void> | null = null;
+  /** @internal called with the error (or null) when the fd is closed, while a sendfile(2) runs on it. */
+  _onFdClosed: ((reason: Error | null) => void) | null = null;
+  /** @internal */
+  _server: TransportServer | null;
+  /** @internal */
+  readonly _extra: Record<string, unknown>;
+  /** @internal */
+  readonly _family: number;
+  /** @internal */
+  _socketView: FdTransportSocket | null = null;
+  /**
+   * @internal The context protocol callbacks run in: a copy of the one the transport was made in, never with a
+   * current task; `null` while no context variable was ever used.
+   */
+  readonly _context: Context | null = captureContext();
+
+  /**
+   * Wraps a connected socket fd. The protocol's `connectionMade` is scheduled with `callSoon`, reading starts
+   * right after it, and then `options.waiter` is completed.
+   *
+   * @param loop - the loop that calls the protocol.
+   * @param fd - a connected stream socket (TCP or Unix); the transport owns it from now on, and makes it
+   *   non-blocking.
+   * @param protocol - the protocol (`Protocol` or `BufferedProtocol`).
+   * @param options - `waiter`, `extra`, `server`, `family`.
+   * @throws SystemError from `uv_poll_init` (`EEXIST` when a Node handle already polls the fd); the fd is then
+   *   still the caller's.
+   */
+  constructor(loop: BaseEventLoop, fd: number, protocol: BaseProtocol, options: FdTransportOptions = {}) {
+    super(loop);
+    // First, so that a failure leaves nothing registered. Unreferenced: the running loop keeps the process alive,
+    // as a blocked run_forever() keeps Python's; a forgotten connection must not keep it alive once it is done.
+    this._poll = pollStart(fd, 0, this._onPoll);
+    pollUnref(this._poll);
+    this._protocol = protocol;
+    this._bufferedProto = isBuffered(protocol);
+    this._fd = fd;
+    this._fileno = fd;
+    this._server = options.server ?? null;
+    this._extra = { ...(options.extra ?? {}) };
+    let family = options.family;
+    if (family === undefined) {
+      try {
+        family = getSocketFamily(fd);
+      } catch {
+        family = 0;
+      }
+    }
+    this._family = family;
+    if (family !== AF_UNIX) {
+      try {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+      } catch {
+        // not TCP after all, or already reset: nothing to tune
+      }
+    }
+    this._readAddresses();
+    registerTransportFd(loop, fd, this);
+    let set = live.get(loop);
+    if (set === undefined) {
+      set = new Set();
+      live.set(loop, set);
+    }
+    set.add(this);
+    this._server?._attach(this);
+    loop._callSoonInternal(this._connectionMade, [], this._context);
+    loop._callSoonInternal(this._startReading, [], this._context);
+    const waiter = options.waiter ?? null;
+    if (waiter !== null) loop._callSoonInternal(completeWaiter, [waiter], this._context);
+  }
+
+  // ---- BaseTransport --------------------------------------------------------------------------------------
+
+  /**
+   * Optional information about the transport: `'peername'`, `'sockname'`, `'socket'` (a read-only
+   * `TransportSocket`).
+   *
+   * @param name - the key.
+   * @param defaultValue - returned when the transport has no such information.
+   */
+  getExtraInfo<K extends keyof ExtraInfo>(name: K, defaultValue?: ExtraInfo[K]): ExtraInfo[K] | undefined;
+  getExtraInfo(name: string, defaultValue?: unknown): unknown;
+  getExtraInfo(name: string, defaultValue?: unknown): unknown {
+    if (name === 'socket') {
+      if (this._socketView === null && !this._finished && !this._detached) {
+        const known: { sockname?: Address | null; peername?: Address | null; family: number } = {
+          family: this._family,
+        };
+        if (this._extra.sockname !== undefined) known.sockname = this._extra.sockname as Address | null;
+        if (this._extra.peername !== undefined) known.peername = this._extra.peername as Address | null;
+        this._socketView = new FdTransportSocket(this, known);
+      }
+      return this._socketView ?? defaultValue;
+    }
+    const v = this._extra[name];
+    return v === undefined ? defaultValue : v;
+  }
+
+  /** True once `close()` or `abort()` was called, or the connection was lost. */
+  isClosing(): boolean {
+    return this._closing;
+  }
+
+  /**
+   * Closes the transport: no more data is delivered, buffered data is flushed, then the fd is closed and the
+   * protocol's `connectionLost(null)` is called. Idempotent.
+   */
+  close(): void {
+    if (this._closing) return;
+    this._closing = true;
+    if (this._bufferSize === 0) {
+      this._destroy(null);
+      return;
+    }
+    // Flush first: _writeReady() closes the fd once the kernel has taken everything.
+    this._updatePoll();
+  }
+
+  /** Switches to another protocol; the next received bytes go to it. */
+  setProtocol(protocol: BaseProtocol): void {
+    this._protocol = protocol;
+    this._bufferedProto = isBuffered(protocol);
+  }
+
+  /** The current protocol. */
+  getProtocol(): BaseProtocol {
+    return this._protocol;
+  }
+
+  // ---- ReadTransport --------------------------------------------------------------------------------------
+
+  /** True while the transport delivers received data (not paused, not closing). */
+  isReading(): boolean {
+    return !this._closing && !this._paused;
+  }
+
+  /** Stops delivering received data until `resumeReading()`; the kernel's buffer then fills and the peer slows. */
+  pauseReading(): void {
+    if (!this.isReading()) return;
+    this._paused = true;
+    this._updatePoll();
+    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'pauses reading');
+  }
+
+  /** Resumes delivering received data. */
+  resumeReading(): void {
+    if (this._closing || !this._paused) return;
+    this._paused = false;
+    this._updatePoll();
+    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'resumes reading');
+  }
+
+  // ---- WriteTransport -------------------------------------------------------------------------------------
+
+  /** The bytes buffered and not yet handed to the kernel. */
+  getWriteBufferSize(): number {
+    return this._bufferSize;
+  }
+
+  /**
+   * Writes bytes; never blocks. The kernel gets them at once when nothing is buffered; what it does not take is
+   * buffered (not copied: do not change the buffer afterwards), and the protocol's `pauseWriting()` is called
+   * when the buffer goes over the high-water mark. Writes after the connection is closed or lost are dropped (a
+   * warning is logged from the fifth on).
+   *
+   * @throws TypeError when `data` is not bytes; RuntimeError after `writeEof()`.
+   */
+  write(data: Uint8Array): void {
+    if (!(data instanceof Uint8Array)) checkBytes(data, 'write');
+    if (this._eof) throw new RuntimeError('Cannot call write() after writeEof()');
+    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+    const len = data.byteLength;
+    if (len === 0) return;
+    if (this._closing) {
+      this._droppedWrite();
+      return;
+    }
+    if (this._bufferSize === 0 && this._writeError === null) {
+      let n: number;
+      try {
+        n = send(this._fd, data, 0, len, 0);
+      } catch (err) {
+        this._deferWriteError(err);
+        return;
+      }
+      if (n === len) return;
+      this._buffer.push(n > 0 ? data.subarray(n) : data);
+      this._bufferSize = n > 0 ? len - n : len;
+      this._updatePoll();
+    } else {
+      this._buffer.push(data);
+      this._bufferSize += len;
+      if (this._bufferSize === len) this._updatePoll();
+    }
+    if (!this._protocolPaused && this._bufferSize > this._highWater) this._maybePauseProtocol();
+  }
+
+  /**
+   * Writes a list of byte buffers, as one `writev` where possible.
+   *
+   * @throws TypeError when an item is not bytes; RuntimeError after `writeEof()`.
+   */
+  writelines(list: Iterable<Uint8Array>): void {
+    const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
+    for (const item of items) checkBytes(item, 'writelines');
+    if (this._eof) throw new RuntimeError('Cannot call writelines() after writeEof()');
+    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+    const parts = items.filter((item) => item.byteLength > 0);
+    if (parts.length === 0) return;
+    if (this._closing) {
+      this._droppedWrite();
+      return;
+    }
+    if (parts.length === 1) {
+      this.write(parts[0] as Uint8Array);
+      return;
+    }
+    const wasEmpty = this._bufferSize === 0;
+    for (const part of parts) {
+      this._buffer.push(part);
+      this._bufferSize += part.byteLength;
+    }
+    if (wasEmpty && this._writeError !== null) {
+      this._updatePoll();
+    } else if (wasEmpty) {
+      let n: number;
+      try {
+        n = writev(this._fd, this._buffer.length > IOV_MAX ? this._buffer.slice(0, IOV_MAX) : this._buffer);
+      } catch (err) {
+        this._buffer = [];
+        this._bufferSize = 0;
+        this._deferWriteError(err);
+        return;
+      }
+      if (n > 0) this._consume(n);
+      if (this._bufferSize === 0) return;
+      this._updatePoll();
+    }
+    if (!this._protocolPaused && this._bufferSize > this._highWater) this._maybePauseProtocol();
+  }
+
+  /** Closes the write end once buffered data is flushed (a TCP FIN); reading goes on. */
+  writeEof(): void {
+    if (this._closing || this._eof) return;
+    this._eof = true;
+    if (this._bufferSize === 0) this._shutdownWrite();
+  }
+
+  /** True: a socket transport can half-close. */
+  canWriteEof(): boolean {
+    return true;
+  }
+
+  /** Closes the connection at once: buffered data is dropped, `connectionLost(null)` follows. */
+  abort(): void {
+    this._forceClose(null);
+  }
+
+  // ---- internals ------------------------------------------------------------------------------------------
+
+  /**
+   * Hands the fd over (for `startTls`) as a paused `net.Socket`: the transport stops touching it and will never
+   * call its protocol again; what it had buffered is written to the socket first. Its server (if any) keeps
+   * counting it until the socket closes; pass `_server` (read it first) to the new transport.
+   *
+   * @returns the socket.
+   * @throws RuntimeError when the transport is closing or already detached.
+   */
+  _detach(): net.Socket {
+    const fd = this._fd;
+    if (fd < 0 || this._closing) throw new RuntimeError(`transport ${inspect(this)} is closing`);
+    // The poll must be gone before a Node handle watches the same fd (libuv keeps one watcher per fd).
+    this._releaseFd();
+    this._detached = true;
+    this._closing = true;
+    this._lost = true;
+    this._lostScheduled = true;
+    const server = this._server;
+    this._server = null;
+    let sock: net.Socket;
+    try {
+      sock = new net.Socket({
+        fd,
+        allowHalfOpen: true,
+        readable: true,
+        writable: true,
+        pauseOnCreate: true,
+      } as net.SocketConstructorOpts);
+    } catch (err) {
+      closeQuietly(fd);
+      server?._detach(this);
+      throw err;
+    }
+    sock.unref();
+    const pending = this._buffer;
+    this._buffer = [];
+    this._bufferSize = 0;
+    for (const chunk of pending) sock.write(chunk);
+    // The connection lives on in the new transport: the server counts this one until the socket is closed, so
+    // that waitClosed() cannot slip through between the hand-over and the new transport's attach.
+    if (server !== null) sock.once('close', () => server._detach(this));
+    return sock;
+  }
+
+  /**
+   * @internal asyncio's `_sendfile_native` for this transport: once the write buffer is drained, with reading
+   * paused and `write()` refused, `run(fd, watchClose)` sends the file with `sendfile(2)` (sendfile.ts does);
+   * `watchClose` registers what to call when the transport closes the fd meanwhile.
+   *
+   * @throws SendfileNotAvailableError-like errors from `run`; RuntimeError when a transfer already runs.
+   */
+  async _sendfileNative(
+    run: (fd: number, watchClose: (abort: (reason: Error | null) => void) => () => void) => Promise<number>,
+  ): Promise<number> {
+    if (this._emptyWaiter !== null || this._sendfileActive) throw new RuntimeError('Empty waiter is already set');
+    const resumeReading = this.isReading();
+    this.pauseReading();
+    this._sendfileActive = true;
+    try {
+      const waiter = this._loop.createFuture<void>();
+      this._emptyWaiter = waiter;
+      if (this._bufferSize === 0) waiter.setResult(undefined);
+      try {
+        await waiter;
+      } finally {
+        this._emptyWaiter = null;
+      }
+      if (this._fd < 0) throw systemError(EPIPE, 'write');
+      return await run(this._fd, (abort) => {
+        this._onFdClosed = abort;
+        return () => {
+          if (this._onFdClosed === abort) this._onFdClosed = null;
+        };
+      });
+    } finally {
+      this._sendfileActive = false;
+      if (resumeReading) this.resumeReading();
+    }
+  }
+
+  /** @internal Called by the poll when the fd is ready. */
+  readonly _onPoll = (status: number, events: number): void => {
+    if (status < 0) {
+      // libuv stopped the poll: the fd was closed behind the transport's back, and its number may belong to
+      // someone else by now. Forget it without closing it.
+      enterScope(this._context);
+      this._releaseFd();
+      this._fatalError(systemError(status, 'uv_poll'));
+      return;
+    }
+    if ((events & READABLE) !== 0 && (this._pollMask & READABLE) !== 0) this._readReady();
+    if ((events & WRITABLE) !== 0 && this._bufferSize > 0 && this._fd >= 0) {
+      enterScope(this._context);
+      this._writeReady();
+    }
+  };
+
+  /** @internal */
+  readonly _connectionMade = (): void => {
+    if (this._detached) return;
+    try {
+      this._protocol.connectionMade(this);
+    } catch (exc) {
+      this._fatalError(exc, 'Fatal error: protocol.connectionMade() call failed.');
+    }
+  };
+
+  /** @internal */
+  readonly _startReading = (): void => {
+    this._readStarted = true;
+    this._updatePoll();
+  };
+
+  /** @internal Makes the poll wait for exactly what the transport needs now. */
+  _updatePoll(): void {
+    const poll = this._poll;
+    if (poll === null) return;
+    let mask = 0;
+    if (this._readStarted && !this._paused && !this._closing && !this._readEof && !this._readDeferred) {
+      mask = READABLE;
+    }
+    if (this._bufferSize > 0) mask |= WRITABLE;
+    if (mask === this._pollMask) return;
+    this._pollMask = mask;
+    pollUpdate(poll, mask);
+  }
+
+  /** @internal asyncio's `_read_ready`: one `recv` per readiness event. */
+  _readReady(): void {
+    const loop = this._loop;
+    if (!loop._running) {
+      // Nobody may call the protocol while the loop is stopped: read once it runs again (a level-triggered fd
+      // would spin meanwhile).
+      if (loop.isClosed()) return;
+      this._readDeferred = true;
+      this._updatePoll();
+      loop._callSoonInternal(this._deferredRead, [], this._context);
+      return;
+    }
+    enterScope(this._context);
+    if (this._bufferedProto) {
+      this._readIntoBuffer();
+      return;
+    }
+    const buf = (scratch ??= Buffer.allocUnsafe(MAX_READ));
+    let n: number;
+    try {
+      n = recv(this._fd, buf, 0, MAX_READ, 0);
+    } catch (err) {
+      this._fatalError(nodeError(err, 'read'), 'Fatal read error on socket transport');
+      return;
+    }
+    if (n < 0) return;
+    if (n === 0) {
+      this._eofReceived();
+      return;
+    }
+    // The protocol owns what it gets (asyncio gives bytes): a copy of exactly the bytes received.
+    const data = Buffer.allocUnsafe(n);
+    buf.copy(data, 0, 0, n);
+    try {
+      (this._protocol as unknown as StreamLike).dataReceived(data);
+    } catch (exc) {
+      this._fatalError(exc, 'Fatal error: protocol.dataReceived() call failed.');
+    }
+  }
+
+  /** @internal The read deferred while the loop was stopped. */
+  readonly _deferredRead = (): void => {
+    this._readDeferred = false;
+    this._updatePoll();
+    if ((this._pollMask & READABLE) !== 0) this._readReady();
+  };
+
+  /** @internal asyncio's `_read_ready__get_buffer`: `recv` straight into the protocol's buffer. */
+  _readIntoBuffer(): void {
+    const proto = this._protocol as unknown as BufferedLike;
+    let buf: Uint8Array;
+    try {
+      buf = proto.getBuffer(-1);
+      if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
+        throw new RuntimeError('getBuffer() returned an empty buffer');
+      }
+    } catch (exc) {
+      this._fatalError(exc, 'Fatal error: protocol.getBuffer() call failed.');
+      return;
+    }
+    let n: number;
+    try {
+      n = recv(this._fd, buf, 0, buf.byteLength, 0);
+    } catch (err) {
+      this._fatalError(nodeError(err, 'read'), 'Fatal read error on socket transport');
+      return;
+    }
+    if (n < 0) return;
+    if (n === 0) {
+      this._eofReceived();
+      return;
+    }
+    try {
+      proto.bufferUpdated(n);
+    } catch (exc) {
+      this._fatalError(exc, 'Fatal error: protocol.bufferUpdated() call failed.');
+    }
+  }
+
+  /** @internal asyncio's `_read_ready__on_eof`. */
+  _eofReceived(): void {
+    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'received EOF');
+    this._readEof = true;
+    this._updatePoll();
+    let keepOpen: unknown;
+    try {
+      keepOpen = (this._protocol as unknown as StreamLike).eofReceived?.();
+    } catch (exc) {
+      this._fatalError(exc, 'Fatal error: protocol.eofReceived() call failed.');
+      return;
+    }
+    // Both directions ended: the connection is over, as a Node socket closes itself then.
+    if (!keepOpen || this._shutdown) this.close();
+  }
+
+  /** @internal asyncio's `_write_ready`. */
+  _writeReady(): void {
+    const buffer = this._buffer;
+    let n: number;
+    try {
+      if (buffer.length === 1) {
+        const head = buffer[0] as Uint8Array;
+        n = send(this._fd, head, 0, head.byteLength, 0);
+      } else {
+        n = writev(this._fd, buffer.length > IOV_MAX ? buffer.slice(0, IOV_MAX) : buffer);
+      }
+    } catch (err) {
+      this._buffer = [];
+      this._bufferSize = 0;
+      this._fatalError(nodeError(err, 'write'), 'Fatal write error on socket transport');
+      return;
+    }
+    if (n <= 0) return;
+    this._consume(n);
+    // May write more: straight to the kernel if the buffer is empty now.
+    if (this._protocolPaused) this._maybeResumeProtocol();
+    if (this._bufferSize > 0 || this._fd < 0) return;
+    this._updatePoll();
+    const waiter = this._emptyWaiter;
+    if (waiter !== null && !waiter.done()) waiter.setResult(undefined);
+    if (this._closing) this._destroy(null);
+    else if (this._eof) this._shutdownWrite();
+  }
+
+  /** @internal Drops the first `n` buffered bytes (the kernel took them). */
+  _consume(n: number): void {
+    this._bufferSize -= n;
+    if (this._bufferSize === 0) {
+      this._buffer = [];
+      return;
+    }
+    const buffer = this._buffer;
+    let i = 0;
+    while (n > 0) {
+      const head = buffer[i] as Uint8Array;
+      if (head.byteLength <= n) {
+        n -= head.byteLength;
+        i++;
+      } else {
+        buffer[i] = head.subarray(n);
+        n = 0;
+      }
+    }
+    if (i > 0) buffer.splice(0, i);
+  }
+
+  /** @internal Sends the FIN once everything buffered is out. */
+  _shutdownWrite(): void {
+    if (this._fd < 0 || this._shutdown) return;
+    this._shutdown = true;
+    try {
+      shutdown(this._fd, SHUT_WR);
+    } catch (err) {
+      // Node ignores ENOTCONN here (the peer is gone already): the read side reports what happened.
+      if ((err as { code?: unknown }).code !== 'ENOTCONN') {
+        this._fatalError(nodeError(err, 'shutdown'), 'Fatal error on transport');
+        return;
+      }
+    }
+    if (this._readEof) this.close();
+  }
+
+  /**
+   * @internal A write the kernel refused at once (`EPIPE`, `ECONNRESET`): reported from a callback, as a Node
+   * socket reports it, so that a protocol that closes the transport right after writing closes it cleanly, as
+   * it would on a `SocketTransport`. Later writes are buffered meanwhile (flow control still holds: a
+   * `write(); await drain()` loop is paused and lets the loop turn).
+   */
+  _deferWriteError(err: unknown): void {
+    if (this._writeError !== null) return;
+    this._writeError = nodeError(err, 'write');
+    this._loop._callSoonInternal(this._reportWriteError, [], this._context);
+  }
+
+  /** @internal */
+  readonly _reportWriteError = (): void => {
+    if (!this._lost) this._fatalError(this._writeError, 'Fatal write error on socket transport');
+  };
+
+  /** @internal A write on a lost connection: dropped, and from the fifth on a warning (asyncio's log). */
+  _droppedWrite(): void {
+    if (++this._lostWrites >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+      this._loop.logger.warn({ transport: inspect(this) }, 'socket.send() raised exception.');
+    }
+  }
+
+  /**
+   * @internal An error the connection cannot survive: a protocol callback's exception goes to the exception
+   * handler (a socket error only to the debug log), and the connection is aborted with it.
+   */
+  _fatalError(exc: unknown, message = 'Fatal error on transport'): void {
+    if (isSystemError(exc)) {
+      if (this._loop._debug) this._loop.logger.debug({ err: exc, transport: inspect(this) }, message);
+    } else {
+      this._loop.callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
+    }
+    this._forceClose(exc instanceof Error ? exc : new Error(String(exc)));
+  }
+
+  /** @internal asyncio's `_force_close`. */
+  _forceClose(exc: Error | null): void {
+    if (this._lost) return;
+    this._closing = true;
+    this._destroy(exc);
+  }
+
+  /** @internal Closes the fd now; `connectionLost(exc)` follows with `callSoon`. */
+  _destroy(exc: Error | null): void {
+    if (this._lost) return;
+    this._lost = true;
+    this._closing = true;
+    this._lostExc = exc;
+    this._buffer = [];
+    this._bufferSize = 0;
+    const fd = this._fd;
+    this._releaseFd();
+    if (fd >= 0) closeQuietly(fd);
+    const waiter = this._emptyWaiter;
+    if (waiter !== null && !waiter.done()) waiter.setException(exc ?? systemError(EPIPE, 'write'));
+    const onClosed = this._onFdClosed;
+    this._onFdClosed = null;
+    onClosed?.(exc);
+    this._scheduleConnectionLost();
+  }
+
+  /** @internal Stops polling and forgets the fd (the caller closes it or hands it over). */
+  _releaseFd(): void {
+    const fd = this._fd;
+    if (fd < 0) return;
+    this._fd = -1;
+    // The poll must stop before the fd is closed.
+    if (this._poll !== null) pollStop(this._poll);
+    this._poll = null;
+    this._pollMask = 0;
+    unregisterTransportFd(this._loop, fd, this);
+    live.get(this._loop)?.delete(this);
+  }
+
+  /** @internal */
+  _scheduleConnectionLost(): void {
+    if (this._lostScheduled) return;
+    this._lostScheduled = true;
+    if (this._loop.isClosed()) {
+      // Nobody will run the callback: release the server's count at least.
+      this._finishConnectionLost();
+      return;
+    }
+    this._loop._callSoonInternal(this._callConnectionLost, [], this._context);
+  }
+
+  /** @internal Calls `connectionLost` exactly once; an exception in it is reported as a callback's. */
+  readonly _callConnectionLost = (): void => {
+    try {
+      this._protocol.connectionLost(this._lostExc);
+    } finally {
+      this._finishConnectionLost();
+    }
+  };
+
+  /** @internal */
+  _finishConnectionLost(): void {
+    this._finished = true;
+    const server = this._server;
+    this._server = null;
+    server?._detach(this);
+  }
+
+  /** @internal The loop was closed: the fd is closed now (nobody can run `connectionLost` any more). */
+  _loopClosed(): void {
+    this._closing = true;
+    this._lost = true;
+    this._lostScheduled = true;
+    this._buffer = [];
+    this._bufferSize = 0;
+    const fd = this._fd;
+    this._releaseFd();
+    if (fd >= 0) closeQuietly(fd);
+    this._finishConnectionLost();
+  }
+
+  /** @internal asyncio computes both addresses when the transport is made: they stay readable after close. */
+  _readAddresses(): void {
+    const extra = this._extra;
+    if (extra.sockname === undefined) extra.sockname = nativeAddress(this._fd, 'sock');
+    if (extra.peername === undefined) extra.peername = nativeAddress(this._fd, 'peer');
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    const info: string[] = [this.constructor.name];
+    if (this._finished || this._detached) info.push('closed');
+    else if (this._closing) info.push('closing');
+    info.push(`fd=${this._fileno}`);
+    if (!this._finished && !this._detached && !this._loop.isClosed()) {
+      info.push(`read=${(this._pollMask & READABLE) !== 0 ? 'polling' : 'idle'}`);
+      const size = this._bufferSize;
+      info.push(`write=<${size > 0 ? 'polling' : 'idle'}, bufsize=${size}>`);
+    }
+    return `<${info.join(' ')}>`;
+  }
+}
+
+function isBuffered(protocol: BaseProtocol): boolean {
+  return (
+    protocol instanceof BufferedProtocol ||
+    typeof (protocol as unknown as Partial<BufferedLike>).getBuffer === 'function'
+  );
+}
+
+function completeWaiter(waiter: Future<unknown>): void {
+  if (!waiter.done()) waiter.setResult(undefined);
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeFd(fd);
+  } catch {
+    // closed behind our back: nothing left to release
+  }
+}
+
+function nativeAddress(fd: number, which: 'sock' | 'peer'): Address | null {
+  try {
+    return (which === 'sock' ? getsockname(fd) : getpeername(fd)) as Address | null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The error Node's own socket reports for a failed read or write (`read ECONNRESET`, `write EPIPE`), so that
+ * protocols see the same errors on either transport.
+ */
+function nodeError(err: unknown, syscall: string): unknown {
+  const errno = (err as { errno?: unknown } | null)?.errno;
+  if (typeof errno !== 'number' || !isSystemError(err)) return err;
+  return systemError(errno, syscall);
+}
+
+/** asyncio's `isinstance(exc, OSError)`: an error from the system (it has an errno code and a syscall). */
+function isSystemError(exc: unknown): boolean {
+  return (
+    exc instanceof Error &&
+    typeof (exc as { code?: unknown }).code === 'string' &&
+    typeof (exc as { syscall?: unknown }).syscall === 'string'
+  );
+}
