@@ -2,7 +2,7 @@
  * Graceful shutdown under load, with the app and the load generator in processes of their own.
  *
  * What it proves, and measures:
- * - SIGTERM while 24 workers hammer the app (fast and 300 ms requests): every request the app began to handle
+ * - SIGTERM while 24 workers hammer the app (fast and 150 ms requests): every request the app began to handle
  *   is answered in full (the app's count of handled requests equals the client's count of complete responses),
  *   new connections are refused at once, and the process exits 0 within its shutdown deadline;
  * - a rolling restart of two instances sharing a port with `reusePort` (each replaced in turn while the load
@@ -28,9 +28,9 @@ async function exitCounters(server: ServerChild): Promise<{ code: number; handle
 test('SIGTERM under load: every accepted request answered, new connections refused, exit 0 in time', async (t) => {
   const DEADLINE = 5;
   const server = await startServer(t, { signals: true, shutdownTimeout: DEADLINE });
-  const load = startLoad(t, server.port, 24, false, ['/ok', '/ok', '/slow?ms=300']);
+  const load = startLoad(t, server.port, 24, false, ['/ok', '/ok', '/ok', '/slow?ms=150']);
   await load.started;
-  await new Promise((r) => setTimeout(r, 800));
+  await new Promise((r) => setTimeout(r, 1500));
   const t0 = performance.now();
   load.mark();
   server.child.kill('SIGTERM');
