@@ -95,6 +95,19 @@ function debugFromEnv(): boolean {
   return v !== undefined && v !== '' && v !== '0';
 }
 
+/**
+ * Removes a trailing `{ context }` options object from `args` (in place) and returns the context a callback
+ * scheduled with these arguments runs in: the given one, or a capture of the current one.
+ */
+function takeContextOption(args: unknown[]): Context | null {
+  const last = args[args.length - 1];
+  if (args.length > 0 && typeof last === 'object' && isOptionsObject(last, CONTEXT_OPTION)) {
+    args.pop();
+    return (last as { context?: Context }).context ?? captureContext();
+  }
+  return captureContext();
+}
+
 function checkCallback(callback: unknown, method: string): void {
   if (typeof callback !== 'function') {
     throw new InvalidArgTypeError(
@@ -367,14 +380,7 @@ export abstract class BaseEventLoop {
   callSoon<A extends unknown[]>(callback: Callback<A>, ...args: [...A] | [...A, { context?: Context }]): Handle {
     this._checkClosed();
     checkCallback(callback, 'callSoon');
-    let context: Context | null;
-    const last = args[args.length - 1];
-    if (args.length > 0 && typeof last === 'object' && isOptionsObject(last, CONTEXT_OPTION)) {
-      args.pop();
-      context = (last as { context?: Context }).context ?? captureContext();
-    } else {
-      context = captureContext();
-    }
+    const context = takeContextOption(args);
     const handle = new Handle(callback as Callback, args, this, context);
     this._ready.push(handle);
     if (this._running && !this._iterationArmed && !this._inIteration) this._wake();
@@ -432,14 +438,7 @@ export abstract class BaseEventLoop {
   _callAt(when: number, callback: Callback, args: unknown[], method: string): TimerHandle {
     this._checkClosed();
     checkCallback(callback, method);
-    let context: Context | null;
-    const last = args[args.length - 1];
-    if (args.length > 0 && typeof last === 'object' && isOptionsObject(last, CONTEXT_OPTION)) {
-      args.pop();
-      context = (last as { context?: Context }).context ?? captureContext();
-    } else {
-      context = captureContext();
-    }
+    const context = takeContextOption(args);
     const timer = new TimerHandle(when, this._timerSeq++, callback, args, this, context);
     timer._scheduled = true;
     this._scheduled.push(timer);
