@@ -6,9 +6,11 @@
  * `_armTimer`, `_disarmTimer`, `_keepAlive`, `time`); `NodeEventLoop` fills them in on Node's own loop.
  *
  * An iteration is asyncio's `_run_once`: due timers join the ready queue, then exactly the handles ready at that
- * moment run, in order; handles scheduled meanwhile wait for the next iteration. Between two handles the
- * platform drains every microtask (so task steps and plain callbacks interleave as in asyncio) without going back
- * to its event loop; between two iterations it polls I/O. An idle loop arms nothing but its earliest timer.
+ * moment run, in order; handles scheduled meanwhile wait for the next iteration. After a handle that resumes a
+ * coroutine (a task's first step, a waiter's wake-up, `sleep(0)`) the platform drains every microtask, so that
+ * the coroutine runs to its next await before the next handle, as an asyncio task step does; plain callbacks
+ * run back to back, and what they queue as microtasks runs before the next iteration. Between two iterations
+ * the platform polls I/O. An idle loop arms nothing but its earliest timer.
  *
  * @module
  */
@@ -489,9 +491,10 @@ export abstract class BaseEventLoop {
    * callbacks are actually called.
    */
   _runNextHandle(): void {
+    const ready = this._ready;
     while (this._ntodo > 0) {
       this._ntodo--;
-      const handle = this._ready.shift() as Runnable;
+      const handle = ready.shift() as Runnable;
       if (handle._cancelled) continue;
       if (this._debug) {
         const t0 = this.time();
@@ -501,8 +504,11 @@ export abstract class BaseEventLoop {
       } else {
         handle._run();
       }
-      this._continueBatch();
-      return;
+      // A coroutine it resumed runs to its next await before the next handle (asyncio's task step).
+      if (handle._resumes) {
+        this._continueBatch();
+        return;
+      }
     }
     this._endIteration();
   }

@@ -334,6 +334,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
 /** The pending `then()` of one awaiter; queued on the loop itself (no Handle) when the future is done. */
 class ThenWaiter<T, R1, R2> {
   readonly _cancelled = false;
+  readonly _resumes = true;
   constructor(
     readonly future: Future<T>,
     readonly task: AwaitingTask | null,

@@ -17,6 +17,12 @@ export type Callback<A extends unknown[] = unknown[]> = (...args: A) => unknown;
  */
 export interface Runnable {
   readonly _cancelled: boolean;
+  /**
+   * Whether running it may resume a coroutine (a task's first step, a waiter's promise settled): the loop then
+   * lets every microtask run before the next handle, so that the coroutine runs to its next await in between,
+   * as an asyncio task step does. Plain callbacks run back to back.
+   */
+  readonly _resumes: boolean;
   _run(): void;
 }
 
@@ -37,6 +43,8 @@ export class Handle implements Runnable {
   readonly _context: Context | null;
   /** @internal */
   _cancelled = false;
+  /** @internal See `Runnable._resumes`; set for a task's first step. */
+  _resumes = false;
   /** @internal where the handle was created, in debug mode. */
   readonly _sourceTraceback: string | undefined;
   /** @internal its description, kept after cancellation drops the callback. */

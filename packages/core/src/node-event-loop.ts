@@ -3,10 +3,10 @@
  * that touches `setImmediate`, `setTimeout` and `process.on`.
  *
  * - An iteration starts from one `setImmediate`, so Node polls I/O between two iterations.
- * - Within an iteration, the next handle runs from a `process.nextTick` queued by a microtask queued after the
- *   previous handle: Node drains the whole microtask queue (chained continuations included) before it looks at
- *   the tick queue again, so every task step a handle set off has run before the next handle, at the cost of two
- *   short-lived objects instead of one retained `Immediate` per handle.
+ * - Within an iteration, plain callbacks run back to back in one JavaScript call. After a handle that resumes a
+ *   coroutine, the next handle runs from a `process.nextTick` queued by a microtask queued after it: Node drains
+ *   the whole microtask queue (chained continuations included) before it looks at the tick queue again, so the
+ *   task step that handle set off has run before the next handle.
  * - One `setTimeout` is armed for the earliest timer deadline; the timers themselves live in the loop's heap.
  * - While the loop runs, a ref'd interval keeps the process alive, as a blocked `run_forever()` keeps Python's.
  * - Unix signals (asyncio's `add_signal_handler`): one `process.on` listener per signal for the whole process,

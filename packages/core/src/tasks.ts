@@ -85,7 +85,7 @@ export class Task<T = unknown> extends Future<T> {
     this._context = options.context ?? copyContext();
     this._loop._checkClosed();
     this._loop._tasks.add(this as Task<unknown>);
-    this._loop._callSoonInternal(startTask, [this], this._context);
+    this._loop._callSoonInternal(startTask, [this], this._context)._resumes = true;
   }
 
   /** The task's name. */
@@ -320,6 +320,7 @@ export function sleep<T = undefined>(delay: number, result?: T): Promise<T> {
  */
 class Yield<T> {
   readonly _cancelled = false;
+  readonly _resumes = true;
   constructor(
     readonly task: Task<unknown> | null,
     readonly resolve: (value: T) => void,

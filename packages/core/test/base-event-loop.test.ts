@@ -59,16 +59,44 @@ describe('callSoon', () => {
     loop.close();
   });
 
-  test('microtasks drain between callbacks', async () => {
+  test("a task's step runs to its next await before the next handle, as an asyncio task step does", async () => {
+    const { loop } = quietLoop();
+    const got: string[] = [];
+    const fut = loop.createFuture<string>();
+    loop.createTask(async () => {
+      got.push('step 1');
+      await Promise.resolve();
+      await Promise.resolve();
+      got.push('step 1, two microtasks later');
+      got.push(await fut);
+      await Promise.resolve();
+      got.push('step 2, a microtask later');
+    });
+    loop.callSoon(() => got.push('h1'));
+    await runOnce(loop);
+    assert.deepEqual(got, ['step 1', 'step 1, two microtasks later', 'h1']);
+    fut.setResult('step 2'); // queues the task's wake-up now (asyncio's call_soon of __wakeup)
+    loop.callSoon(() => got.push('h2'));
+    await runOnce(loop);
+    assert.deepEqual(got.slice(3), ['step 2', 'step 2, a microtask later', 'h2']);
+    loop.close();
+  });
+
+  test('plain callbacks run back to back; their microtasks run before the next iteration', async () => {
     const { loop } = quietLoop();
     const got: string[] = [];
     loop.callSoon(() => {
       got.push('h1');
-      void Promise.resolve().then(() => got.push('micro1'));
+      void Promise.resolve().then(() => {
+        got.push('micro1');
+        loop.callSoon(() => got.push('next iteration'));
+      });
     });
     loop.callSoon(() => got.push('h2'));
     await runOnce(loop);
-    assert.deepEqual(got, ['h1', 'micro1', 'h2']);
+    assert.deepEqual(got, ['h1', 'h2', 'micro1']);
+    await runOnce(loop);
+    assert.deepEqual(got, ['h1', 'h2', 'micro1', 'next iteration']);
     loop.close();
   });
 
