@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The benchmark harness: runs the workloads of bench/<group>/workloads.mjs, every registered system side by side
 // in one run, interleaved (A B C, B C A, …) for several rounds, and reports medians, ratios and goals.
-//   node bench/run.mjs [name…] [--smoke] [--rounds N] [--duration S] [--full] [--dist] [--list] [--no-install]
+//   node bench/run.mjs [name…] [--smoke] [--rounds N] [--duration S] [--full] [--src] [--list] [--no-install]
 //                      [--quiet-wait S]
 //   node bench/run.mjs --report      only regenerate RESULTS.md and the chart from bench/results/*.json
 // A name selects a group (`core`), a workload (`net/tcp-protocol-1KiB-c10`) or a prefix (`net/tcp-protocol`).
@@ -23,7 +23,7 @@ const { values: opt, positionals: names } = parseArgs({
     rounds: { type: 'string' },
     duration: { type: 'string' },
     full: { type: 'boolean', default: false },
-    dist: { type: 'boolean', default: false },
+    src: { type: 'boolean', default: false },
     list: { type: 'boolean', default: false },
     report: { type: 'boolean', default: false },
     'no-install': { type: 'boolean', default: false },
@@ -35,7 +35,7 @@ const ctx = {
   root,
   smoke: opt.smoke,
   full: opt.full,
-  dist: opt.dist,
+  dist: !opt.src,
   rounds: opt.rounds ? Number(opt.rounds) : opt.smoke ? 1 : 5,
   duration: opt.duration ? Number(opt.duration) : undefined,
   quietWait: opt['quiet-wait'] ? Number(opt['quiet-wait']) : opt.smoke ? 0 : 5,
@@ -217,7 +217,7 @@ const pin = pinning(env.have);
 ctx.pin = pin;
 const machine = machineInfo();
 console.log(
-  `bench: ${selected.length} workload(s), ${ctx.rounds} round(s)${ctx.smoke ? ' (smoke)' : ''}; loopwork from ${ctx.dist ? 'dist/' : 'src/ (tsx)'}\n` +
+  `bench: ${selected.length} workload(s), ${ctx.rounds} round(s)${ctx.smoke ? ' (smoke)' : ''}; loopwork from ${ctx.dist ? 'dist/ (compiled)' : 'src/ (tsx)'}\n` +
     `bench: ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}, Python ${machine.python ?? 'MISSING'}, uvloop ${machine.uvloop ?? 'MISSING'}; ${pin.note}; load ${machine.loadavg}`,
 );
 

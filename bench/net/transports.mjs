@@ -4,7 +4,7 @@
 // client as `npm run bench -- net` (loopwork-echo.ts picks the transport through createServer), interleaved
 // rounds, server on core 0 and client on core 1; prints medians of server CPU-µs per request and of req/s, and
 // the ratios; writes bench/results/<time>-transports.json.
-//   node bench/net/transports.mjs [--rounds 5] [--duration 3] [--size 1024] [--conns 10] [--unix]
+//   node bench/net/transports.mjs [--rounds 5] [--duration 3] [--size 1024] [--conns 10] [--unix] [--src]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,9 +21,10 @@ const { values: opt } = parseArgs({
     size: { type: 'string', default: '1024' },
     conns: { type: 'string', default: '10' },
     unix: { type: 'boolean', default: false },
+    src: { type: 'boolean', default: false },
   },
 });
-const ctx = { dist: false };
+const ctx = { root, dist: !opt.src };
 const SYSTEMS = [
   { id: 'node-net', argv: (t) => nodeArgv('bench/net/node-echo.mjs', 'protocol', t) },
   {

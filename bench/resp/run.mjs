@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // RESP benchmark: `redis-benchmark -t get,set -P 16` against the flagship's Redis-protocol port and against a real
 // redis-server, side by side in one run, with the ratio (goal: loopwork ≥ 0.5× redis-server).
-//   node bench/resp/run.mjs [--rounds 3] [--requests 1000000] [--pipeline 16] [--clients 50] [--dist]
+//   node bench/resp/run.mjs [--rounds 3] [--requests 1000000] [--pipeline 16] [--clients 50] [--src]
 // Each sample is a fresh server pinned to core 0 (`taskset -c 0`) with redis-benchmark on core 1; the systems are
 // interleaved (A B, then B A, …). SET is measured on a fresh server; GET after a SET pass has stored the key, so that
 // GET finds a value. Server CPU per request comes from /proc/<pid>/stat around each measured run; the client's CPU
@@ -174,12 +174,12 @@ async function main() {
       requests: { type: 'string', default: '1000000' },
       pipeline: { type: 'string', default: '16' },
       clients: { type: 'string', default: '50' },
-      dist: { type: 'boolean', default: false },
+      src: { type: 'boolean', default: false },
     },
   });
   const env = ensureRequirements();
   const pin = pinning(env.have);
-  const ctx = { root, pin, dist: values.dist };
+  const ctx = { root, pin, dist: !values.src };
   const opt = { requests: Number(values.requests), pipeline: Number(values.pipeline), clients: Number(values.clients) };
   const rounds = Number(values.rounds);
   console.log(
