@@ -102,8 +102,9 @@ function debugFromEnv(): boolean {
  * scheduled with these arguments runs in: the given one, or a capture of the current one.
  */
 function takeContextOption(args: unknown[]): Context | null {
+  if (args.length === 0) return captureContext();
   const last = args[args.length - 1];
-  if (args.length > 0 && typeof last === 'object' && isOptionsObject(last, CONTEXT_OPTION)) {
+  if (typeof last === 'object' && isOptionsObject(last, CONTEXT_OPTION)) {
     args.pop();
     return (last as { context?: Context }).context ?? captureContext();
   }
@@ -116,11 +117,19 @@ function checkCallback(callback: unknown, method: string): void {
       `a callable object was expected by ${method}(), got ${inspect(callback, { depth: 0 })}`,
     );
   }
-  const name = callback.constructor?.name;
-  if (name === 'AsyncFunction' || name === 'AsyncGeneratorFunction') {
+  const ctor: unknown = callback.constructor;
+  if (ctor === Function) return; // the common case, without reading `name`
+  const name =
+    ctor === AsyncFunction || ctor === AsyncGeneratorFunction
+      ? 'async'
+      : (ctor as { name?: unknown } | undefined)?.name;
+  if (name === 'async' || name === 'AsyncFunction' || name === 'AsyncGeneratorFunction') {
     throw new InvalidArgTypeError(`coroutines cannot be used with ${method}()`);
   }
 }
+
+const AsyncFunction: unknown = (async () => {}).constructor;
+const AsyncGeneratorFunction: unknown = async function* () {}.constructor;
 
 /**
  * The event loop's platform-independent part. Use `newEventLoop()` to get a loop.
