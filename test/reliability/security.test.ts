@@ -7,7 +7,8 @@
  * - clients verify by default: `ssl: true` refuses a certificate from an unknown CA, and a trusted certificate is
  *   refused for the wrong host name; `PROTOCOL_TLS_CLIENT` contexts start with CERT_REQUIRED, host name checking
  *   and TLS 1.2 at least;
- * - an app's Unix socket gets the mode asked for, and 0600 when none is asked for;
+ * - an app's Unix socket gets the mode asked for, and 0600 when none is asked for, from the moment it exists
+ *   (the file is never chmodded after the bind, so it never had the umask's mode);
  * - error replies carry no stack trace, no internal message, no server version;
  * - `pnpm audit --prod` finds no high or critical advisory in the production dependencies (skipped, saying why,
  *   when the registry cannot answer).
@@ -30,6 +31,7 @@ import {
   getRunningLoop,
   run,
 } from '@loopwork/service';
+import { fileEventsDuring } from '../../packages/server/test/helpers.js';
 import { SECRET } from './fixtures/app.js';
 import { certs } from './helpers/certs.js';
 import { startServer } from './helpers/child.js';
@@ -138,12 +140,17 @@ test('Unix sockets: the mode asked for, and 0600 by default', async (t) => {
   app.get('/ok', () => 'ok');
   const byDefault = join(dir, 'admin.sock');
   const asked = join(dir, 'group.sock');
-  await app.listen({ unix: [byDefault, { path: asked, mode: 0o660 }] });
+  const events = await fileEventsDuring(dir, async () => {
+    await app.listen({ unix: [byDefault, { path: asked, mode: 0o660 }] });
+  });
   t.after(() => app.close({ deadline: 1 }));
   assert.equal(statSync(byDefault).mode & 0o777, 0o600, 'default mode');
   assert.equal(statSync(asked).mode & 0o777, 0o660, 'the mode asked for');
+  // Made with their mode, not chmodded after: under umask 000 a bind then chmod would leave them 0777 a moment.
+  assert.deepEqual(events, { 'admin.sock': ['rename'], 'group.sock': ['rename'] }, 'no chmod after the bind');
   t.diagnostic(
-    `unix socket modes under umask 000: default ${(statSync(byDefault).mode & 0o777).toString(8)}, asked 660 → 660`,
+    `unix socket modes under umask 000: default ${(statSync(byDefault).mode & 0o777).toString(8)}, asked 660 → 660, ` +
+      'each made with its mode (no chmod after the bind)',
   );
 });
 

@@ -100,6 +100,17 @@ export interface CreateUnixServerOptions {
   startServing?: boolean;
   /** Remove the socket file when the server closes, if it is still the one bound (default true). */
   cleanupSocket?: boolean;
+  /**
+   * The permission bits of the socket file (0 to 0o777, e.g. `0o600`: only the owner may connect; who may connect
+   * to a Unix socket is who may write it). The file never has more than these bits, from the moment it exists:
+   * on the native addon the socket's own mode is set before `bind(2)` (Linux creates the file with it, less the
+   * umask); on `net.Server` the umask is narrowed around the bind. Bits the umask took away are added back with a
+   * `chmod` after the bind, so the file may briefly have fewer bits than asked, never more. Default: the umask
+   * decides (`0o777 & ~umask`), as with `bind(2)`. Not with an abstract name (`'\0…'`, which has no file) nor
+   * with `sock` (already bound): both are refused. In a `node:cluster` worker on `net.Server` the primary binds
+   * the socket, and in a worker thread the umask cannot be changed: there the mode is set right after the bind.
+   */
+  mode?: number | null;
 }
 
 /** Options of `loop.connectAcceptedSocket()`. */
@@ -149,9 +160,16 @@ declare module '@loopwork/core' {
      *
      * @param protocolFactory - makes the protocol of each connection.
      * @param path - a filesystem path, or `'\0name'` (a Buffer starting with a NUL byte) for an abstract name.
-     * @param options - see {@link CreateUnixServerOptions}.
+     * @param options - see {@link CreateUnixServerOptions}; `mode` sets the socket file's permission bits with
+     * no moment where it has more.
      * @returns the `Server`.
-     * @throws OSError `EADDRINUSE` when the path is in use or exists and is not a socket.
+     * @throws OSError `EADDRINUSE` when the path is in use or exists and is not a socket; TypeError/ValueError
+     * for a `mode` that is not an integer from 0 to 0o777, or given with an abstract name or with `sock`.
+     * @example
+     * ```ts
+     * // An admin socket only its owner can connect to.
+     * const server = await loop.createUnixServer(() => new Admin(), '/run/app/admin.sock', { mode: 0o600 });
+     * ```
      */
     createUnixServer(
       protocolFactory: ProtocolFactory,
@@ -201,6 +219,7 @@ const UNIX_SERVER_KEYS = [
   'sslShutdownTimeout',
   'startServing',
   'cleanupSocket',
+  'mode',
 ] as const;
 const ACCEPTED_KEYS = ['ssl', 'sslHandshakeTimeout', 'sslShutdownTimeout'] as const;
 
@@ -226,6 +245,36 @@ function checkBacklog(backlog: unknown): number {
     throw new InvalidArgTypeError(`backlog must be an integer, got ${inspect(backlog, { depth: 0 })}`);
   }
   return backlog;
+}
+
+function checkMode(mode: unknown): number | null {
+  if (mode === undefined || mode === null) return null;
+  if (typeof mode !== 'number' || !Number.isInteger(mode)) {
+    throw new InvalidArgTypeError(`mode must be an integer, got ${inspect(mode, { depth: 0 })}`);
+  }
+  if (mode < 0 || mode > 0o777) throw new ValueError(`mode must be from 0 to 0o777, got 0o${mode.toString(8)}`);
+  return mode;
+}
+
+/**
+ * Narrows the process umask so that a file created now gets at most `mode`; returns the function that puts the
+ * old umask back, or `null` where the umask cannot be changed (a worker thread). Only ever narrows: a file
+ * another thread creates meanwhile gets fewer bits, never more.
+ */
+function narrowUmask(mode: number): (() => void) | null {
+  let old: number;
+  try {
+    old = process.umask(0o077);
+  } catch {
+    return null;
+  }
+  process.umask(old | (0o777 & ~mode));
+  return () => process.umask(old);
+}
+
+/** Adds the bits of `mode` the umask took away at bind (never more than `mode` was there before). */
+function completeMode(path: string | Buffer, mode: number): void {
+  if ((fs.statSync(path).mode & 0o777) !== mode) fs.chmodSync(path, mode);
 }
 
 /** Binds one native socket per addrinfo, with asyncio's options and errors. */
@@ -519,8 +568,12 @@ async function bindUnix(
   path: string | Buffer,
   backlog: number,
   cleanupSocket: boolean,
+  mode: number | null,
 ): Promise<Listener> {
   const abstract = isAbstractPath(path);
+  if (abstract && mode !== null) {
+    throw new ValueError('mode can not be set on an abstract socket name: it has no file');
+  }
   if (!abstract) removeStaleSocket(loop, path);
   const inUse = (err: unknown): Error =>
     (err as { code?: unknown }).code === 'EADDRINUSE'
@@ -529,7 +582,11 @@ async function bindUnix(
   if (useNativeSockets(false, true)) {
     const fd = native.socket(AF_UNIX, SOCK_STREAM, 0);
     try {
+      // Linux makes the file with the mode of the socket's inode less the umask: set before bind, the file never
+      // has more than `mode`, with no process-wide umask change.
+      if (mode !== null) fs.fchmodSync(fd, mode);
       native.bind(fd, path);
+      if (mode !== null) completeMode(path, mode);
     } catch (err) {
       native.close(fd);
       throw inUse(err);
@@ -537,9 +594,20 @@ async function bindUnix(
     return new NativeListener(fd, { unix: true, cleanup: cleanupSocket ? unixCleanup(path) : null });
   }
   const srv = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  // listen() binds a path synchronously (in a cluster worker the primary binds it): the umask is narrowed for
+  // that call only.
+  const restoreUmask = mode !== null && !cluster.isWorker ? narrowUmask(mode) : null;
+  let listening: Promise<void>;
   try {
-    await listenNode(loop, srv, { path: typeof path === 'string' ? path : path.toString('utf8'), backlog });
+    listening = listenNode(loop, srv, { path: typeof path === 'string' ? path : path.toString('utf8'), backlog });
+  } finally {
+    restoreUmask?.();
+  }
+  try {
+    await listening;
+    if (mode !== null) completeMode(path, mode);
   } catch (err) {
+    srv.close();
     throw inUse(err);
   }
   return new NodeListener(srv, { unix: true, cleanup: cleanupSocket ? unixCleanup(path) : null });
@@ -567,13 +635,15 @@ async function createUnixServer(
   const ssl = checkServerSsl(options.ssl, options.sslHandshakeTimeout, options.sslShutdownTimeout);
   const backlog = checkBacklog(options.backlog);
   const cleanupSocket = options.cleanupSocket ?? true;
+  const mode = checkMode(options.mode);
   const sock = options.sock ?? null;
   let listener: Listener;
   if (path !== null && path !== undefined) {
     if (sock !== null) throw new ValueError('path and sock can not be specified at the same time');
-    listener = await bindUnix(this, fspath(path), backlog, cleanupSocket);
+    listener = await bindUnix(this, fspath(path), backlog, cleanupSocket, mode);
   } else {
     if (sock === null) throw new ValueError('path was not specified, and no sock specified');
+    if (mode !== null) throw new ValueError('mode can not be specified with sock: the socket is already bound');
     listener = listenerFromSock(sock, true, cleanupSocket);
   }
   const server = new Server(

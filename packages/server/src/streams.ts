@@ -1033,9 +1033,10 @@ export async function openUnixConnection(...args: unknown[]): Promise<[StreamRea
  *
  * @param clientConnectedCb - called with each connection's reader and writer.
  * @param path - the socket's path (a `Buffer` or a string starting with `\0` for an abstract name).
- * @param options - `limit` (bytes, default 64 KiB) and every option of `loop.createUnixServer()`.
+ * @param options - `limit` (bytes, default 64 KiB) and every option of `loop.createUnixServer()` (`mode`: the
+ * socket file's permission bits, which it never exceeds, e.g. `0o600` for an admin socket).
  * @returns the `Server`.
- * @throws what `loop.createUnixServer()` throws (`EADDRINUSE`…).
+ * @throws what `loop.createUnixServer()` throws (`EADDRINUSE`, a refused `mode`…).
  */
 export async function startUnixServer(
   clientConnectedCb: ClientConnectedCallback,

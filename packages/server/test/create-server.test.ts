@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { AF_INET, AF_INET6, InvalidArgTypeError, OSError, Protocol, ValueError, native } from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, Server, Transport } from '@loopwork/server';
-import { Recorder, nodeClient, portOf, runCommand, runLoop, settle } from './helpers.js';
+import { Recorder, fileEventsDuring, nodeClient, portOf, runCommand, runLoop, settle } from './helpers.js';
 
 const NATIVE = native.nativeAvailable();
 
@@ -435,6 +435,70 @@ test(
     }),
 );
 
+test('Unix server: mode makes the socket file with those bits, never chmodded wider after', (t) =>
+  runLoop(async (loop) => {
+    const dir = tmpDir(t);
+    // Umask 022 lets 0o600 and 0o640 through whole: the file is made with them and never touched again. 0o666
+    // needs the umask's bits added back after the bind (the file had fewer before, never more).
+    const umask = process.umask(0o022);
+    t.after(() => process.umask(umask));
+    for (const [mode, chmodded] of [
+      [0o600, false],
+      [0o640, false],
+      [0o666, true],
+    ] as const) {
+      const name = `m${mode.toString(8)}.sock`;
+      const p = path.join(dir, name);
+      let server: Server | null = null;
+      const { [name]: events } = await fileEventsDuring(dir, async () => {
+        server = await loop.createUnixServer(() => new Echo(), p, { mode });
+      });
+      assert.equal(fs.statSync(p).mode & 0o777, mode, `mode 0o${mode.toString(8)}`);
+      assert.deepEqual(events, chmodded ? ['rename', 'change'] : ['rename'], `events for 0o${mode.toString(8)}`);
+      const c = net.connect(p);
+      await once(c, 'connect');
+      c.destroy();
+      await closed(server!);
+      assert.equal(fs.existsSync(p), false, 'removed at close');
+    }
+  }));
+
+test('Unix server: mode is refused when not an integer 0..0o777, with an abstract name, or with sock', (t) =>
+  runLoop(async (loop) => {
+    const dir = tmpDir(t);
+    const p = path.join(dir, 'bad.sock');
+    const f = (): Echo => new Echo();
+    await assert.rejects(loop.createUnixServer(f, p, { mode: '0600' as never }), (e: Error) => {
+      assert.ok(InvalidArgTypeError.isInstance(e));
+      assert.equal(e.message, "mode must be an integer, got '0600'");
+      return true;
+    });
+    for (const mode of [-1, 0o1000, 0o4755]) {
+      await assert.rejects(loop.createUnixServer(f, p, { mode }), (e: Error) => {
+        assert.ok(ValueError.isInstance(e));
+        assert.equal((e as NodeJS.ErrnoException).code, 'ERR_LOOPWORK_INVALID_VALUE');
+        assert.match(e.message, /^mode must be from 0 to 0o777, got 0o/);
+        return true;
+      });
+    }
+    assert.equal(fs.existsSync(p), false);
+    if (process.platform === 'linux') {
+      await assert.rejects(
+        loop.createUnixServer(f, `\0loopwork-mode-${process.pid}`, { mode: 0o600 }),
+        (e: Error) =>
+          ValueError.isInstance(e) && e.message === 'mode can not be set on an abstract socket name: it has no file',
+      );
+    }
+    const srv = net.createServer().listen(path.join(dir, 'n.sock'));
+    await once(srv, 'listening');
+    await assert.rejects(
+      loop.createUnixServer(f, { sock: srv, mode: 0o600 }),
+      (e: Error) =>
+        ValueError.isInstance(e) && e.message === 'mode can not be specified with sock: the socket is already bound',
+    );
+    srv.close();
+  }));
+
 test('Unix server: abstract names and Buffer paths', { skip: process.platform !== 'linux' }, (t) =>
   runLoop(async (loop) => {
     // Abstract names are exact-length, as in Python (Node's net pads them to 108 bytes, so loopwork connects to
@@ -519,4 +583,7 @@ test('without the native addon, servers run on net.Server and say what they cann
   assert.equal(out.late, 'queued');
   assert.equal(out.unixName, true);
   assert.equal(out.unixRemoved, true);
+  assert.equal(out.mode, '600');
+  assert.deepEqual(out.modeEvents, ['rename'], 'made with mode 0o600, never chmodded after');
+  assert.equal(out.umaskAfter, '22', 'the umask is put back');
 });

@@ -3,7 +3,9 @@
  * that records what the transport does to it.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { BufferedProtocol, Protocol, currentTask, newEventLoop } from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, ExceptionContext, Future, Transport } from '@loopwork/server';
 
@@ -218,4 +220,30 @@ export async function haveCommand(cmd: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Runs `act` while watching the directory `dir`, and resolves with the kinds of event (`'rename'` for made or
+ * removed, `'change'` for written or chmodded) seen for each file, in order. Waits on a marker file made after
+ * `act`, so every event of `act` has been delivered (inotify keeps the order). A file made with its final mode
+ * sees `rename` only; one chmodded after it was made sees a `change` too.
+ */
+export async function fileEventsDuring(dir: string, act: () => Promise<void>): Promise<Record<string, string[]>> {
+  const events: Record<string, string[]> = {};
+  const marker = `marker-${process.pid}-${Date.now()}`;
+  let markerSeen = (): void => undefined;
+  const seen = new Promise<void>((resolve) => (markerSeen = resolve));
+  const watcher = fs.watch(dir, (event, file) => {
+    if (file === marker) markerSeen();
+    else if (file !== null) (events[file] ??= []).push(event);
+  });
+  try {
+    await act();
+    fs.writeFileSync(path.join(dir, marker), '');
+    await seen;
+  } finally {
+    watcher.close();
+    fs.rmSync(path.join(dir, marker), { force: true });
+  }
+  return events;
 }

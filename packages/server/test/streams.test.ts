@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -1268,7 +1268,8 @@ describe('openUnixConnection and startUnixServer', () => {
       } finally {
         await closeServer(server);
       }
-      const server2 = await startUnixServer((_r, w) => w.close(), { path: join(dir, 't.sock') });
+      const server2 = await startUnixServer((_r, w) => w.close(), { path: join(dir, 't.sock'), mode: 0o600 });
+      assert.equal(statSync(join(dir, 't.sock')).mode & 0o777, 0o600, 'mode passed to createUnixServer');
       await closeServer(server2);
       assert.deepEqual(errors, []);
     }));

@@ -10,7 +10,6 @@
  *
  * @module
  */
-import fs from 'node:fs';
 import cluster from 'node:cluster';
 import { parse as parseForm } from 'node:querystring';
 import type { BaseEventLoop, EventLoop, ExceptionHandler, ProtocolFactory, SSLContext, Server } from '@loopwork/server';
@@ -178,7 +177,11 @@ export interface TcpListenerOptions {
 export interface UnixListenerOptions {
   /** The socket path. */
   readonly path: string;
-  /** The file mode to set on the socket; default `0o600` (only the owner may connect). */
+  /**
+   * The socket file's permission bits; default `0o600` (only the owner may connect). The file is made with them
+   * (see `createUnixServer`'s `mode`): there is no moment when it has more. Ignored for an abstract name
+   * (`'\0…'`), which has no file.
+   */
   readonly mode?: number;
   /** The listen backlog. */
   readonly backlog?: number;
@@ -676,13 +679,13 @@ export class App implements RequestHost, ReplyHost {
     const factory = this.#tracker.wrap(spec.protocol ?? this.#httpFactory);
     if (spec.kind === 'unix') {
       const o = spec.options as UnixListenerOptions;
+      // Owner-only unless asked otherwise: a Unix listener is usually an admin or sidecar door. The server makes
+      // the file with that mode (never more, not even for a moment); an abstract name ('\0…') has no file.
       const server = await loop.createUnixServer(factory, o.path, {
         ...(o.backlog === undefined ? {} : { backlog: o.backlog }),
         ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
+        ...(o.path.startsWith('\0') ? {} : { mode: o.mode ?? 0o600 }),
       });
-      // Owner-only unless asked otherwise: a Unix listener is usually an admin or sidecar door. An abstract name
-      // ('\0…') has no file to chmod.
-      if (!o.path.startsWith('\0')) fs.chmodSync(o.path, o.mode ?? 0o600);
       return { kind: 'unix', url: `unix:${o.path}`, path: o.path, server };
     }
     const o = spec.options as TcpListenerOptions;
