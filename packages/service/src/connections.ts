@@ -6,6 +6,11 @@
  * open connection ends (the client sees a connection that has not answered yet, as if it waited in the listen
  * backlog). Parked connections beyond `maxParked` are closed at once.
  *
+ * Graceful shutdown never drops a connection the server accepted: one whose `connectionMade` comes after the
+ * shutdown began (accepted just before the listeners closed) is started and asked at once to finish, as the open
+ * ones are (HTTP/1.1 answers its first request with `Connection: close`); parked ones are still admitted as
+ * connections end, and asked to finish too.
+ *
  * @module
  */
 import type { BaseProtocol, BaseTransport, ProtocolFactory, Transport } from '@loopwork/server';
@@ -45,14 +50,11 @@ export class ConnectionTracker implements ConnectionObserver {
 
   connectionMade(conn: TrackedConnection): boolean {
     this.accepted++;
-    if (this.#draining) {
-      // Accepted before the listeners closed: there is nobody to serve it.
-      this.#parked.push(conn);
-      conn.abort();
-      return false;
-    }
     if (this.#active.size < this.#max) {
       this.#active.add(conn);
+      // Accepted before the listeners closed, made after: its client has sent (or is sending) a request to a
+      // server that accepted it. Asked to finish once its protocol has started (after this call returns).
+      if (this.#draining) queueMicrotask(() => conn.shutdown());
       return true;
     }
     this.#parked.push(conn);
@@ -62,10 +64,11 @@ export class ConnectionTracker implements ConnectionObserver {
 
   connectionLost(conn: TrackedConnection): void {
     if (this.#active.delete(conn)) {
-      while (!this.#draining && this.#parked.length > 0 && this.#active.size < this.#max) {
+      while (this.#parked.length > 0 && this.#active.size < this.#max) {
         const next = this.#parked.shift()!;
         this.#active.add(next);
         next._admit();
+        if (this.#draining) next.shutdown();
       }
     } else {
       const i = this.#parked.indexOf(conn);
@@ -78,10 +81,13 @@ export class ConnectionTracker implements ConnectionObserver {
     }
   }
 
-  /** Graceful shutdown: parked connections are closed, the others asked to finish and close. */
+  /**
+   * Graceful shutdown: the open connections are asked to finish and close; parked ones wait for a place as
+   * before, and are asked to finish once admitted (the drain deadline bounds the wait: then the server closes
+   * every connection).
+   */
   shutdownAll(): void {
     this.#draining = true;
-    for (const conn of [...this.#parked]) conn.abort();
     for (const conn of [...this.#active]) conn.shutdown();
   }
 

@@ -383,6 +383,8 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
   #timer: TimerHandle | null = null;
   #readingPaused = false;
   #draining = false;
+  /** Whether the client has sent anything yet. */
+  #spoken = false;
   /** The client half-closed: answer what it sent, then close. */
   #eof = false;
   #lingering = false;
@@ -411,6 +413,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
 
   messageReceived(data: Buffer): void {
     if (this.#lingering || this.#closing) return;
+    this.#spoken = true;
     if (this.#headStart < 0 && this.#receiving === null) {
       this.#headStart = this.#loop.time();
       if (this.#opts.headersTimeout !== Infinity) this.#arm(this.#headStart + this.#opts.headersTimeout);
@@ -484,12 +487,15 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
 
   /**
    * Graceful close: requests already received (and the one arriving) are answered, the last with
-   * `Connection: close`; no further request is read; an idle connection is closed now.
+   * `Connection: close`; no further request is read; an idle connection is closed now. A connection nothing was
+   * received on yet is kept for its first request (answered, with `Connection: close`), or until the keep-alive
+   * timeout: an HTTP client speaks first, so that request is on its way to a server that accepted the connection.
    */
   shutdown(): void {
     if (this.#draining || this._lost) return;
     this.#draining = true;
     const midRequest = this.#receiving !== null || this.#headStart >= 0;
+    if (!this.#spoken && !midRequest) return;
     if (!midRequest) this.#pauseReading();
     if (this.#queue.length === 0 && !midRequest) this.#closeOuter();
   }

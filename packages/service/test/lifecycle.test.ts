@@ -78,6 +78,58 @@ test('close: in-flight requests finish, idle connections close, new ones are ref
   assert.deepEqual(await closing, { clean: true });
 });
 
+/** Resolves once the app has made (started or parked) `n` connections. */
+async function madeConnections(app: ReturnType<typeof testApp>, n: number): Promise<void> {
+  for (let i = 0; i < 200 && app.connections.accepted < n; i++) await sleep(0.01);
+  assert.equal(app.connections.accepted, n);
+}
+
+test('close: a connection accepted before the close, that had sent nothing yet, has its first request answered', async (t) => {
+  const app = testApp();
+  app.get('/x', () => 'x');
+  const port = portOf(await listen(t, app));
+  const fresh = await RawClient.connect(t, port);
+  await madeConnections(app, 1);
+  const closing = app.close({ deadline: 5 });
+  assert.ok(await refused(port), 'new connections are refused');
+  // The client sends after the shutdown began, on a connection the server had accepted: it must not be dropped.
+  fresh.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+  const r = await fresh.response();
+  assert.equal(r.status, 200);
+  assert.equal(r.body.toString(), 'x');
+  assert.equal(r.headers.connection, 'close');
+  assert.ok(await fresh.closedWithin(2));
+  assert.deepEqual(await closing, { clean: true });
+});
+
+test('close: connections parked over maxConnections are admitted as places free, and answered', async (t) => {
+  const app = testApp({ maxConnections: 1 });
+  const inHandler = latch();
+  const release = latch();
+  app.get('/slow', async () => {
+    inHandler.open();
+    await release.wait();
+    return 'slow';
+  });
+  app.get('/x', () => 'x');
+  const port = portOf(await listen(t, app));
+  const busy = await RawClient.connect(t, port);
+  busy.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+  await inHandler.wait();
+  const waiting = await RawClient.connect(t, port);
+  waiting.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+  await madeConnections(app, 2);
+  assert.equal(app.connections.parked, 1);
+  const closing = app.close({ deadline: 5 });
+  release.open();
+  assert.equal((await busy.response()).headers.connection, 'close');
+  const r = await waiting.response();
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.connection, 'close');
+  assert.ok(await waiting.closedWithin(2));
+  assert.deepEqual(await closing, { clean: true });
+});
+
 test('close: a request still running near the deadline is cut (closeClients, then abortClients) and the close is not clean', async (t) => {
   const app = testApp();
   const inHandler = latch();

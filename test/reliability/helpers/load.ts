@@ -11,6 +11,8 @@ export interface LoadResult {
   completed: number;
   completedAfterMark: number;
   retried: number;
+  /** Of `retried`, those that failed on a new connection (see load-client.ts). */
+  retriedOnNew: number;
   retriedFor: Record<string, number>;
   lost: number;
   errors: Record<string, number>;
