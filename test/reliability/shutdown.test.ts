@@ -13,7 +13,10 @@
  *   the old value back; when it cannot, it says so and checks only that such connections were never read. The
  *   one failure HTTP/1.1 allows remains: a request sent on a kept-alive connection the draining server closed as
  *   idle at that moment (never read; resent, as RFC 9112 §9.3.1 lets a client do, and counted).
- * Printed: requests served, in flight at the signal, time to exit, refused after, resent and why.
+ * - a rolling restart of two instances behind Debian's nginx (keep-alive to the upstreams, `proxy_next_upstream
+ *   error timeout`), each stopped with SIGTERM and replaced on its port in turn under load: no request fails at
+ *   the client, none is handled twice, every instance exits 0 (skipped, saying so, when nginx is not installed).
+ * Printed: requests served, in flight at the signal, time to exit, refused after, resent and why, nginx retries.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -21,6 +24,8 @@ import { native } from '@loopwork/service';
 import { startServer } from './helpers/child.js';
 import type { ServerChild } from './helpers/child.js';
 import { startLoad } from './helpers/load.js';
+import type { Load, LoadResult } from './helpers/load.js';
+import { findNginx, startNginx } from './helpers/nginx.js';
 import { ms, within } from './helpers/measure.js';
 import { tryConnect } from './helpers/raw-client.js';
 import { setSysctl } from './helpers/sysctl.js';
@@ -70,6 +75,25 @@ test('SIGTERM under load: every accepted request answered, new connections refus
   );
 });
 
+/**
+ * The end of a rolling restart: the load runs on the replacements for half a second and stops, then each
+ * replacement is stopped (exit 0) and its count of handled requests added to `handled`.
+ */
+async function finishRestart(
+  load: Load,
+  replacements: readonly ServerChild[],
+  handled: number[],
+): Promise<{ result: LoadResult; total: number }> {
+  await new Promise((r) => setTimeout(r, 500));
+  const result = await load.stop();
+  for (const s of replacements) {
+    s.child.kill('SIGTERM');
+    assert.equal((await within(s.exited, 10, 'the new instance exiting')).code, 0);
+    handled.push((await exitCounters(s)).handled);
+  }
+  return { result, total: handled.reduce((a, b) => a + b, 0) };
+}
+
 /** Node's own listen() takes `reusePort` from 22.12 and 23.1 on. */
 const NODE_REUSE_PORT = ((): boolean => {
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
@@ -108,14 +132,7 @@ test('rolling restart of two reusePort instances under load loses no request', a
     assert.equal(exit.code, 0);
     handled.push((await exitCounters(old)).handled);
   }
-  await new Promise((r) => setTimeout(r, 500));
-  const result = await load.stop();
-  for (const s of servers.slice(2)) {
-    s.child.kill('SIGTERM');
-    assert.equal((await within(s.exited, 10, 'the new instance exiting')).code, 0);
-    handled.push((await exitCounters(s)).handled);
-  }
-  const total = handled.reduce((a, b) => a + b, 0);
+  const { result, total } = await finishRestart(load, servers.slice(2), handled);
   assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
   // A request handled twice (once by a dying instance whose answer was cut, once resent) would show here.
   assert.equal(result.completed, total, 'every request any instance handled was answered once');
@@ -130,5 +147,53 @@ test('rolling restart of two reusePort instances under load loses no request', a
       `${migrate.set ? '1' : 'unset'}): ${result.completed} requests answered, handled ${handled.join(' + ')} = ` +
       `${total}; lost 0; resent ${result.retried} that no instance had read (${JSON.stringify(result.retriedFor)}); ` +
       `old instances drained in ${restartTimes.map((x) => ms(x)).join(', ')} ms`,
+  );
+});
+
+test('rolling restart of two instances behind nginx under load: no request fails, every instance exits 0', async (t) => {
+  const nginx = findNginx();
+  if (nginx === null) {
+    t.skip('nginx is not installed (Debian: apt-get install nginx; .ci/run installs it)');
+    return;
+  }
+  const first = await startServer(t, { signals: true, shutdownTimeout: 5 });
+  const second = await startServer(t, { signals: true, shutdownTimeout: 5 });
+  const proxy = await startNginx(t, nginx, [first.port, second.port]);
+  // No client-side resend: nginx must carry every request to an instance that answers it.
+  const load = startLoad(t, proxy.port, 16, false, ['/ok', '/ok', '/slow?ms=100']);
+  await load.started;
+  const servers: ServerChild[] = [first, second];
+  const handled: number[] = [];
+  const restartTimes: number[] = [];
+  // Stop each instance in turn (the other carries the load meanwhile), then start its replacement on its port.
+  for (const old of [first, second]) {
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = performance.now();
+    old.child.kill('SIGTERM');
+    const exit = await within(old.exited, 10, 'the old instance exiting');
+    assert.equal(exit.code, 0, old.output().stderr);
+    handled.push((await exitCounters(old)).handled);
+    servers.push(await startServer(t, { signals: true, shutdownTimeout: 5, port: old.port }));
+    restartTimes.push(performance.now() - t0);
+  }
+  const { result, total } = await finishRestart(load, servers.slice(2), handled);
+  assert.deepEqual(result.errors, {}, 'no request failed at the client');
+  assert.equal(result.lost, 0);
+  assert.equal(result.completed, total, 'every request an instance handled was answered once');
+  assert.ok(handled[2]! > 0 && handled[3]! > 0, `the replacements served: ${handled.join(', ')}`);
+  for (const s of servers) assert.deepEqual(s.errors(), []);
+  // nginx logs each upstream failure it went past: refused (an instance down or being replaced), or another (a
+  // kept-alive connection a draining instance closed before reading the request on it).
+  const failures = proxy
+    .errorLog()
+    .split('\n')
+    .filter((l) => l.includes('upstream'));
+  const refusedByUpstream = failures.filter((l) => l.includes('Connection refused')).length;
+  if (process.env.SHOW_NGINX === '1') console.log(failures.filter((l) => !l.includes('Connection refused')).join('\n'));
+  t.diagnostic(
+    `behind nginx (2 instances, each stopped and replaced under 16 workers): ${result.completed} requests ` +
+      `answered, handled ${handled.join(' + ')} = ${total}; failed 0; nginx sent to the other instance ` +
+      `${refusedByUpstream} refused and ${failures.length - refusedByUpstream} closed unread; each stopped and ` +
+      `replaced in ${restartTimes.map((x) => ms(x)).join(', ')} ms`,
   );
 });

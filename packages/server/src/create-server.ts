@@ -70,7 +70,12 @@ export interface CreateServerOptions {
   ssl?: SSLContextLike | null;
   /** Sets `SO_REUSEADDR` (default true: a restarted server may bind a port in `TIME_WAIT`). */
   reuseAddress?: boolean | null;
-  /** Sets `SO_REUSEPORT`: several processes may listen on the same port, the kernel spreads connections. */
+  /**
+   * Sets `SO_REUSEPORT`: several processes may listen on the same port, the kernel spreads connections. When
+   * one of them closes its listener, Linux resets the connections still waiting in its accept queue, unless the
+   * sysctl `net.ipv4.tcp_migrate_req` is 1 (Linux 5.14+), which moves them to another listener of the group: set
+   * it for rolling restarts that lose no connection.
+   */
   reusePort?: boolean | null;
   /** Sets `SO_KEEPALIVE` on the listening sockets (Python 3.13's `keep_alive`). */
   keepAlive?: boolean | null;

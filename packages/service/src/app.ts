@@ -163,7 +163,12 @@ export interface TcpListenerOptions {
   readonly host?: string;
   /** The listen backlog. */
   readonly backlog?: number;
-  /** Several processes may bind the same port (`SO_REUSEPORT`). */
+  /**
+   * Several processes may bind the same port (`SO_REUSEPORT`), e.g. for a rolling restart: start the new
+   * instance on the port, then SIGTERM the old one. For such a restart to lose no connection, set the Linux
+   * sysctl `net.ipv4.tcp_migrate_req=1` (5.14+): otherwise the kernel resets the connections still queued on
+   * the listener that closes (see docs/deployment.md).
+   */
   readonly reusePort?: boolean;
   /** Serve TLS with this context. */
   readonly ssl?: SSLContext;
@@ -723,6 +728,12 @@ export class App implements RequestHost, ReplyHost {
    * Stops serving, gracefully: readiness turns false, the listeners stop accepting, idle connections are closed,
    * requests in progress (and those already pipelined) are answered, then the remaining connections are closed
    * (`closeClients`) and, at the deadline, aborted (`abortClients`). Idempotent.
+   *
+   * No connection the server accepted is dropped unread: one accepted just before the listeners closed, or one
+   * that has not sent its first request yet, is kept for that request (answered with `Connection: close`, or
+   * closed at the keep-alive timeout), and connections parked over `maxConnections` are admitted as places free.
+   * An idle kept-alive connection is closed at once: a request its client sends at that moment was not read,
+   * and may be sent again (RFC 9112 §9.3.1; nginx's `proxy_next_upstream error` does so).
    *
    * @param options - `deadline`: seconds the whole shutdown may take (default the app's `shutdownTimeout`).
    * @returns whether every connection finished on its own.
