@@ -135,6 +135,11 @@ export function http1(options: Http1Options = {}): Stage<Buffer, Uint8Array, Htt
 const EMPTY = Buffer.alloc(0);
 /** Pipelined responses up to this many bytes in all are copied into one buffer for one write. */
 const BATCH_COPY_LIMIT = 64 * 1024;
+/**
+ * Seconds an idle keep-alive connection stays readable after a graceful shutdown began: long enough for a
+ * request already sent to arrive (a round trip, a busy peer), short enough not to hold the shutdown.
+ */
+const IDLE_SHUTDOWN_GRACE = 1;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 // Exchange states.
@@ -383,6 +388,8 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
   #timer: TimerHandle | null = null;
   #readingPaused = false;
   #draining = false;
+  /** Loop time when an idle connection that was asked to shut down is closed (see `shutdown()`). */
+  #idleGraceEnd = Infinity;
   /** Whether the client has sent anything yet. */
   #spoken = false;
   /** The client half-closed: answer what it sent, then close. */
@@ -487,17 +494,23 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
 
   /**
    * Graceful close: requests already received (and the one arriving) are answered, the last with
-   * `Connection: close`; no further request is read; an idle connection is closed now. A connection nothing was
-   * received on yet is kept for its first request (answered, with `Connection: close`), or until the keep-alive
-   * timeout: an HTTP client speaks first, so that request is on its way to a server that accepted the connection.
+   * `Connection: close`; no further request is read. A connection nothing was received on yet is kept for its
+   * first request (answered, with `Connection: close`), or until the keep-alive timeout: an HTTP client speaks
+   * first, so that request is on its way to a server that accepted the connection. An idle keep-alive
+   * connection is kept readable for `IDLE_SHUTDOWN_GRACE` seconds (at most until its keep-alive deadline): a
+   * client cannot know yet that the server is closing, so a request it sent meanwhile is answered, with
+   * `Connection: close`, instead of meeting a closed connection; one that stays idle is closed then.
    */
   shutdown(): void {
     if (this.#draining || this._lost) return;
     this.#draining = true;
     const midRequest = this.#receiving !== null || this.#headStart >= 0;
-    if (!this.#spoken && !midRequest) return;
-    if (!midRequest) this.#pauseReading();
-    if (this.#queue.length === 0 && !midRequest) this.#closeOuter();
+    if (midRequest) return;
+    if (this.#queue.length > 0) this.#pauseReading();
+    else if (this.#spoken) {
+      this.#idleGraceEnd = this.#loop.time() + IDLE_SHUTDOWN_GRACE;
+      this.#arm(this.#idleGraceEnd);
+    }
   }
 
   // ---- Http1ParserHandlers ------------------------------------------------------------------------------
@@ -758,7 +771,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
       if (now >= deadline) return this.#timeout(408, 'Request timeout: the request head was not received in time');
       next = deadline;
     } else if (this.#queue.length === 0) {
-      const deadline = this.#idleSince + o.keepAliveTimeout;
+      const deadline = Math.min(this.#idleSince + o.keepAliveTimeout, this.#idleGraceEnd);
       if (now >= deadline) {
         this.#closing = true;
         this.#closeOuter();

@@ -102,6 +102,32 @@ test('close: a connection accepted before the close, that had sent nothing yet, 
   assert.deepEqual(await closing, { clean: true });
 });
 
+test('close: an idle keep-alive connection answers a request sent just after the close began, then closes', async (t) => {
+  const app = testApp();
+  app.get('/x', () => 'x');
+  const port = portOf(await listen(t, app));
+  const racing = await RawClient.connect(t, port);
+  const quiet = await RawClient.connect(t, port);
+  for (const c of [racing, quiet]) {
+    c.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal((await c.response()).headers.connection, undefined, 'kept alive');
+  }
+  const t0 = performance.now();
+  const closing = app.close({ deadline: 5 });
+  // Sent after the close began, before the client could know: answered, with Connection: close, not dropped.
+  await sleep(0.1);
+  racing.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+  const r = await racing.response();
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.connection, 'close');
+  assert.ok(await racing.closedWithin(2));
+  // The one that stays idle is closed after the grace (1 s), not at its keep-alive deadline (5 s).
+  assert.ok(await quiet.closedWithin(3), 'the quiet connection is closed');
+  const quietClosedAfter = (performance.now() - t0) / 1000;
+  assert.ok(quietClosedAfter >= 0.9 && quietClosedAfter < 3, `closed after ${quietClosedAfter.toFixed(2)} s`);
+  assert.deepEqual(await closing, { clean: true });
+});
+
 test('close: connections parked over maxConnections are admitted as places free, and answered', async (t) => {
   const app = testApp({ maxConnections: 1 });
   const inHandler = latch();
