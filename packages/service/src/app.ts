@@ -725,15 +725,16 @@ export class App implements RequestHost, ReplyHost {
   }
 
   /**
-   * Stops serving, gracefully: readiness turns false, the listeners stop accepting, idle connections are closed,
-   * requests in progress (and those already pipelined) are answered, then the remaining connections are closed
+   * Stops serving, gracefully: readiness turns false, the listeners stop accepting, idle connections are closed
+   * (after a grace second, see below), requests in progress (and those already pipelined) are answered, then the remaining connections are closed
    * (`closeClients`) and, at the deadline, aborted (`abortClients`). Idempotent.
    *
    * No connection the server accepted is dropped unread: one accepted just before the listeners closed, or one
    * that has not sent its first request yet, is kept for that request (answered with `Connection: close`, or
    * closed at the keep-alive timeout), and connections parked over `maxConnections` are admitted as places free.
-   * An idle kept-alive connection is closed at once: a request its client sends at that moment was not read,
-   * and may be sent again (RFC 9112 §9.3.1; nginx's `proxy_next_upstream error` does so).
+   * An idle kept-alive connection stays readable for one second: a request its client sent before it could know
+   * is answered with `Connection: close`; then it is closed. A request sent at that very moment is not read, and
+   * may be sent again (RFC 9112 §9.3.1; nginx's `proxy_next_upstream error` does so).
    *
    * @param options - `deadline`: seconds the whole shutdown may take (default the app's `shutdownTimeout`).
    * @returns whether every connection finished on its own.
