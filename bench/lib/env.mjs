@@ -34,6 +34,7 @@ const requirements = {
   'redis-server': { detect: () => hasCommand('redis-server'), apt: 'redis-server' },
   'redis-benchmark': { detect: () => hasCommand('redis-benchmark'), apt: 'redis-tools' },
   socat: { detect: () => hasCommand('socat'), apt: 'socat' },
+  openssl: { detect: () => hasCommand('openssl'), apt: 'openssl' },
   tsx: { detect: () => npmVersion('tsx') !== null, npm: 'tsx' },
   autocannon: { detect: () => npmVersion('autocannon') !== null, npm: 'autocannon' },
   fastify: { detect: () => npmVersion('fastify') !== null, npm: 'fastify' },

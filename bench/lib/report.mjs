@@ -48,7 +48,8 @@ function cpuText(row) {
   const a = row.lw?.summary?.serverCpuUsPerReq;
   const b = row.anchor?.summary?.serverCpuUsPerReq;
   if (a === undefined && b === undefined) return '';
-  return `${fmt(a, 1)} / ${fmt(b, 1)}${a && b ? ` (${(a / b).toFixed(2)}×)` : ''}`;
+  const per = row.w.metric.per ? ` per ${row.w.metric.per}` : '';
+  return `${fmt(a, 1)} / ${fmt(b, 1)}${a && b ? ` (${(a / b).toFixed(2)}×)` : ''}${per}`;
 }
 
 function metText(row) {
@@ -91,7 +92,7 @@ export function latestWorkloads(runs, knownIds = []) {
   return [...best.values()].sort((a, b) => order(a.w.id) - order(b.w.id) || position(a) - position(b));
 }
 
-const GROUPS = ['core', 'net', 'mem', 'http'];
+const GROUPS = ['core', 'net', 'mem', 'http', 'tls'];
 const order = (id) => {
   const i = GROUPS.indexOf(id.split('/')[0]);
   return i < 0 ? GROUPS.length : i;
@@ -203,7 +204,8 @@ export function renderMarkdown(entries) {
         ...cols.map(([k, , f]) => f(s.summary[k])),
       ];
     });
-    out.push(markdownTable(['system', 'median', 'min – max', 'n', ...cols.map(([, label]) => label)], rows), '');
+    const perOp = (label) => (w.metric.per ? label.replace('/req', `/${w.metric.per}`) : label);
+    out.push(markdownTable(['system', 'median', 'min – max', 'n', ...cols.map(([, label]) => perOp(label))], rows), '');
     if (w.systems.some((s) => s.summary?.clientCpuPct >= 90)) {
       out.push(
         "⚠ the load client's core was saturated (≥ 90 % CPU) for some systems: their req/s is a lower bound; compare the server CPU-µs/req.",

@@ -4,10 +4,11 @@
 //     ways), next.
 //   node bench/tls/client.mjs bulk --port P --conns 1 --duration 3 --warmup 1 [--chunk 65536] [--server-pid PID]
 //     each connection streams data to the echo server with 1 MiB in flight and counts what comes back.
-// Prints one JSON line: { value, unit, serverCpuUsPerOp, clientCpuPct, errors }.
-import { readFileSync } from 'node:fs';
+// Prints one JSON line: { value, unit, ops, serverCpuSeconds, serverCpuPct, serverCpuUsPerReq (per handshake or per
+// MiB), clientCpuPct, errors, firstError }; exits 1 when nothing was counted.
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
+import { cpuSeconds } from '../lib/proc.mjs';
 
 const { positionals, values: opt } = parseArgs({
   allowPositionals: true,
@@ -28,22 +29,18 @@ const WINDOW = 1024 * 1024;
 // Full handshakes: no session is ever offered back, and certificates are not verified (client CPU is the limit).
 const options = { host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false, minVersion: 'TLSv1.3' };
 
-function serverCpu() {
-  if (!opt['server-pid']) return null;
-  try {
-    const text = readFileSync(`/proc/${opt['server-pid']}/stat`, 'utf8');
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return null;
-  }
-}
+const serverCpu = () => (opt['server-pid'] ? cpuSeconds(opt['server-pid']) : null);
 
 let running = true;
 let counting = false;
 let ops = 0;
 let bytes = 0;
 let errors = 0;
+let firstError = null;
+const onError = (e) => {
+  errors++;
+  firstError ??= `${e.code ?? ''} ${e.message}`.trim();
+};
 
 function handshakeLoop() {
   if (!running) return;
@@ -53,8 +50,8 @@ function handshakeLoop() {
     // end(), not destroy(): the client's Finished must reach the server, whose handshake completes only then.
     s.end();
   });
-  s.on('error', () => {
-    errors++;
+  s.on('error', (e) => {
+    onError(e);
     failed = true;
   });
   s.on('close', () => (failed ? setImmediate(handshakeLoop) : handshakeLoop()));
@@ -78,7 +75,7 @@ function bulkConn() {
     if (counting) bytes += d.length;
     pump();
   });
-  s.on('error', () => errors++);
+  s.on('error', onError);
   return s;
 }
 
@@ -99,16 +96,22 @@ const s1 = serverCpu();
 const cpu = process.cpuUsage(cpu0);
 running = false;
 for (const s of sockets) s.destroy();
-const value = mode === 'handshake' ? ops / seconds : bytes / seconds / (1024 * 1024);
 const count = mode === 'handshake' ? ops : bytes / (1024 * 1024);
+const serverCpuSeconds = s0 !== null && s1 !== null ? s1 - s0 : null;
 console.log(
   JSON.stringify({
     mode,
-    value,
+    value: count / seconds,
     unit: mode === 'handshake' ? 'handshakes/s' : 'MiB/s',
-    serverCpuUsPerOp: s0 !== null && s1 !== null && count > 0 ? ((s1 - s0) * 1e6) / count : null,
+    ops: count,
+    seconds,
+    serverCpuSeconds,
+    serverCpuPct: serverCpuSeconds === null ? null : (serverCpuSeconds / seconds) * 100,
+    serverCpuUsPerReq: serverCpuSeconds !== null && count > 0 ? (serverCpuSeconds * 1e6) / count : null,
     clientCpuPct: ((cpu.user + cpu.system) / 1e6 / seconds) * 100,
     errors,
+    firstError,
   }),
 );
-process.exit(0);
+if (count === 0) console.error(`Error: nothing counted in ${seconds.toFixed(1)} s (${errors} errors: ${firstError})`);
+process.exit(count > 0 ? 0 : 1);
