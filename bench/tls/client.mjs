@@ -60,13 +60,18 @@ function handshakeLoop() {
 
 function bulkConn() {
   let inflight = 0;
+  let draining = false;
   const s = tls.connect(options, () => pump());
+  const onDrain = () => {
+    draining = false;
+    pump();
+  };
   function pump() {
-    while (running && inflight < WINDOW) {
+    while (running && !draining && inflight < WINDOW) {
       inflight += chunk.length;
       if (!s.write(chunk)) {
-        s.once('drain', pump);
-        return;
+        draining = true;
+        s.once('drain', onDrain);
       }
     }
   }
