@@ -138,6 +138,10 @@ export function createTLSTransport(
   const tlsOptions = serverSide ? context._serverOptions() : context._clientOptions(socket, serverHostname);
   const extra = baseExtra(socket, options.extra ?? null);
   const gone = socket.destroyed;
+  // asyncio's TLS runs on a socket transport, which turns Nagle's algorithm off (the handshake's flights, the
+  // session tickets and close_notify are small writes that would otherwise wait for the peer's delayed ACK).
+  // Node ignores this on a Unix socket.
+  if (!gone && socket instanceof Socket) socket.setNoDelay(true);
   const sslObject = serverSide ? new tls.TLSSocket(socket, tlsOptions) : tls.connect(tlsOptions);
   const transport = new TLSTransport(loop, protocol, sslObject, context, {
     serverSide,
@@ -750,9 +754,10 @@ function baseExtra(socket: Socket | Duplex, given: Partial<ExtraInfo> | null): P
     if (given?.sockname !== undefined) known.sockname = given.sockname;
     if (given?.peername !== undefined) known.peername = given.peername;
     const view = new TransportSocket(socket, known);
-    // Read now, as asyncio does: they stay readable after the connection is closed.
-    extra.sockname = view.getsockname();
-    extra.peername = view.getpeername();
+    // Read now, as asyncio does: they stay readable after the connection is closed. An address the caller gave
+    // (a server's accept() returns the peer's) is not asked of the kernel again.
+    extra.sockname = known.sockname !== undefined ? known.sockname : view.getsockname();
+    extra.peername = known.peername !== undefined ? known.peername : view.getpeername();
     extra.socket = view;
   }
   if (given !== null) Object.assign(extra, given);

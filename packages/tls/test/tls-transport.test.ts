@@ -17,6 +17,7 @@ import {
   ValueError,
   createDefaultContext,
   createTLSTransport,
+  native,
   newEventLoop,
 } from '@loopwork/tls';
 import type { BaseTransport, TLSTransport } from '@loopwork/tls';
@@ -99,6 +100,26 @@ describe('handshake and data', () => {
       }
     });
   });
+
+  test(
+    'TCP_NODELAY is on under both ends, as on asyncio socket transports',
+    { skip: !native.nativeAvailable() },
+    async () => {
+      await runQuiet(async (loop) => {
+        const pair = await tlsPair(loop, serverContext(), clientContext());
+        try {
+          await Promise.all([pair.server.waiter, pair.client.waiter]);
+          const C = native.constants;
+          for (const t of [pair.server.transport, pair.client.transport]) {
+            const sock = t.getExtraInfo('socket') as TransportSocket;
+            assert.equal(sock.getsockopt(C.IPPROTO_TCP, C.TCP_NODELAY), 1);
+          }
+        } finally {
+          await pair.close();
+        }
+      });
+    },
+  );
 
   test('a BufferedProtocol gets the decrypted bytes in its own buffers', async () => {
     await runQuiet(async (loop) => {
