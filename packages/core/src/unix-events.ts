@@ -327,13 +327,315 @@ onLoopClose((loop) => {
 });
 
 // ---------------------------------------------------------------------------------------------------------
-// Pipe transports on a file descriptor (asyncio's _UnixReadPipeTransport and _UnixWritePipeTransport)
+// What the pipe transports share (asyncio's _UnixReadPipeTransport and _UnixWritePipeTransport, less the pipe)
 
 /** What `connectReadPipe` and `connectWritePipe` take: a file descriptor, an object with one, or a Node stream. */
 export type PipeLike = number | { fileno(): number } | Readable | Writable;
 
 /** The protocol a read pipe calls: a `Protocol` (`connectionMade`, `dataReceived`, `eofReceived`, `connectionLost`). */
 export type ReadPipeProtocol = BaseProtocol & Pick<Protocol, 'dataReceived' | 'eofReceived'>;
+
+/** Reads of one readiness event, at most (asyncio's `max_size`), into one scratch buffer copied out. */
+const MAX_READ = 256 * 1024;
+
+/**
+ * The first half of asyncio's `_fatal_error`: an error that only says the other end is gone is logged in debug
+ * mode, any other goes to the exception handler. The caller then closes the transport.
+ */
+function reportFatalError(
+  loop: BaseEventLoop,
+  transport: BaseTransport & { _describe(): string },
+  protocol: BaseProtocol | null,
+  exc: Error,
+  message: string,
+  expected: boolean,
+): void {
+  if (expected) {
+    if (loop.getDebug()) loop.logger.debug({ err: exc, transport: transport._describe() }, message);
+  } else {
+    loop.callExceptionHandler({ message, exception: exc, transport, protocol });
+  }
+}
+
+/**
+ * How a pipe transport prints: `<Name closed|closing fd=N state…>`, the fd and the state only where known.
+ *
+ * @param state - words for an open pipe (left out once it is closed).
+ */
+function describePipe(
+  transport: object,
+  closed: boolean,
+  closing: boolean,
+  fd: unknown,
+  state: () => readonly string[],
+): string {
+  const info = [transport.constructor.name];
+  if (closed) info.push('closed');
+  else if (closing) info.push('closing');
+  if (typeof fd === 'number') info.push(`fd=${fd}`);
+  if (!closed) info.push(...state());
+  return `<${info.join(' ')}>`;
+}
+
+/**
+ * What the two read pipe transports share: the protocol, `extra`, closing and pausing state, asyncio's
+ * `_fatal_error`, `_close` and `_call_connection_lost` order, and the EOF path. A subclass holds the pipe `P`
+ * itself (an fd polled through the addon, or a Node stream) and says how to stop reading it, how to queue
+ * its callbacks, and how to release it.
+ */
+abstract class ReadPipeTransportBase<P> implements ReadTransport {
+  /** @internal */
+  _loop: BaseEventLoop | null;
+  /** @internal */
+  _pipe: P | null;
+  /** @internal */
+  _protocol: ReadPipeProtocol | null;
+  /** @internal */
+  _closing = false;
+  /** @internal */
+  _paused = false;
+  readonly #extra: Record<string, unknown>;
+
+  protected constructor(loop: BaseEventLoop, pipe: P, protocol: ReadPipeProtocol, extra: Record<string, unknown>) {
+    this.#extra = extra;
+    this._loop = loop;
+    this._pipe = pipe;
+    this._protocol = protocol;
+  }
+
+  abstract pauseReading(): void;
+
+  abstract resumeReading(): void;
+
+  /** @internal Stops reading the pipe for good (the transport is closing). */
+  abstract _stopReading(): void;
+
+  /** @internal Queues `fn(...args)` on the loop, in the context this pipe's callbacks run in. */
+  abstract _soon(fn: (...args: never[]) => unknown, ...args: unknown[]): void;
+
+  /** @internal Releases the pipe once `connectionLost` was called (the fd is closed, the stream destroyed). */
+  abstract _releasePipe(pipe: P): void;
+
+  /** @internal How the transport prints. */
+  abstract _describe(): string;
+
+  /** @internal The pipe reached EOF: `eofReceived()`, then `connectionLost(null)` (asyncio's `_read_ready`). */
+  _readEof(): void {
+    const loop = this._loop;
+    const protocol = this._protocol;
+    if (loop === null || protocol === null) return;
+    if (loop.getDebug()) loop.logger.info({ transport: this._describe() }, 'pipe was closed by peer');
+    this._closing = true;
+    this._stopReading();
+    this._soon(protocol.eofReceived.bind(protocol));
+    this._soon(this._callConnectionLost.bind(this), null);
+  }
+
+  isReading(): boolean {
+    return !this._paused && !this._closing;
+  }
+
+  setProtocol(protocol: BaseProtocol): void {
+    this._protocol = protocol as ReadPipeProtocol;
+  }
+
+  getProtocol(): BaseProtocol {
+    return this._protocol as BaseProtocol;
+  }
+
+  isClosing(): boolean {
+    return this._closing;
+  }
+
+  close(): void {
+    if (!this._closing) this._close(null);
+  }
+
+  getExtraInfo<K extends keyof ExtraInfo>(name: K, defaultValue?: ExtraInfo[K]): ExtraInfo[K] | undefined;
+  getExtraInfo(name: string, defaultValue?: unknown): unknown;
+  getExtraInfo(name: string, defaultValue?: unknown): unknown {
+    return inspectExtra(this.#extra, name, defaultValue);
+  }
+
+  /** @internal */
+  _fatalError(exc: Error, message = 'Fatal error on pipe transport'): void {
+    const loop = this._loop;
+    if (loop === null) return;
+    reportFatalError(loop, this, this._protocol, exc, message, errorCode(exc) === 'EIO');
+    this._close(exc);
+  }
+
+  /** @internal */
+  _close(exc: Error | null): void {
+    if (this._loop === null) return;
+    this._closing = true;
+    this._stopReading();
+    this._soon(this._callConnectionLost.bind(this), exc);
+  }
+
+  /** @internal */
+  _callConnectionLost(exc: Error | null): void {
+    try {
+      this._protocol?.connectionLost(exc);
+    } finally {
+      if (this._pipe !== null) this._releasePipe(this._pipe);
+      this._pipe = null;
+      this._protocol = null;
+      this._loop = null;
+    }
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this._describe();
+  }
+}
+
+/**
+ * What the two write pipe transports share: the protocol, `extra`, the closing state and the count of writes
+ * after the pipe was lost, `write()`'s checks, the peer-closed path, and asyncio's `_fatal_error`, `_close`
+ * and `_call_connection_lost` order. A subclass holds the pipe `P` itself (an fd written through the addon, or
+ * a Node stream): how to write to it, how big its buffer is, how to end it, drop it, and release it.
+ */
+abstract class WritePipeTransportBase<P> extends FlowControlTransport implements WriteTransport {
+  /** @internal */
+  _pipe: P | null;
+  /** @internal */
+  _protocol: BaseProtocol;
+  /** @internal */
+  _connLost = 0;
+  /** @internal set by close() or writeEof(). */
+  _closing = false;
+  /** @internal set once the transport is closed for good (connectionLost scheduled or called). */
+  _lost = false;
+  readonly #extra: Record<string, unknown>;
+
+  protected constructor(loop: BaseEventLoop, pipe: P, protocol: BaseProtocol, extra: Record<string, unknown>) {
+    super(loop);
+    this.#extra = extra;
+    this._pipe = pipe;
+    this._protocol = protocol;
+  }
+
+  abstract writeEof(): void;
+
+  /** @internal Writes `data` (not empty) to the open pipe now, or buffers what it does not take. */
+  abstract _writeData(data: Uint8Array, pipe: P): void;
+
+  /** @internal Drops the buffered data and stops watching the pipe (the transport is aborted or failed). */
+  abstract _abortPipe(): void;
+
+  /** @internal Queues `fn(...args)` on the loop, in the context this pipe's callbacks run in. */
+  abstract _soon(fn: (...args: never[]) => unknown, ...args: unknown[]): void;
+
+  /** @internal Releases the pipe once `connectionLost` was called (the fd is closed, the stream destroyed). */
+  abstract _releasePipe(pipe: P): void;
+
+  /** @internal How the transport prints. */
+  abstract _describe(): string;
+
+  /** @internal Pipe was closed by peer. */
+  _readReady(): void {
+    if (this._loop.getDebug()) this._loop.logger.info({ transport: this._describe() }, 'pipe was closed by peer');
+    if (this.getWriteBufferSize() > 0) this._close(brokenPipeError());
+    else this._close(null);
+  }
+
+  write(data: Uint8Array): void {
+    checkBytes(data);
+    if (data.byteLength === 0) return;
+    const pipe = this._pipe;
+    if (this._connLost > 0 || this._closing || pipe === null) {
+      if (this._connLost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
+        this._loop.logger.warn('pipe closed by peer or os.write(pipe, data) raised exception.');
+      }
+      this._connLost++;
+      return;
+    }
+    this._writeData(data, pipe);
+  }
+
+  writelines(list: Iterable<Uint8Array>): void {
+    const chunks = [...list];
+    for (const chunk of chunks) checkBytes(chunk, 'writelines');
+    this.write(Buffer.concat(chunks));
+  }
+
+  canWriteEof(): boolean {
+    return true;
+  }
+
+  setProtocol(protocol: BaseProtocol): void {
+    this._protocol = protocol;
+  }
+
+  getProtocol(): BaseProtocol {
+    return this._protocol;
+  }
+
+  isClosing(): boolean {
+    return this._closing;
+  }
+
+  close(): void {
+    // writeEof() is all that is needed to close the write pipe.
+    if (this._pipe !== null && !this._closing) this.writeEof();
+  }
+
+  abort(): void {
+    if (this._pipe !== null && !this._lost) this._close(null);
+  }
+
+  getExtraInfo<K extends keyof ExtraInfo>(name: K, defaultValue?: ExtraInfo[K]): ExtraInfo[K] | undefined;
+  getExtraInfo(name: string, defaultValue?: unknown): unknown;
+  getExtraInfo(name: string, defaultValue?: unknown): unknown {
+    return inspectExtra(this.#extra, name, defaultValue);
+  }
+
+  /** @internal */
+  _fatalError(exc: Error, message = 'Fatal error on pipe transport'): void {
+    const code = errorCode(exc);
+    reportFatalError(
+      this._loop,
+      this,
+      this._protocol,
+      exc,
+      message,
+      code !== undefined && FATAL_ERROR_IGNORE.has(code),
+    );
+    this._close(exc);
+  }
+
+  /** @internal */
+  _close(exc: Error | null): void {
+    if (this._lost) return;
+    this._closing = true;
+    this._lost = true;
+    this._abortPipe();
+    this._soon(this._callConnectionLost.bind(this), exc);
+  }
+
+  /** @internal */
+  _callConnectionLost(exc: Error | null): void {
+    const pipe = this._pipe;
+    if (pipe === null) return;
+    this._lost = true;
+    try {
+      this._protocol.connectionLost(exc);
+    } finally {
+      this._releasePipe(pipe);
+      this._pipe = null;
+    }
+  }
+
+  /** @internal */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this._describe();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Pipe transports on a file descriptor, polled through the native addon
 
 /** Closes the pipe a transport got: `close()` on an object, `close(2)` on a bare fd. */
 function closePipe(pipe: PipeLike, fd: number): void {
@@ -346,24 +648,11 @@ function closePipe(pipe: PipeLike, fd: number): void {
   }
 }
 
-/** Reads of one readiness event, at most (asyncio's `max_size`), into one scratch buffer copied out. */
-const MAX_READ = 256 * 1024;
 let readScratch: Buffer | null = null;
 
-class UnixReadPipeTransport implements ReadTransport {
-  /** @internal */
-  _loop: BaseEventLoop | null;
-  /** @internal */
-  _pipe: PipeLike | null;
+class UnixReadPipeTransport extends ReadPipeTransportBase<PipeLike> {
   /** @internal */
   readonly _fileno: number;
-  /** @internal */
-  _protocol: ReadPipeProtocol | null;
-  /** @internal */
-  _closing = false;
-  /** @internal */
-  _paused = false;
-  readonly #extra: Record<string, unknown>;
   readonly #readReady = (): void => this._readReady();
 
   constructor(
@@ -374,11 +663,8 @@ class UnixReadPipeTransport implements ReadTransport {
     waiter: Future<void> | null,
     extra: Record<string, unknown> = {},
   ) {
-    this.#extra = { ...extra, pipe };
-    this._loop = loop;
-    this._pipe = pipe;
+    super(loop, pipe, protocol, { ...extra, pipe });
     this._fileno = fd;
-    this._protocol = protocol;
     const st = fstatSync(fd);
     if (!(st.isFIFO() || st.isSocket() || st.isCharacterDevice())) {
       this._pipe = null;
@@ -418,15 +704,7 @@ class UnixReadPipeTransport implements ReadTransport {
       protocol.dataReceived(Buffer.from(readScratch.subarray(0, n)));
       return;
     }
-    if (loop.getDebug()) loop.logger.info({ transport: this._describe() }, 'pipe was closed by peer');
-    this._closing = true;
-    removeWatcher(loop, this._fileno, READ);
-    soon(loop, protocol.eofReceived.bind(protocol));
-    soon(loop, this._callConnectionLost.bind(this), null);
-  }
-
-  isReading(): boolean {
-    return !this._paused && !this._closing;
+    this._readEof();
   }
 
   pauseReading(): void {
@@ -441,100 +719,41 @@ class UnixReadPipeTransport implements ReadTransport {
     addWatcher(this._loop, this._fileno, READ, this.#readReady, []);
   }
 
-  setProtocol(protocol: BaseProtocol): void {
-    this._protocol = protocol as ReadPipeProtocol;
-  }
-
-  getProtocol(): BaseProtocol {
-    return this._protocol as BaseProtocol;
-  }
-
-  isClosing(): boolean {
-    return this._closing;
-  }
-
-  close(): void {
-    if (!this._closing) this._close(null);
-  }
-
-  getExtraInfo<K extends keyof ExtraInfo>(name: K, defaultValue?: ExtraInfo[K]): ExtraInfo[K] | undefined;
-  getExtraInfo(name: string, defaultValue?: unknown): unknown;
-  getExtraInfo(name: string, defaultValue?: unknown): unknown {
-    return inspectExtra(this.#extra, name, defaultValue);
+  /** @internal */
+  _stopReading(): void {
+    if (this._loop !== null) removeWatcher(this._loop, this._fileno, READ);
   }
 
   /** @internal */
-  _fatalError(exc: Error, message = 'Fatal error on pipe transport'): void {
-    const loop = this._loop;
-    if (loop === null) return;
-    if (errorCode(exc) === 'EIO') {
-      if (loop.getDebug()) loop.logger.debug({ err: exc, transport: this._describe() }, message);
-    } else {
-      loop.callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
+  _soon(fn: (...args: never[]) => unknown, ...args: unknown[]): void {
+    if (this._loop !== null) soon(this._loop, fn, ...args);
+  }
+
+  /** @internal */
+  _releasePipe(pipe: PipeLike): void {
+    if (this._loop !== null) {
+      // The poll must stop before the fd is closed.
+      removeWatcher(this._loop, this._fileno, READ);
+      unregisterTransportFd(this._loop, this._fileno, this);
     }
-    this._close(exc);
-  }
-
-  /** @internal */
-  _close(exc: Error | null): void {
-    const loop = this._loop;
-    if (loop === null) return;
-    this._closing = true;
-    removeWatcher(loop, this._fileno, READ);
-    soon(loop, this._callConnectionLost.bind(this), exc);
-  }
-
-  /** @internal */
-  _callConnectionLost(exc: Error | null): void {
-    try {
-      this._protocol?.connectionLost(exc);
-    } finally {
-      if (this._loop !== null) {
-        // The poll must stop before the fd is closed.
-        removeWatcher(this._loop, this._fileno, READ);
-        unregisterTransportFd(this._loop, this._fileno, this);
-      }
-      if (this._pipe !== null) closePipe(this._pipe, this._fileno);
-      this._pipe = null;
-      this._protocol = null;
-      this._loop = null;
-    }
+    closePipe(pipe, this._fileno);
   }
 
   /** @internal */
   _describe(): string {
-    const info = [this.constructor.name];
-    if (this._pipe === null) info.push('closed');
-    else if (this._closing) info.push('closing');
-    info.push(`fd=${this._fileno}`);
-    if (this._pipe !== null) info.push(this.isReading() ? 'polling' : 'idle');
-    return `<${info.join(' ')}>`;
-  }
-
-  /** @internal */
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return this._describe();
+    return describePipe(this, this._pipe === null, this._closing, this._fileno, () => [
+      this.isReading() ? 'polling' : 'idle',
+    ]);
   }
 }
 
-class UnixWritePipeTransport extends FlowControlTransport implements WriteTransport {
-  /** @internal */
-  _pipe: PipeLike | null;
+class UnixWritePipeTransport extends WritePipeTransportBase<PipeLike> {
   /** @internal */
   readonly _fileno: number;
-  /** @internal */
-  _protocol: BaseProtocol;
   /** @internal buffered bytes not yet taken by the kernel, in order. */
   _buffer: Buffer[] = [];
   /** @internal */
   _bufferSize = 0;
-  /** @internal */
-  _connLost = 0;
-  /** @internal set by close() or writeEof(). */
-  _closing = false;
-  /** @internal */
-  _lost = false;
-  readonly #extra: Record<string, unknown>;
   readonly #readReady = (): void => this._readReady();
   readonly #writeReady = (): void => this._writeReady();
 
@@ -546,11 +765,8 @@ class UnixWritePipeTransport extends FlowControlTransport implements WriteTransp
     waiter: Future<void> | null,
     extra: Record<string, unknown> = {},
   ) {
-    super(loop);
-    this.#extra = { ...extra, pipe };
-    this._pipe = pipe;
+    super(loop, pipe, protocol, { ...extra, pipe });
     this._fileno = fd;
-    this._protocol = protocol;
     const st = fstatSync(fd);
     const isSocket = st.isSocket();
     const isFifo = st.isFIFO();
@@ -575,23 +791,8 @@ class UnixWritePipeTransport extends FlowControlTransport implements WriteTransp
     return this._bufferSize;
   }
 
-  /** @internal Pipe was closed by peer. */
-  _readReady(): void {
-    if (this._loop.getDebug()) this._loop.logger.info({ transport: this._describe() }, 'pipe was closed by peer');
-    if (this._bufferSize > 0) this._close(brokenPipeError());
-    else this._close(null);
-  }
-
-  write(data: Uint8Array): void {
-    checkBytes(data);
-    if (data.byteLength === 0) return;
-    if (this._connLost > 0 || this._closing) {
-      if (this._connLost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-        this._loop.logger.warn('pipe closed by peer or os.write(pipe, data) raised exception.');
-      }
-      this._connLost++;
-      return;
-    }
+  /** @internal */
+  _writeData(data: Uint8Array): void {
     let rest = data;
     if (this._bufferSize === 0) {
       // Attempt to send it right away first.
@@ -611,12 +812,6 @@ class UnixWritePipeTransport extends FlowControlTransport implements WriteTransp
     this._buffer.push(Buffer.from(rest));
     this._bufferSize += rest.byteLength;
     this._maybePauseProtocol();
-  }
-
-  writelines(list: Iterable<Uint8Array>): void {
-    const chunks = [...list];
-    for (const chunk of chunks) checkBytes(chunk, 'writelines');
-    this.write(Buffer.concat(chunks));
   }
 
   /** @internal */
@@ -659,10 +854,6 @@ class UnixWritePipeTransport extends FlowControlTransport implements WriteTransp
     }
   }
 
-  canWriteEof(): boolean {
-    return true;
-  }
-
   writeEof(): void {
     if (this._closing || this._pipe === null) return;
     this._closing = true;
@@ -672,112 +863,54 @@ class UnixWritePipeTransport extends FlowControlTransport implements WriteTransp
     }
   }
 
-  setProtocol(protocol: BaseProtocol): void {
-    this._protocol = protocol;
-  }
-
-  getProtocol(): BaseProtocol {
-    return this._protocol;
-  }
-
-  isClosing(): boolean {
-    return this._closing;
-  }
-
-  close(): void {
-    // writeEof() is all that is needed to close the write pipe.
-    if (this._pipe !== null && !this._closing) this.writeEof();
-  }
-
-  abort(): void {
-    if (this._pipe !== null && !this._lost) this._close(null);
-  }
-
-  getExtraInfo<K extends keyof ExtraInfo>(name: K, defaultValue?: ExtraInfo[K]): ExtraInfo[K] | undefined;
-  getExtraInfo(name: string, defaultValue?: unknown): unknown;
-  getExtraInfo(name: string, defaultValue?: unknown): unknown {
-    return inspectExtra(this.#extra, name, defaultValue);
-  }
-
   /** @internal */
-  _fatalError(exc: Error, message = 'Fatal error on pipe transport'): void {
-    const code = errorCode(exc);
-    if (code !== undefined && FATAL_ERROR_IGNORE.has(code)) {
-      if (this._loop.getDebug()) this._loop.logger.debug({ err: exc, transport: this._describe() }, message);
-    } else {
-      this._loop.callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
-    }
-    this._close(exc);
-  }
-
-  /** @internal */
-  _close(exc: Error | null): void {
-    if (this._lost) return;
-    this._closing = true;
-    this._lost = true;
+  _abortPipe(): void {
     if (this._bufferSize > 0) removeWatcher(this._loop, this._fileno, WRITE);
     this._buffer = [];
     this._bufferSize = 0;
     removeWatcher(this._loop, this._fileno, READ);
-    soon(this._loop, this._callConnectionLost.bind(this), exc);
   }
 
   /** @internal */
-  _callConnectionLost(exc: Error | null): void {
-    if (this._pipe === null) return;
-    this._lost = true;
-    try {
-      this._protocol.connectionLost(exc);
-    } finally {
-      // The poll must stop before the fd is closed.
-      removeWatcher(this._loop, this._fileno, READ);
-      removeWatcher(this._loop, this._fileno, WRITE);
-      unregisterTransportFd(this._loop, this._fileno, this);
-      closePipe(this._pipe, this._fileno);
-      this._pipe = null;
-    }
+  _soon(fn: (...args: never[]) => unknown, ...args: unknown[]): void {
+    soon(this._loop, fn, ...args);
+  }
+
+  /** @internal */
+  _releasePipe(pipe: PipeLike): void {
+    // The poll must stop before the fd is closed.
+    removeWatcher(this._loop, this._fileno, READ);
+    removeWatcher(this._loop, this._fileno, WRITE);
+    unregisterTransportFd(this._loop, this._fileno, this);
+    closePipe(pipe, this._fileno);
   }
 
   /** @internal */
   _describe(): string {
-    const info = [this.constructor.name];
-    if (this._pipe === null) info.push('closed');
-    else if (this._closing) info.push('closing');
-    info.push(`fd=${this._fileno}`);
-    if (this._pipe !== null) {
-      info.push(this._bufferSize > 0 ? 'polling' : 'idle');
-      info.push(`bufsize=${this._bufferSize}`);
-    }
-    return `<${info.join(' ')}>`;
-  }
-
-  /** @internal */
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return this._describe();
+    return describePipe(this, this._pipe === null, this._closing, this._fileno, () => [
+      this._bufferSize > 0 ? 'polling' : 'idle',
+      `bufsize=${this._bufferSize}`,
+    ]);
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Pipe transports on a Node stream
 
-class StreamReadPipeTransport implements ReadTransport {
-  /** @internal */
-  _loop: BaseEventLoop | null;
-  /** @internal */
-  _stream: Readable | null;
-  /** @internal */
-  _protocol: ReadPipeProtocol | null;
-  /** @internal */
-  _closing = false;
-  /** @internal */
-  _paused = false;
+function ignoreError(): void {}
+
+/** A stream's fd, where it has one (to print). */
+function streamFd(stream: Stream | null): unknown {
+  return (stream as { fd?: unknown } | null)?.fd;
+}
+
+class StreamReadPipeTransport extends ReadPipeTransportBase<Readable> {
   /** Chunks the stream emitted, delivered by a Handle (so in loop order, and never while paused). */
   #pending: Buffer[] = [];
   #pendingSize = 0;
   /** EOF (`null`) or the stream's error, once the stream ended; delivered after the pending data. */
   #end: Error | null | undefined = undefined;
   #deliverScheduled = false;
-  readonly #extra: Record<string, unknown>;
   /** The context of the callbacks this transport schedules from stream events (asyncio's reader Handle's). */
   readonly #context = captureContext();
   readonly #onData = (chunk: Buffer | string): void => {
@@ -786,7 +919,7 @@ class StreamReadPipeTransport implements ReadTransport {
     this.#pending.push(data);
     this.#pendingSize += data.byteLength;
     // Held back while the loop does not deliver (stopped, or paused): let the stream push back meanwhile.
-    if (this.#pendingSize >= MAX_READ) this._stream?.pause();
+    if (this.#pendingSize >= MAX_READ) this._pipe?.pause();
     this.#scheduleDeliver();
   };
   readonly #onEnd = (): void => this.#ended(null);
@@ -799,10 +932,7 @@ class StreamReadPipeTransport implements ReadTransport {
     waiter: Future<void> | null,
     extra: Record<string, unknown> = {},
   ) {
-    this.#extra = { pipe: stream, ...extra };
-    this._loop = loop;
-    this._stream = stream;
-    this._protocol = protocol;
+    super(loop, stream, protocol, { pipe: stream, ...extra });
     // Read from now on: the chunks wait in #pending and are delivered by Handles queued after connectionMade().
     // Reading late would lose data: Node resumes a child's exited stdio streams whether or not anyone reads.
     stream.on('data', this.#onData);
@@ -810,13 +940,14 @@ class StreamReadPipeTransport implements ReadTransport {
     // Destroyed without 'end' (by its owner): the pipe is gone, as after EOF.
     stream.on('close', this.#onEnd);
     stream.on('error', this.#onError);
-    this.#soon(protocol.connectionMade.bind(protocol), this);
-    if (waiter !== null) this.#soon(setResultUnlessCancelled, waiter, undefined);
+    this._soon(protocol.connectionMade.bind(protocol), this);
+    if (waiter !== null) this._soon(setResultUnlessCancelled, waiter, undefined);
     stream.resume();
     if (stream.readableEnded) this.#ended(null);
   }
 
-  #soon(fn: (...args: never[]) => unknown, ...args: unknown[]): void {
+  /** @internal */
+  _soon(fn: (...args: never[]) => unknown, ...args: unknown[]): void {
     // Stream events may come after the loop was closed: nothing is left to call then.
     if (this._loop !== null && !this._loop.isClosed()) this._loop._callSoonInternal(fn, args, this.#context);
   }
@@ -831,136 +962,67 @@ class StreamReadPipeTransport implements ReadTransport {
     const loop = this._loop;
     if (this.#deliverScheduled || this._paused || loop === null || loop.isClosed()) return;
     this.#deliverScheduled = true;
-    this.#soon(this.#deliver.bind(this));
+    this._soon(this.#deliver.bind(this));
   }
 
   /** One readiness event of asyncio's `_read_ready`: all the data received so far, or else the end. */
   #deliver(): void {
     this.#deliverScheduled = false;
-    const loop = this._loop;
     const protocol = this._protocol;
-    if (this._closing || this._paused || loop === null || protocol === null) return;
+    if (this._closing || this._paused || this._loop === null || protocol === null) return;
     if (this.#pending.length > 0) {
       const data = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
       this.#pending = [];
       this.#pendingSize = 0;
-      this._stream?.resume();
+      this._pipe?.resume();
       if (this.#end !== undefined) this.#scheduleDeliver();
       protocol.dataReceived(data);
       return;
     }
     const end = this.#end;
     if (end === undefined) return;
-    if (end !== null) {
-      this._fatalError(end, 'Fatal read error on pipe transport');
-      return;
-    }
-    if (loop.getDebug()) loop.logger.info({ transport: this._describe() }, 'pipe was closed by peer');
-    this._closing = true;
-    this.#soon(protocol.eofReceived.bind(protocol));
-    this.#soon(this._callConnectionLost.bind(this), null);
-  }
-
-  isReading(): boolean {
-    return !this._paused && !this._closing;
+    if (end !== null) this._fatalError(end, 'Fatal read error on pipe transport');
+    else this._readEof();
   }
 
   pauseReading(): void {
     if (this._closing || this._paused) return;
     this._paused = true;
-    this._stream?.pause();
+    this._pipe?.pause();
   }
 
   resumeReading(): void {
     if (this._closing || !this._paused) return;
     this._paused = false;
-    if (this.#pendingSize < MAX_READ) this._stream?.resume();
+    if (this.#pendingSize < MAX_READ) this._pipe?.resume();
     if (this.#pending.length > 0 || this.#end !== undefined) this.#scheduleDeliver();
   }
 
-  setProtocol(protocol: BaseProtocol): void {
-    this._protocol = protocol as ReadPipeProtocol;
-  }
-
-  getProtocol(): BaseProtocol {
-    return this._protocol as BaseProtocol;
-  }
-
-  isClosing(): boolean {
-    return this._closing;
-  }
-
-  close(): void {
-    if (!this._closing) this._close(null);
-  }
-
-  getExtraInfo<K extends keyof ExtraInfo>(name: K, defaultValue?: ExtraInfo[K]): ExtraInfo[K] | undefined;
-  getExtraInfo(name: string, defaultValue?: unknown): unknown;
-  getExtraInfo(name: string, defaultValue?: unknown): unknown {
-    return inspectExtra(this.#extra, name, defaultValue);
-  }
-
   /** @internal */
-  _fatalError(exc: Error, message = 'Fatal error on pipe transport'): void {
-    const loop = this._loop;
-    if (loop === null) return;
-    if (errorCode(exc) === 'EIO') {
-      if (loop.getDebug()) loop.logger.debug({ err: exc, transport: this._describe() }, message);
-    } else {
-      loop.callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
-    }
-    this._close(exc);
-  }
-
-  /** @internal */
-  _close(exc: Error | null): void {
-    const loop = this._loop;
-    this._closing = true;
+  _stopReading(): void {
     this.#pending = [];
     this.#pendingSize = 0;
-    this._stream?.pause();
-    if (loop !== null) this.#soon(this._callConnectionLost.bind(this), exc);
+    this._pipe?.pause();
   }
 
   /** @internal */
-  _callConnectionLost(exc: Error | null): void {
-    try {
-      this._protocol?.connectionLost(exc);
-    } finally {
-      const stream = this._stream;
-      if (stream !== null) {
-        stream.off('data', this.#onData);
-        stream.off('end', this.#onEnd);
-        stream.off('close', this.#onEnd);
-        stream.off('error', this.#onError);
-        // Errors of a stream being destroyed have nobody left to tell.
-        stream.on('error', ignoreError);
-        stream.destroy();
-      }
-      this._stream = null;
-      this._protocol = null;
-      this._loop = null;
-    }
+  _releasePipe(stream: Readable): void {
+    stream.off('data', this.#onData);
+    stream.off('end', this.#onEnd);
+    stream.off('close', this.#onEnd);
+    stream.off('error', this.#onError);
+    // Errors of a stream being destroyed have nobody left to tell.
+    stream.on('error', ignoreError);
+    stream.destroy();
   }
 
   /** @internal */
   _describe(): string {
-    const info = [this.constructor.name];
-    if (this._stream === null) info.push('closed');
-    else if (this._closing) info.push('closing');
-    const fd = (this._stream as { fd?: unknown } | null)?.fd;
-    if (typeof fd === 'number') info.push(`fd=${fd}`);
-    if (this._stream !== null) info.push(this.isReading() ? 'reading' : 'paused');
-    return `<${info.join(' ')}>`;
-  }
-
-  /** @internal */
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return this._describe();
+    return describePipe(this, this._pipe === null, this._closing, streamFd(this._pipe), () => [
+      this.isReading() ? 'reading' : 'paused',
+    ]);
   }
 }
-
-function ignoreError(): void {}
 
 /** A stream that also reads (a socket): reading EOF from it means the other end is closed. */
 function isDuplex(stream: Writable): boolean {
@@ -968,18 +1030,7 @@ function isDuplex(stream: Writable): boolean {
   return r.readable === true && typeof r.resume === 'function';
 }
 
-class StreamWritePipeTransport extends FlowControlTransport implements WriteTransport {
-  /** @internal */
-  _stream: Writable | null;
-  /** @internal */
-  _protocol: BaseProtocol;
-  /** @internal */
-  _connLost = 0;
-  /** @internal set by close() or writeEof(). */
-  _closing = false;
-  /** @internal set once the transport is closed for good (connectionLost scheduled or called). */
-  _lost = false;
-  readonly #extra: Record<string, unknown>;
+class StreamWritePipeTransport extends WritePipeTransportBase<Writable> {
   /** The context of the callbacks this transport schedules from stream events. */
   readonly #context = captureContext();
   readonly #afterWrite = (err?: Error | null): void => {
@@ -992,15 +1043,12 @@ class StreamWritePipeTransport extends FlowControlTransport implements WriteTran
   };
   /** The other end closed (a duplex stream read EOF, or the stream was destroyed by its owner). */
   readonly #onPeerClosed = (): void => {
-    if (this._lost) return;
-    if (this._loop.getDebug()) this._loop.logger.info({ transport: this._describe() }, 'pipe was closed by peer');
-    if (this.getWriteBufferSize() > 0) this._close(brokenPipeError());
-    else this._close(null);
+    if (!this._lost) this._readReady();
   };
   readonly #onFinish = (): void => {
     if (!this._lost) {
       this._lost = true;
-      this.#soon(this._callConnectionLost.bind(this), null);
+      this._soon(this._callConnectionLost.bind(this), null);
     }
   };
 
@@ -1011,147 +1059,69 @@ class StreamWritePipeTransport extends FlowControlTransport implements WriteTran
     waiter: Future<void> | null,
     extra: Record<string, unknown> = {},
   ) {
-    super(loop);
-    this.#extra = { pipe: stream, ...extra };
-    this._stream = stream;
-    this._protocol = protocol;
+    super(loop, stream, protocol, { pipe: stream, ...extra });
     stream.on('error', this.#onError);
     stream.on('close', this.#onPeerClosed);
-    this.#soon(protocol.connectionMade.bind(protocol), this);
+    this._soon(protocol.connectionMade.bind(protocol), this);
     // A duplex (a socket) that reads EOF was closed by the peer; read it once connectionMade() has been called.
     if (isDuplex(stream)) {
-      this.#soon(this.#watchPeer.bind(this));
+      this._soon(this.#watchPeer.bind(this));
     }
-    if (waiter !== null) this.#soon(setResultUnlessCancelled, waiter, undefined);
+    if (waiter !== null) this._soon(setResultUnlessCancelled, waiter, undefined);
   }
 
-  #soon(fn: (...args: never[]) => unknown, ...args: unknown[]): void {
+  /** @internal */
+  _soon(fn: (...args: never[]) => unknown, ...args: unknown[]): void {
     // Stream events may come after the loop was closed: nothing is left to call then.
     if (!this._loop.isClosed()) this._loop._callSoonInternal(fn, args, this.#context);
   }
 
   #watchPeer(): void {
-    const stream = this._stream as (Writable & Partial<Readable>) | null;
+    const stream = this._pipe as (Writable & Partial<Readable>) | null;
     if (stream === null || this._lost) return;
     stream.on('end', this.#onPeerClosed);
     stream.resume?.();
   }
 
   getWriteBufferSize(): number {
-    return this._lost || this._stream === null ? 0 : this._stream.writableLength;
+    return this._lost || this._pipe === null ? 0 : this._pipe.writableLength;
   }
 
-  write(data: Uint8Array): void {
-    checkBytes(data);
-    if (data.byteLength === 0) return;
-    const stream = this._stream;
-    if (this._connLost > 0 || this._closing || stream === null) {
-      if (this._connLost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-        this._loop.logger.warn('pipe closed by peer or os.write(pipe, data) raised exception.');
-      }
-      this._connLost++;
-      return;
-    }
+  /** @internal */
+  _writeData(data: Uint8Array, stream: Writable): void {
     // A copy: the caller may reuse its buffer as soon as write() returns.
     stream.write(Buffer.from(data), this.#afterWrite);
     this._maybePauseProtocol();
   }
 
-  writelines(list: Iterable<Uint8Array>): void {
-    const chunks = [...list];
-    for (const chunk of chunks) checkBytes(chunk, 'writelines');
-    this.write(Buffer.concat(chunks));
-  }
-
-  canWriteEof(): boolean {
-    return true;
-  }
-
   writeEof(): void {
-    if (this._closing || this._stream === null) return;
+    if (this._closing || this._pipe === null) return;
     this._closing = true;
-    this._stream.once('finish', this.#onFinish);
-    this._stream.end();
-  }
-
-  setProtocol(protocol: BaseProtocol): void {
-    this._protocol = protocol;
-  }
-
-  getProtocol(): BaseProtocol {
-    return this._protocol;
-  }
-
-  isClosing(): boolean {
-    return this._closing;
-  }
-
-  close(): void {
-    if (this._stream !== null && !this._closing) this.writeEof();
-  }
-
-  abort(): void {
-    if (this._stream !== null && !this._lost) this._close(null);
-  }
-
-  getExtraInfo<K extends keyof ExtraInfo>(name: K, defaultValue?: ExtraInfo[K]): ExtraInfo[K] | undefined;
-  getExtraInfo(name: string, defaultValue?: unknown): unknown;
-  getExtraInfo(name: string, defaultValue?: unknown): unknown {
-    return inspectExtra(this.#extra, name, defaultValue);
+    this._pipe.once('finish', this.#onFinish);
+    this._pipe.end();
   }
 
   /** @internal */
-  _fatalError(exc: Error, message = 'Fatal error on pipe transport'): void {
-    const code = errorCode(exc);
-    if (code !== undefined && FATAL_ERROR_IGNORE.has(code)) {
-      if (this._loop.getDebug()) this._loop.logger.debug({ err: exc, transport: this._describe() }, message);
-    } else {
-      this._loop.callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
-    }
-    this._close(exc);
-  }
-
-  /** @internal */
-  _close(exc: Error | null): void {
-    if (this._lost) return;
-    this._closing = true;
-    this._lost = true;
+  _abortPipe(): void {
     // Buffered data is dropped now, as asyncio clears its buffer.
-    this._stream?.destroy();
-    this.#soon(this._callConnectionLost.bind(this), exc);
+    this._pipe?.destroy();
   }
 
   /** @internal */
-  _callConnectionLost(exc: Error | null): void {
-    const stream = this._stream;
-    if (stream === null) return;
-    try {
-      this._protocol.connectionLost(exc);
-    } finally {
-      stream.off('error', this.#onError);
-      stream.off('close', this.#onPeerClosed);
-      stream.off('end', this.#onPeerClosed);
-      stream.off('finish', this.#onFinish);
-      stream.on('error', ignoreError);
-      stream.destroy();
-      this._stream = null;
-    }
+  _releasePipe(stream: Writable): void {
+    stream.off('error', this.#onError);
+    stream.off('close', this.#onPeerClosed);
+    stream.off('end', this.#onPeerClosed);
+    stream.off('finish', this.#onFinish);
+    stream.on('error', ignoreError);
+    stream.destroy();
   }
 
   /** @internal */
   _describe(): string {
-    const info = [this.constructor.name];
-    if (this._stream === null) info.push('closed');
-    else if (this._closing) info.push('closing');
-    const fd = (this._stream as { fd?: unknown } | null)?.fd;
-    if (typeof fd === 'number') info.push(`fd=${fd}`);
-    if (this._stream !== null) info.push(`bufsize=${this.getWriteBufferSize()}`);
-    return `<${info.join(' ')}>`;
-  }
-
-  /** @internal */
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return this._describe();
+    return describePipe(this, this._pipe === null, this._closing, streamFd(this._pipe), () => [
+      `bufsize=${this.getWriteBufferSize()}`,
+    ]);
   }
 }
 
