@@ -13,8 +13,8 @@
  *
  * @module
  */
-import type { BaseProtocol, BaseTransport, ProtocolFactory, Transport } from '@loopwork/server';
-import { BufferedProtocol, Protocol } from '@loopwork/server';
+import type { BaseTransport, Protocol, ProtocolFactory, Transport } from '@loopwork/server';
+import { BaseProtocol, BufferedProtocol } from '@loopwork/server';
 import type { ConnectionObserver, TrackedConnection } from './pipeline.js';
 import { PipelineProtocol } from './pipeline.js';
 
@@ -128,16 +128,25 @@ interface Shutdownable {
   shutdown?(): void;
 }
 
-/** Forwards every callback to a stream protocol, reporting the connection to the tracker. */
-class TrackedStream extends Protocol implements TrackedConnection {
-  readonly #inner: Protocol;
+/** A protocol that receives a byte stream: a `Protocol` or a `BufferedProtocol`. */
+type ReceivingProtocol = BaseProtocol & { eofReceived(): boolean | void };
+
+/**
+ * Forwards every callback to a connection's own protocol, reporting the connection to the tracker; parked
+ * connections are paused and their protocol not told of them until admitted. A subclass forwards what the
+ * protocol receives (`dataReceived`, or `getBuffer` and `bufferUpdated`): transports pick how to deliver by
+ * the methods the wrapper has, so it has only those of the protocol it wraps.
+ */
+abstract class TrackedProtocol<P extends ReceivingProtocol> extends BaseProtocol implements TrackedConnection {
+  /** The connection's own protocol. */
+  protected readonly inner: P;
   readonly #tracker: ConnectionTracker;
   #t: Transport | null = null;
   #parked = false;
 
-  constructor(inner: Protocol, tracker: ConnectionTracker) {
+  constructor(inner: P, tracker: ConnectionTracker) {
     super();
-    this.#inner = inner;
+    this.inner = inner;
     this.#tracker = tracker;
   }
 
@@ -148,42 +157,38 @@ class TrackedStream extends Protocol implements TrackedConnection {
       this.#t.pauseReading();
       return;
     }
-    this.#inner.connectionMade(transport);
+    this.inner.connectionMade(transport);
   }
 
   _admit(): void {
     if (!this.#parked || this.#t === null) return;
     this.#parked = false;
-    this.#inner.connectionMade(this.#t);
+    this.inner.connectionMade(this.#t);
     this.#t.resumeReading();
   }
 
-  override dataReceived(data: Buffer): void {
-    this.#inner.dataReceived(data);
-  }
-
-  override eofReceived(): boolean | void {
-    return this.#inner.eofReceived();
+  eofReceived(): boolean | void {
+    return this.inner.eofReceived();
   }
 
   override connectionLost(exc: Error | null): void {
     try {
-      if (!this.#parked) this.#inner.connectionLost(exc);
+      if (!this.#parked) this.inner.connectionLost(exc);
     } finally {
       this.#tracker.connectionLost(this);
     }
   }
 
   override pauseWriting(): void {
-    this.#inner.pauseWriting();
+    this.inner.pauseWriting();
   }
 
   override resumeWriting(): void {
-    this.#inner.resumeWriting();
+    this.inner.resumeWriting();
   }
 
   shutdown(): void {
-    const inner = this.#inner as Protocol & Shutdownable;
+    const inner = this.inner as P & Shutdownable;
     if (!this.#parked && typeof inner.shutdown === 'function') inner.shutdown();
     else this.#t?.close();
   }
@@ -193,71 +198,20 @@ class TrackedStream extends Protocol implements TrackedConnection {
   }
 }
 
-/** The same for a buffered protocol. */
-class TrackedBuffered extends BufferedProtocol implements TrackedConnection {
-  readonly #inner: BufferedProtocol;
-  readonly #tracker: ConnectionTracker;
-  #t: Transport | null = null;
-  #parked = false;
+/** Tracks a stream protocol. */
+class TrackedStream extends TrackedProtocol<Protocol> {
+  dataReceived(data: Buffer): void {
+    this.inner.dataReceived(data);
+  }
+}
 
-  constructor(inner: BufferedProtocol, tracker: ConnectionTracker) {
-    super();
-    this.#inner = inner;
-    this.#tracker = tracker;
+/** Tracks a buffered protocol. */
+class TrackedBuffered extends TrackedProtocol<BufferedProtocol> {
+  getBuffer(sizehint: number): Uint8Array {
+    return this.inner.getBuffer(sizehint);
   }
 
-  override connectionMade(transport: BaseTransport): void {
-    this.#t = transport as Transport;
-    if (!this.#tracker.connectionMade(this)) {
-      this.#parked = true;
-      this.#t.pauseReading();
-      return;
-    }
-    this.#inner.connectionMade(transport);
-  }
-
-  _admit(): void {
-    if (!this.#parked || this.#t === null) return;
-    this.#parked = false;
-    this.#inner.connectionMade(this.#t);
-    this.#t.resumeReading();
-  }
-
-  override getBuffer(sizehint: number): Uint8Array {
-    return this.#inner.getBuffer(sizehint);
-  }
-
-  override bufferUpdated(nbytes: number): void {
-    this.#inner.bufferUpdated(nbytes);
-  }
-
-  override eofReceived(): boolean | void {
-    return this.#inner.eofReceived();
-  }
-
-  override connectionLost(exc: Error | null): void {
-    try {
-      if (!this.#parked) this.#inner.connectionLost(exc);
-    } finally {
-      this.#tracker.connectionLost(this);
-    }
-  }
-
-  override pauseWriting(): void {
-    this.#inner.pauseWriting();
-  }
-
-  override resumeWriting(): void {
-    this.#inner.resumeWriting();
-  }
-
-  shutdown(): void {
-    const inner = this.#inner as BaseProtocol & Shutdownable;
-    if (!this.#parked && typeof inner.shutdown === 'function') inner.shutdown();
-    else this.#t?.close();
-  }
-
-  abort(): void {
-    this.#t?.abort();
+  bufferUpdated(nbytes: number): void {
+    this.inner.bufferUpdated(nbytes);
   }
 }

@@ -1,0 +1,147 @@
+// The connection accounting of an app around protocols that are not pipelines: a stream `Protocol` and a
+// `BufferedProtocol` served on TCP are wrapped, parked over `maxConnections` (their protocol not told), admitted
+// when a slot frees, and asked to shut down on a graceful close.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test } from 'node:test';
+import type { BaseTransport, Transport } from '@loopwork/service';
+import { BufferedProtocol, Protocol } from '@loopwork/service';
+import { testApp } from './helpers.js';
+
+/** What a served protocol was told, in order. */
+type Journal = string[];
+
+class EchoStream extends Protocol {
+  #t: Transport | null = null;
+  constructor(readonly journal: Journal) {
+    super();
+  }
+  override connectionMade(transport: BaseTransport): void {
+    this.#t = transport as Transport;
+    this.journal.push('made');
+  }
+  override dataReceived(data: Buffer): void {
+    this.journal.push(`data ${data.toString()}`);
+    this.#t?.write(data);
+  }
+  override connectionLost(): void {
+    this.journal.push('lost');
+  }
+  shutdown(): void {
+    this.journal.push('shutdown');
+    this.#t?.close();
+  }
+}
+
+class EchoBuffered extends BufferedProtocol {
+  #t: Transport | null = null;
+  readonly #buf = Buffer.alloc(1024);
+  constructor(readonly journal: Journal) {
+    super();
+  }
+  override connectionMade(transport: BaseTransport): void {
+    this.#t = transport as Transport;
+    this.journal.push('made');
+  }
+  override getBuffer(): Uint8Array {
+    return this.#buf;
+  }
+  override bufferUpdated(nbytes: number): void {
+    const data = Buffer.from(this.#buf.subarray(0, nbytes));
+    this.journal.push(`data ${data.toString()}`);
+    this.#t?.write(data);
+  }
+  override connectionLost(): void {
+    this.journal.push('lost');
+  }
+  shutdown(): void {
+    this.journal.push('shutdown');
+    this.#t?.close();
+  }
+}
+
+/** A client socket and what it received so far. */
+async function connect(port: number): Promise<{ socket: net.Socket; read(n: number): Promise<string> }> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let got = '';
+  const waiters: (() => void)[] = [];
+  socket.on('data', (d: Buffer) => {
+    got += d.toString();
+    for (const w of waiters.splice(0)) w();
+  });
+  socket.on('close', () => {
+    for (const w of waiters.splice(0)) w();
+  });
+  return {
+    socket,
+    async read(n: number): Promise<string> {
+      while (got.length < n && !socket.destroyed) await new Promise<void>((r) => waiters.push(r));
+      const out = got.slice(0, n);
+      got = got.slice(n);
+      return out;
+    },
+  };
+}
+
+for (const [kind, make] of [
+  ['a stream Protocol', (j: Journal) => new EchoStream(j)],
+  ['a BufferedProtocol', (j: Journal) => new EchoBuffered(j)],
+] as const) {
+  test(
+    `${kind}: parked over maxConnections unseen by the protocol, admitted when a slot frees, shut down gracefully`,
+    { timeout: 10_000 },
+    async (t) => {
+      const journals: Journal[] = [];
+      const app = testApp({ maxConnections: 1 });
+      await app.listen({
+        tcp: {
+          port: 0,
+          protocol: () => {
+            const journal: Journal = [];
+            journals.push(journal);
+            return make(journal);
+          },
+        },
+      });
+      let closed = false;
+      t.after(async () => {
+        if (!closed) await app.close({ deadline: 2 });
+      });
+      const port = Number(new URL(app.addresses()[0]!.url.replace(/^tcp:/, 'http:')).port);
+
+      const a = await connect(port);
+      t.after(() => a.socket.destroy());
+      a.socket.write('a1');
+      assert.equal(await a.read(2), 'a1');
+
+      const b = await connect(port);
+      t.after(() => b.socket.destroy());
+      b.socket.write('b1');
+      // The parked connection is not read: wait until a served one answers after it, then look.
+      a.socket.write('a2');
+      assert.equal(await a.read(2), 'a2');
+      assert.deepEqual(app.connections, { active: 1, parked: 1, accepted: 2 });
+      assert.deepEqual(journals[1], []);
+
+      a.socket.destroy();
+      assert.equal(await b.read(2), 'b1');
+      assert.deepEqual(journals[0], ['made', 'data a1', 'data a2', 'lost']);
+      assert.deepEqual(app.connections, { active: 1, parked: 0, accepted: 2 });
+
+      // Parked at the close: aborted, its protocol never told.
+      const c = await connect(port);
+      t.after(() => c.socket.destroy());
+      b.socket.write('b2');
+      assert.equal(await b.read(2), 'b2');
+      assert.deepEqual(app.connections, { active: 1, parked: 1, accepted: 3 });
+
+      closed = true;
+      await app.close({ deadline: 2 });
+      assert.deepEqual(journals[1], ['made', 'data b1', 'data b2', 'shutdown', 'lost']);
+      assert.deepEqual(journals[2], []);
+      assert.deepEqual(app.connections, { active: 0, parked: 0, accepted: 3 });
+    },
+  );
+}
