@@ -8,55 +8,61 @@ import type { BaseTransport, Transport } from '@loopwork/service';
 import { BufferedProtocol, Protocol } from '@loopwork/service';
 import { testApp } from './helpers.js';
 
-/** What a served protocol was told, in order. */
-type Journal = string[];
-
-class EchoStream extends Protocol {
+/** What a served protocol was told, in order; it echoes what it receives and closes when asked to shut down. */
+class Journal {
+  readonly lines: string[] = [];
   #t: Transport | null = null;
-  constructor(readonly journal: Journal) {
-    super();
-  }
-  override connectionMade(transport: BaseTransport): void {
+  made(transport: BaseTransport): void {
     this.#t = transport as Transport;
-    this.journal.push('made');
+    this.lines.push('made');
   }
-  override dataReceived(data: Buffer): void {
-    this.journal.push(`data ${data.toString()}`);
+  received(data: Buffer): void {
+    this.lines.push(`data ${data.toString()}`);
     this.#t?.write(data);
   }
-  override connectionLost(): void {
-    this.journal.push('lost');
-  }
   shutdown(): void {
-    this.journal.push('shutdown');
+    this.lines.push('shutdown');
     this.#t?.close();
   }
 }
 
+class EchoStream extends Protocol {
+  constructor(readonly journal: Journal) {
+    super();
+  }
+  override connectionMade(transport: BaseTransport): void {
+    this.journal.made(transport);
+  }
+  override dataReceived(data: Buffer): void {
+    this.journal.received(data);
+  }
+  override connectionLost(): void {
+    this.journal.lines.push('lost');
+  }
+  shutdown(): void {
+    this.journal.shutdown();
+  }
+}
+
 class EchoBuffered extends BufferedProtocol {
-  #t: Transport | null = null;
   readonly #buf = Buffer.alloc(1024);
   constructor(readonly journal: Journal) {
     super();
   }
   override connectionMade(transport: BaseTransport): void {
-    this.#t = transport as Transport;
-    this.journal.push('made');
+    this.journal.made(transport);
   }
   override getBuffer(): Uint8Array {
     return this.#buf;
   }
   override bufferUpdated(nbytes: number): void {
-    const data = Buffer.from(this.#buf.subarray(0, nbytes));
-    this.journal.push(`data ${data.toString()}`);
-    this.#t?.write(data);
+    this.journal.received(Buffer.from(this.#buf.subarray(0, nbytes)));
   }
   override connectionLost(): void {
-    this.journal.push('lost');
+    this.journal.lines.push('lost');
   }
   shutdown(): void {
-    this.journal.push('shutdown');
-    this.#t?.close();
+    this.journal.shutdown();
   }
 }
 
@@ -99,7 +105,7 @@ for (const [kind, make] of [
         tcp: {
           port: 0,
           protocol: () => {
-            const journal: Journal = [];
+            const journal = new Journal();
             journals.push(journal);
             return make(journal);
           },
@@ -123,11 +129,11 @@ for (const [kind, make] of [
       a.socket.write('a2');
       assert.equal(await a.read(2), 'a2');
       assert.deepEqual(app.connections, { active: 1, parked: 1, accepted: 2 });
-      assert.deepEqual(journals[1], []);
+      assert.deepEqual(journals[1]?.lines, []);
 
       a.socket.destroy();
       assert.equal(await b.read(2), 'b1');
-      assert.deepEqual(journals[0], ['made', 'data a1', 'data a2', 'lost']);
+      assert.deepEqual(journals[0]?.lines, ['made', 'data a1', 'data a2', 'lost']);
       assert.deepEqual(app.connections, { active: 1, parked: 0, accepted: 2 });
 
       // Parked at the close: aborted, its protocol never told.
@@ -139,8 +145,8 @@ for (const [kind, make] of [
 
       closed = true;
       await app.close({ deadline: 2 });
-      assert.deepEqual(journals[1], ['made', 'data b1', 'data b2', 'shutdown', 'lost']);
-      assert.deepEqual(journals[2], []);
+      assert.deepEqual(journals[1]?.lines, ['made', 'data b1', 'data b2', 'shutdown', 'lost']);
+      assert.deepEqual(journals[2]?.lines, []);
       assert.deepEqual(app.connections, { active: 0, parked: 0, accepted: 3 });
     },
   );
