@@ -302,9 +302,12 @@ describe('subprocessExec', () => {
   test('_wait() resolves with the return code', async (t) => {
     const { loop } = quietLoop(t);
     await loop.runUntilComplete(async () => {
-      const [transport, protocol] = await loop.subprocessShell(() => new Recorder(loop), 'sleep 0.2; exit 7');
+      // The child waits for a line on stdin, so that it is surely still running when _wait() begins.
+      const [transport, protocol] = await loop.subprocessShell(() => new Recorder(loop), 'read line; exit 7');
       // Waiting before the exit: woken at connectionLost, after the pipes.
-      assert.equal(await transport._wait(), 7);
+      const waiting = transport._wait();
+      (transport.getPipeTransport(0) as WriteTransport).write(Buffer.from('go\n'));
+      assert.equal(await waiting, 7);
       assert.equal(protocol.calls.at(-1), 'lost');
       // Once the return code is known, at once.
       assert.equal(await transport._wait(), 7);
