@@ -2,10 +2,15 @@
  * The stream transport straight on a connected non-blocking socket fd (asyncio's `_SelectorSocketTransport`
  * proper): the fast path for plain TCP and Unix connections when the native addon is available.
  *
- * One `uv_poll` per connection: on readable, one `recv` into a buffer shared by every connection of the thread,
- * and the protocol gets a copy of exactly the bytes received (a `BufferedProtocol` gets them in its own buffer,
- * with no copy at all); `write()` calls `send` at once while nothing is buffered, and only what the kernel does
- * not take is buffered and written (`writev`) when the fd becomes writable. No Node stream sits in between.
+ * One `uv_poll` per connection: on readable, one `recv` into a read slab shared by every connection of the
+ * thread (a `BufferedProtocol` reads into its own buffer instead, with no copy at all). A large read is handed to
+ * the protocol as a view of the slab, and the slab moves on past it: no copy, and one allocation per 512 KiB
+ * slab rather than one per read (at 100 KiB messages, a fresh allocation per read costs more than the syscalls:
+ * page faults and garbage collections). A small read is copied into a buffer of its own, so that a small piece
+ * kept by the protocol pins no more than Node's own buffer pool does; a kept large piece (over 32 KiB) pins at
+ * most its slab, 16 times its size. `write()` calls `send` at once while nothing is buffered, and only what the
+ * kernel does not take is buffered and written (`writev`) when the fd becomes writable. No Node stream sits in
+ * between.
  *
  * It behaves as `SocketTransport` does (see socket-transport.ts): the same callback order and scheduling
  * (`connectionMade` with `callSoon`, reading from the callback after it, `connectionLost` exactly once with
@@ -58,6 +63,12 @@ import { registerTransportFd, unregisterTransportFd } from './unix-events.js';
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 /** The most one readiness event reads (asyncio's `max_size`). */
 const MAX_READ = 256 * 1024;
+/** The size of a read slab: reads go to its free end, and a large one is handed over as a view of it. */
+const READ_SLAB_SIZE = 512 * 1024;
+/** A read of at most this many bytes is copied out of the slab (whose space is then read into again). */
+const COPY_READ_MAX = 32 * 1024;
+/** A slab with less free space than this is replaced before a read (a read gets at least this much room). */
+const MIN_READ_ROOM = 64 * 1024;
 /** `writev` takes at most this many buffers (`IOV_MAX`). */
 const IOV_MAX = 1024;
 
@@ -68,8 +79,9 @@ const SHUT_WR = 1;
 const EPIPE = 32;
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
-/** The buffer every transport of this thread reads into; a protocol gets a copy of what arrived. */
-let scratch: Buffer | null = null;
+/** The slab every transport of this thread reads into (see the module's documentation), and its free offset. */
+let slab: Buffer | null = null;
+let slabOffset = 0;
 
 /** The open transports of each loop, closed with it. */
 const live = new WeakMap<BaseEventLoop, Set<FdTransport>>();
@@ -608,10 +620,15 @@ export class FdTransport extends FlowControlTransport implements Transport {
       this._readIntoBuffer();
       return;
     }
-    const buf = (scratch ??= Buffer.allocUnsafe(MAX_READ));
+    let buf = slab;
+    let offset = slabOffset;
+    if (buf === null || READ_SLAB_SIZE - offset < MIN_READ_ROOM) {
+      buf = slab = Buffer.allocUnsafeSlow(READ_SLAB_SIZE);
+      offset = slabOffset = 0;
+    }
     let n: number;
     try {
-      n = recv(this._fd, buf, 0, MAX_READ, 0);
+      n = recv(this._fd, buf, offset, Math.min(READ_SLAB_SIZE - offset, MAX_READ), 0);
     } catch (err) {
       this._fatalError(nodeError(err, 'read'), 'Fatal read error on socket transport');
       return;
@@ -621,9 +638,15 @@ export class FdTransport extends FlowControlTransport implements Transport {
       this._eofReceived();
       return;
     }
-    // The protocol owns what it gets (asyncio gives bytes): a copy of exactly the bytes received.
-    const data = Buffer.allocUnsafe(n);
-    buf.copy(data, 0, 0, n);
+    // The protocol owns what it gets (asyncio gives bytes): nothing ever writes to these bytes again.
+    let data: Buffer;
+    if (n <= COPY_READ_MAX) {
+      data = Buffer.allocUnsafe(n);
+      buf.copy(data, 0, offset, offset + n);
+    } else {
+      data = buf.subarray(offset, offset + n);
+      slabOffset = offset + ((n + 7) & ~7);
+    }
     try {
       (this._protocol as unknown as StreamLike).dataReceived(data);
     } catch (exc) {

@@ -20,6 +20,7 @@ import {
   fdTransportEnabled,
   newEventLoop,
   native,
+  sleep,
 } from '@loopwork/core';
 import type { BaseEventLoop, BaseTransport, ExceptionContext, Future, Transport } from '@loopwork/core';
 
@@ -463,6 +464,60 @@ describe('FdTransport: flow control and volume', { skip }, () => {
       assert.ok(Buffer.concat(proto.chunks).equals(data));
       transport.close();
       await settle(proto.lost);
+    }));
+
+  test('kept chunks stay intact: large reads are views of a shared slab, small reads are copies', (t) =>
+    runLoop(async (loop) => {
+      // Two connections read into the same slab, in turns; every chunk is kept until the end, then checked.
+      const srv = await nodeServer(t);
+      const a = await tcpTransport(t, loop, srv);
+      const b = await tcpTransport(t, loop, srv);
+      const sent: [Buffer[], Buffer[]] = [[], []];
+      const peers = [a.peer, b.peer];
+      for (let round = 0; round < 6; round++) {
+        a.transport.pauseReading();
+        b.transport.pauseReading();
+        for (let i = 0; i < 2; i++) {
+          // Big bursts while paused (reads of up to 256 KiB once resumed), then small messages one by one.
+          const burst = randomBytes(768 * 1024);
+          sent[i]!.push(burst);
+          peers[i]!.write(burst);
+        }
+        await sleep(0.02);
+        a.transport.resumeReading();
+        b.transport.resumeReading();
+        for (const [i, proto] of [a.proto, b.proto].entries()) {
+          await proto.received(sent[i]!.reduce((n, c) => n + c.length, 0));
+        }
+        for (let k = 0; k < 20; k++) {
+          for (const [i, proto] of [a.proto, b.proto].entries()) {
+            const small = randomBytes(1 + ((k * 997 + round * 131) % 3000));
+            sent[i]!.push(small);
+            peers[i]!.write(small);
+            await proto.received(sent[i]!.reduce((n, c) => n + c.length, 0));
+          }
+        }
+      }
+      const large: Buffer[] = [];
+      for (const [i, proto] of [a.proto, b.proto].entries()) {
+        assert.ok(Buffer.concat(proto.chunks).equals(Buffer.concat(sent[i]!)), `connection ${i}: bytes changed`);
+        for (const chunk of proto.chunks) {
+          if (chunk.length <= 32 * 1024) {
+            // A copy of its own (Node's pool for the smallest): it pins no slab.
+            assert.ok(chunk.buffer.byteLength <= Math.max(Buffer.poolSize, chunk.length), `${chunk.length} pins more`);
+          } else {
+            assert.ok(chunk.buffer.byteLength <= 16 * chunk.length, `${chunk.length} pins more than 16 times it`);
+            large.push(chunk);
+          }
+        }
+      }
+      // Large reads share slabs: far fewer allocations than reads.
+      assert.ok(large.length >= 4, `only ${large.length} large reads`);
+      assert.ok(new Set(large.map((c) => c.buffer)).size < large.length);
+      a.transport.close();
+      b.transport.close();
+      await settle(a.proto.lost);
+      await settle(b.proto.lost);
     }));
 
   test('64 MiB each way through two FdTransports echoing over TCP, hashes equal', (t) =>
