@@ -26,8 +26,9 @@
 import net from 'node:net';
 import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
-import type { Context } from './context.js';
-import { captureContext, enterScope } from './context.js';
+import type { BaseSocketTransportOptions } from './base-socket-transport.js';
+import { BaseSocketTransport, isSystemError } from './base-socket-transport.js';
+import { enterScope } from './context.js';
 import { RuntimeError } from './errors.js';
 import type { Future } from './futures.js';
 import type { PollHandle } from './native.js';
@@ -52,15 +53,11 @@ import {
 } from './native.js';
 import { onLoopClose } from './node-event-loop.js';
 import type { Address, BaseProtocol } from './protocols.js';
-import { BufferedProtocol } from './protocols.js';
-import type { TransportServer } from './socket-transport.js';
 import { TransportSocket } from './socket-transport.js';
 import type { ExtraInfo, Transport } from './transports.js';
-import { FlowControlTransport, checkBytes } from './transports.js';
+import { checkBytes } from './transports.js';
 import { registerTransportFd, unregisterTransportFd } from './unix-events.js';
 
-/** After this many writes on a lost connection, each further one logs a warning (asyncio's threshold). */
-const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 /** The most one readiness event reads (asyncio's `max_size`). */
 const MAX_READ = 256 * 1024;
 /** The size of a read slab: reads go to its free end, and a large one is handed over as a view of it. */
@@ -106,13 +103,7 @@ export function fdTransportEnabled(): boolean {
 }
 
 /** Options of `new FdTransport()`. */
-export interface FdTransportOptions {
-  /** Completed (result `undefined`) in the callback after `connectionMade`, unless it was cancelled. */
-  waiter?: Future<unknown> | null;
-  /** Extra information that overrides what the transport reads from the socket (e.g. `peername`). */
-  extra?: Partial<ExtraInfo> | null;
-  /** The server that accepted the connection. */
-  server?: TransportServer | null;
+export interface FdTransportOptions extends BaseSocketTransportOptions {
   /** The socket's address family when the caller knows it (saves a system call); read from the fd otherwise. */
   family?: number;
 }
@@ -165,15 +156,11 @@ class FdTransportSocket extends TransportSocket {
  * Made by the loop's connection methods, never by user code. It owns the fd: it closes it once the connection is
  * closed, aborted or lost, and when its loop is closed. Its protocol sees exactly what a `SocketTransport`'s sees.
  */
-export class FdTransport extends FlowControlTransport implements Transport {
-  /** @internal */
-  _protocol: BaseProtocol;
+export class FdTransport extends BaseSocketTransport implements Transport {
   /** @internal the fd; -1 once closed or handed over. */
   _fd: number;
   /** @internal the fd number, kept for inspection after close. */
   readonly _fileno: number;
-  /** @internal the current protocol is a BufferedProtocol. */
-  _bufferedProto: boolean;
   /** @internal */
   _poll: PollHandle | null;
   /** @internal the events the poll waits for now. */
@@ -182,36 +169,16 @@ export class FdTransport extends FlowControlTransport implements Transport {
   _buffer: Uint8Array[] = [];
   /** @internal */
   _bufferSize = 0;
-  /** @internal close() or abort() was called, or the connection was lost. */
-  _closing = false;
-  /** @internal pauseReading() is in effect. */
-  _paused = false;
-  /** @internal reading began (the callback after connectionMade ran). */
-  _readStarted = false;
   /** @internal the fd was readable while the loop was stopped: it is read once the loop runs again. */
   _readDeferred = false;
   /** @internal EOF was received and the protocol kept the transport open. */
   _readEof = false;
-  /** @internal writeEof() was called. */
-  _eof = false;
   /** @internal the write direction is shut down (a FIN was sent). */
   _shutdown = false;
-  /** @internal the fd is closed or being closed (asyncio's `_conn_lost` as a flag). */
-  _lost = false;
-  /** @internal the error the connection was lost with. */
-  _lostExc: Error | null = null;
-  /** @internal connectionLost is scheduled (or was called). */
-  _lostScheduled = false;
   /** @internal connectionLost has run: the transport is closed. */
   _finished = false;
   /** @internal the error of a write the kernel refused, reported by a callback. */
   _writeError: unknown = null;
-  /** @internal writes refused because the connection is lost, for asyncio's warning threshold. */
-  _lostWrites = 0;
-  /** @internal the fd was handed over by `_detach()`. */
-  _detached = false;
-  /** @internal set by `loop.sendfile` while `sendfile(2)` owns the socket's writing: `write()` is refused. */
-  _sendfileActive = false;
   /** @internal How `loop.sendfile` sends on this transport: zero-copy, through `_sendfileNative`. */
   readonly _sendfileCompatible = 'native';
   /** @internal asyncio's `_empty_waiter`: resolved once the write buffer is empty. */
@@ -219,18 +186,9 @@ export class FdTransport extends FlowControlTransport implements Transport {
   /** @internal called with the error (or null) when the fd is closed, while a sendfile(2) runs on it. */
   _onFdClosed: ((reason: Error | null) => void) | null = null;
   /** @internal */
-  _server: TransportServer | null;
-  /** @internal */
-  readonly _extra: Record<string, unknown>;
-  /** @internal */
   readonly _family: number;
   /** @internal */
   _socketView: FdTransportSocket | null = null;
-  /**
-   * @internal The context protocol callbacks run in: a copy of the one the transport was made in, never with a
-   * current task; `null` while no context variable was ever used.
-   */
-  readonly _context: Context | null = captureContext();
 
   /**
    * Wraps a connected socket fd. The protocol's `connectionMade` is scheduled with `callSoon`, reading starts
@@ -245,17 +203,13 @@ export class FdTransport extends FlowControlTransport implements Transport {
    *   still the caller's.
    */
   constructor(loop: BaseEventLoop, fd: number, protocol: BaseProtocol, options: FdTransportOptions = {}) {
-    super(loop);
-    // First, so that a failure leaves nothing registered. Unreferenced: the running loop keeps the process alive,
+    super(loop, protocol, options);
+    // Before anything is registered, so that a failure leaves nothing behind. Unreferenced: the running loop keeps the process alive,
     // as a blocked run_forever() keeps Python's; a forgotten connection must not keep it alive once it is done.
     this._poll = pollStart(fd, 0, this._onPoll);
     pollUnref(this._poll);
-    this._protocol = protocol;
-    this._bufferedProto = isBuffered(protocol);
     this._fd = fd;
     this._fileno = fd;
-    this._server = options.server ?? null;
-    this._extra = { ...(options.extra ?? {}) };
     let family = options.family;
     if (family === undefined) {
       try {
@@ -280,11 +234,7 @@ export class FdTransport extends FlowControlTransport implements Transport {
       live.set(loop, set);
     }
     set.add(this);
-    this._server?._attach(this);
-    loop._callSoonInternal(this._connectionMade, [], this._context);
-    loop._callSoonInternal(this._startReading, [], this._context);
-    const waiter = options.waiter ?? null;
-    if (waiter !== null) loop._callSoonInternal(completeWaiter, [waiter], this._context);
+    this._begin(options.waiter ?? null);
   }
 
   // ---- BaseTransport --------------------------------------------------------------------------------------
@@ -314,11 +264,6 @@ export class FdTransport extends FlowControlTransport implements Transport {
     return v === undefined ? defaultValue : v;
   }
 
-  /** True once `close()` or `abort()` was called, or the connection was lost. */
-  isClosing(): boolean {
-    return this._closing;
-  }
-
   /**
    * Closes the transport: no more data is delivered, buffered data is flushed, then the fd is closed and the
    * protocol's `connectionLost(null)` is called. Idempotent.
@@ -334,39 +279,7 @@ export class FdTransport extends FlowControlTransport implements Transport {
     this._updatePoll();
   }
 
-  /** Switches to another protocol; the next received bytes go to it. */
-  setProtocol(protocol: BaseProtocol): void {
-    this._protocol = protocol;
-    this._bufferedProto = isBuffered(protocol);
-  }
-
-  /** The current protocol. */
-  getProtocol(): BaseProtocol {
-    return this._protocol;
-  }
-
   // ---- ReadTransport --------------------------------------------------------------------------------------
-
-  /** True while the transport delivers received data (not paused, not closing). */
-  isReading(): boolean {
-    return !this._closing && !this._paused;
-  }
-
-  /** Stops delivering received data until `resumeReading()`; the kernel's buffer then fills and the peer slows. */
-  pauseReading(): void {
-    if (!this.isReading()) return;
-    this._paused = true;
-    this._updatePoll();
-    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'pauses reading');
-  }
-
-  /** Resumes delivering received data. */
-  resumeReading(): void {
-    if (this._closing || !this._paused) return;
-    this._paused = false;
-    this._updatePoll();
-    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'resumes reading');
-  }
 
   // ---- WriteTransport -------------------------------------------------------------------------------------
 
@@ -462,16 +375,6 @@ export class FdTransport extends FlowControlTransport implements Transport {
     if (this._closing || this._eof) return;
     this._eof = true;
     if (this._bufferSize === 0) this._shutdownWrite();
-  }
-
-  /** True: a socket transport can half-close. */
-  canWriteEof(): boolean {
-    return true;
-  }
-
-  /** Closes the connection at once: buffered data is dropped, `connectionLost(null)` follows. */
-  abort(): void {
-    this._forceClose(null);
   }
 
   // ---- internals ------------------------------------------------------------------------------------------
@@ -574,20 +477,9 @@ export class FdTransport extends FlowControlTransport implements Transport {
   };
 
   /** @internal */
-  readonly _connectionMade = (): void => {
-    if (this._detached) return;
-    try {
-      this._protocol.connectionMade(this);
-    } catch (exc) {
-      this._fatalError(exc, 'Fatal error: protocol.connectionMade() call failed.');
-    }
-  };
-
-  /** @internal */
-  readonly _startReading = (): void => {
-    this._readStarted = true;
+  _updateReading(): void {
     this._updatePoll();
-  };
+  }
 
   /** @internal Makes the poll wait for exactly what the transport needs now. */
   _updatePoll(): void {
@@ -793,33 +685,6 @@ export class FdTransport extends FlowControlTransport implements Transport {
     if (!this._lost) this._fatalError(this._writeError, 'Fatal write error on socket transport');
   };
 
-  /** @internal A write on a lost connection: dropped, and from the fifth on a warning (asyncio's log). */
-  _droppedWrite(): void {
-    if (++this._lostWrites >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-      this._loop.logger.warn({ transport: inspect(this) }, 'socket.send() raised exception.');
-    }
-  }
-
-  /**
-   * @internal An error the connection cannot survive: a protocol callback's exception goes to the exception
-   * handler (a socket error only to the debug log), and the connection is aborted with it.
-   */
-  _fatalError(exc: unknown, message = 'Fatal error on transport'): void {
-    if (isSystemError(exc)) {
-      if (this._loop._debug) this._loop.logger.debug({ err: exc, transport: inspect(this) }, message);
-    } else {
-      this._loop.callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
-    }
-    this._forceClose(exc instanceof Error ? exc : new Error(String(exc)));
-  }
-
-  /** @internal asyncio's `_force_close`. */
-  _forceClose(exc: Error | null): void {
-    if (this._lost) return;
-    this._closing = true;
-    this._destroy(exc);
-  }
-
   /** @internal Closes the fd now; `connectionLost(exc)` follows with `callSoon`. */
   _destroy(exc: Error | null): void {
     if (this._lost) return;
@@ -853,32 +718,9 @@ export class FdTransport extends FlowControlTransport implements Transport {
   }
 
   /** @internal */
-  _scheduleConnectionLost(): void {
-    if (this._lostScheduled) return;
-    this._lostScheduled = true;
-    if (this._loop.isClosed()) {
-      // Nobody will run the callback: release the server's count at least.
-      this._finishConnectionLost();
-      return;
-    }
-    this._loop._callSoonInternal(this._callConnectionLost, [], this._context);
-  }
-
-  /** @internal Calls `connectionLost` exactly once; an exception in it is reported as a callback's. */
-  readonly _callConnectionLost = (): void => {
-    try {
-      this._protocol.connectionLost(this._lostExc);
-    } finally {
-      this._finishConnectionLost();
-    }
-  };
-
-  /** @internal */
-  _finishConnectionLost(): void {
+  override _finishConnectionLost(): void {
     this._finished = true;
-    const server = this._server;
-    this._server = null;
-    server?._detach(this);
+    super._finishConnectionLost();
   }
 
   /** @internal The loop was closed: the fd is closed now (nobody can run `connectionLost` any more). */
@@ -916,17 +758,6 @@ export class FdTransport extends FlowControlTransport implements Transport {
   }
 }
 
-function isBuffered(protocol: BaseProtocol): boolean {
-  return (
-    protocol instanceof BufferedProtocol ||
-    typeof (protocol as unknown as Partial<BufferedLike>).getBuffer === 'function'
-  );
-}
-
-function completeWaiter(waiter: Future<unknown>): void {
-  if (!waiter.done()) waiter.setResult(undefined);
-}
-
 function closeQuietly(fd: number): void {
   try {
     closeFd(fd);
@@ -951,13 +782,4 @@ function nodeError(err: unknown, syscall: string): unknown {
   const errno = (err as { errno?: unknown } | null)?.errno;
   if (typeof errno !== 'number' || !isSystemError(err)) return err;
   return systemError(errno, syscall);
-}
-
-/** asyncio's `isinstance(exc, OSError)`: an error from the system (it has an errno code and a syscall). */
-function isSystemError(exc: unknown): boolean {
-  return (
-    exc instanceof Error &&
-    typeof (exc as { code?: unknown }).code === 'string' &&
-    typeof (exc as { syscall?: unknown }).syscall === 'string'
-  );
 }

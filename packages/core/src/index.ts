@@ -62,6 +62,7 @@ export type {
 } from './transports.js';
 export * from './executors.js';
 export * from './dns.js';
+export type { BaseSocketTransportOptions, TransportServer } from './base-socket-transport.js';
 export * from './socket-transport.js';
 export * from './fd-transport.js';
 export * from './socket.js';

@@ -16,10 +16,10 @@
 import type * as net from 'node:net';
 import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
-import type { Context } from './context.js';
-import { captureContext, enterScope } from './context.js';
+import type { BaseSocketTransportOptions } from './base-socket-transport.js';
+import { BaseSocketTransport } from './base-socket-transport.js';
+import { enterScope } from './context.js';
 import { RuntimeError, ValueError } from './errors.js';
-import type { Future } from './futures.js';
 import {
   getpeername,
   getsockname,
@@ -30,12 +30,8 @@ import {
   shutdown,
 } from './native.js';
 import type { Address, BaseProtocol } from './protocols.js';
-import { BufferedProtocol } from './protocols.js';
 import type { ExtraInfo, Transport } from './transports.js';
-import { FlowControlTransport, checkBytes } from './transports.js';
-
-/** After this many writes on a lost connection, each further one logs a warning (asyncio's threshold). */
-const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
+import { checkBytes } from './transports.js';
 
 const AF_UNIX = 1;
 const AF_INET = 2;
@@ -43,26 +39,8 @@ const AF_INET6 = process.platform === 'linux' ? 10 : process.platform === 'darwi
 const SOCK_STREAM = 1;
 const IPPROTO_TCP = 6;
 
-/**
- * What a transport tells the server that accepted its connection: `Server` counts its live connections this way
- * (asyncio's `Server._attach` / `_detach`), which `waitClosed`, `closeClients` and `abortClients` rely on.
- */
-export interface TransportServer {
-  /** Called when a transport of this server is made. */
-  _attach(transport: Transport): void;
-  /** Called once the transport's `connectionLost` has run. */
-  _detach(transport: Transport): void;
-}
-
-/** Options of `new SocketTransport()`. */
-export interface SocketTransportOptions {
-  /** Completed (result `undefined`) in the callback after `connectionMade`, unless it was cancelled. */
-  waiter?: Future<unknown> | null;
-  /** Extra information that overrides what the transport reads from the socket (e.g. `peername`). */
-  extra?: Partial<ExtraInfo> | null;
-  /** The server that accepted the connection. */
-  server?: TransportServer | null;
-}
+/** Options of `new SocketTransport()`: `waiter`, `extra`, `server`. */
+export type SocketTransportOptions = BaseSocketTransportOptions;
 
 interface NodeHandle {
   fd?: number;
@@ -283,37 +261,13 @@ export class TransportSocket {
  *
  * Subclasses (TLS) may override `_extraInfo` to add keys and `canWriteEof`; `_detach()` hands the socket over.
  */
-export class SocketTransport extends FlowControlTransport implements Transport {
-  /** @internal */
-  _protocol: BaseProtocol;
+export class SocketTransport extends BaseSocketTransport implements Transport {
   /** @internal the socket; `null` once the connection is lost or the socket was handed over. */
   _socket: net.Socket | null;
-  /** @internal */
-  _server: TransportServer | null;
-  /** @internal */
-  readonly _extra: Record<string, unknown>;
   /** @internal the fd, kept for inspection after close. */
   readonly _fd: number;
-  /** @internal close() or abort() was called, or the connection was lost. */
-  _closing = false;
-  /** @internal pauseReading() is in effect. */
-  _paused = false;
-  /** @internal writeEof() was called. */
-  _eof = false;
-  /** @internal the socket is destroyed or being destroyed (asyncio's `_conn_lost` as a flag). */
-  _lost = false;
-  /** @internal the error the connection was lost with. */
-  _lostExc: Error | null = null;
-  /** @internal connectionLost is scheduled (or was called). */
-  _lostScheduled = false;
-  /** @internal writes refused because the connection is lost, for asyncio's warning threshold. */
-  _lostWrites = 0;
-  /** @internal reading began (the callback after connectionMade ran). */
-  _readStarted = false;
   /** @internal the socket is flowing (emitting 'data'). */
   _flowing = false;
-  /** @internal the current protocol is a BufferedProtocol. */
-  _bufferedProto = false;
   /** @internal received bytes not yet given to the protocol (reading paused mid-chunk, or the loop stopped). */
   _pending: Buffer | null = null;
   /** @internal where the protocol is in `_pending`. */
@@ -322,18 +276,8 @@ export class SocketTransport extends FlowControlTransport implements Transport {
   _pendingEof = false;
   /** @internal a callback that delivers `_pending` is scheduled. */
   _flushScheduled = false;
-  /** @internal the socket was handed over by `_detach()`. */
-  _detached = false;
   /** @internal */
   _socketView: TransportSocket | null = null;
-  /**
-   * @internal The context protocol callbacks run in: a copy of the one the transport was made in (asyncio's
-   * transport callbacks are handles made there), never with a current task; `null` while no context variable was
-   * ever used.
-   */
-  readonly _context: Context | null = captureContext();
-  /** @internal set by `loop.sendfile` while `sendfile(2)` owns the socket's writing: `write()` is refused. */
-  _sendfileActive = false;
 
   /** @internal Called by Node after each write is handed to the kernel (or failed). */
   readonly _onWritten = (): void => {
@@ -403,13 +347,9 @@ export class SocketTransport extends FlowControlTransport implements Transport {
    * @param options - `waiter`, `extra`, `server`.
    */
   constructor(loop: BaseEventLoop, socket: net.Socket, protocol: BaseProtocol, options: SocketTransportOptions = {}) {
-    super(loop);
-    this._protocol = protocol;
-    this._bufferedProto = isBuffered(protocol);
+    super(loop, protocol, options);
     this._socket = socket;
-    this._server = options.server ?? null;
     this._fd = nodeFd(socket);
-    this._extra = { ...(options.extra ?? {}) };
     this._readAddresses(socket);
     // Half-closes are the protocol's decision (eofReceived), never Node's.
     socket.allowHalfOpen = true;
@@ -424,11 +364,7 @@ export class SocketTransport extends FlowControlTransport implements Transport {
     // The running loop keeps the process alive, as a blocked run_forever() keeps Python's; a forgotten
     // connection must not keep it alive once the loop is done.
     socket.unref();
-    this._server?._attach(this);
-    loop._callSoonInternal(this._connectionMade, [], this._context);
-    loop._callSoonInternal(this._startReading, [], this._context);
-    const waiter = options.waiter ?? null;
-    if (waiter !== null) loop._callSoonInternal(completeWaiter, [waiter], this._context);
+    this._begin(options.waiter ?? null);
     if (socket.destroyed) {
       // Gone before we got it (a client that connected and left at once): Node's 'close' may be past already.
       this._lost = true;
@@ -470,11 +406,6 @@ export class SocketTransport extends FlowControlTransport implements Transport {
     return this._extra[name];
   }
 
-  /** True once `close()` or `abort()` was called, or the connection was lost. */
-  isClosing(): boolean {
-    return this._closing;
-  }
-
   /**
    * Closes the transport: no more data is delivered, buffered data is flushed, then the socket is closed and the
    * protocol's `connectionLost(null)` is called. Idempotent.
@@ -493,40 +424,7 @@ export class SocketTransport extends FlowControlTransport implements Transport {
     }
   }
 
-  /** Switches to another protocol; the next received bytes go to it. */
-  setProtocol(protocol: BaseProtocol): void {
-    this._protocol = protocol;
-    this._bufferedProto = isBuffered(protocol);
-  }
-
-  /** The current protocol. */
-  getProtocol(): BaseProtocol {
-    return this._protocol;
-  }
-
   // ---- ReadTransport --------------------------------------------------------------------------------------
-
-  /** True while the transport delivers received data (not paused, not closing). */
-  isReading(): boolean {
-    return !this._closing && !this._paused;
-  }
-
-  /** Stops delivering received data until `resumeReading()`; the kernel's buffer then fills and the peer slows. */
-  pauseReading(): void {
-    if (!this.isReading()) return;
-    this._paused = true;
-    this._updateFlow();
-    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'pauses reading');
-  }
-
-  /** Resumes delivering received data. */
-  resumeReading(): void {
-    if (this._closing || !this._paused) return;
-    this._paused = false;
-    if (this._pending !== null || this._pendingEof) this._scheduleFlush();
-    else this._updateFlow();
-    if (this._loop._debug) this._loop.logger.debug({ transport: inspect(this) }, 'resumes reading');
-  }
 
   // ---- WriteTransport -------------------------------------------------------------------------------------
 
@@ -586,16 +484,6 @@ export class SocketTransport extends FlowControlTransport implements Transport {
     this._socket?.end();
   }
 
-  /** True: a socket transport can half-close. */
-  canWriteEof(): boolean {
-    return true;
-  }
-
-  /** Closes the connection at once: buffered data is dropped, `connectionLost(null)` follows. */
-  abort(): void {
-    this._forceClose(null);
-  }
-
   // ---- internals ------------------------------------------------------------------------------------------
 
   /**
@@ -630,21 +518,11 @@ export class SocketTransport extends FlowControlTransport implements Transport {
     return sock;
   }
 
-  /** @internal */
-  readonly _connectionMade = (): void => {
-    if (this._detached) return;
-    try {
-      this._protocol.connectionMade(this);
-    } catch (exc) {
-      this._fatalError(exc, 'Fatal error: protocol.connectionMade() call failed.');
-    }
-  };
-
-  /** @internal */
-  readonly _startReading = (): void => {
-    this._readStarted = true;
-    this._updateFlow();
-  };
+  /** @internal Delivers what is held back (resumed), or makes the socket flow as the protocol may receive. */
+  _updateReading(): void {
+    if (!this._paused && !this._closing && (this._pending !== null || this._pendingEof)) this._scheduleFlush();
+    else this._updateFlow();
+  }
 
   /** @internal Makes the socket flow exactly when the protocol may receive. */
   _updateFlow(): void {
@@ -762,34 +640,6 @@ export class SocketTransport extends FlowControlTransport implements Transport {
     if (!keepOpen) this.close();
   }
 
-  /** @internal A write on a lost connection: dropped, and from the fifth on a warning (asyncio's log). */
-  _droppedWrite(): void {
-    if (++this._lostWrites >= LOG_THRESHOLD_FOR_CONNLOST_WRITES) {
-      this._loop.logger.warn({ transport: inspect(this) }, 'socket.send() raised exception.');
-    }
-  }
-
-  /**
-   * @internal An error the connection cannot survive: a protocol callback's exception goes to the exception
-   * handler (a socket error only to the debug log), and the connection is aborted with it.
-   */
-  _fatalError(exc: unknown, message = 'Fatal error on transport'): void {
-    if (isSystemError(exc)) {
-      if (this._loop._debug) this._loop.logger.debug({ err: exc, transport: inspect(this) }, message);
-    } else {
-      this._loop.callExceptionHandler({ message, exception: exc, transport: this, protocol: this._protocol });
-    }
-    this._forceClose(exc instanceof Error ? exc : new Error(String(exc)));
-  }
-
-  /** @internal asyncio's `_force_close`. */
-  _forceClose(exc: Error | null): void {
-    if (this._lost) return;
-    this._closing = true;
-    this._updateFlow();
-    this._destroy(exc);
-  }
-
   /** @internal Closes the socket; `connectionLost(exc)` follows its 'close' event. */
   _destroy(exc: Error | null): void {
     if (this._lost) return;
@@ -806,28 +656,7 @@ export class SocketTransport extends FlowControlTransport implements Transport {
   }
 
   /** @internal */
-  _scheduleConnectionLost(): void {
-    if (this._lostScheduled) return;
-    this._lostScheduled = true;
-    if (this._loop.isClosed()) {
-      // Nobody will run the callback: release the server's count at least.
-      this._finishConnectionLost();
-      return;
-    }
-    this._loop._callSoonInternal(this._callConnectionLost, [], this._context);
-  }
-
-  /** @internal Calls `connectionLost` exactly once; an exception in it is reported as a callback's. */
-  readonly _callConnectionLost = (): void => {
-    try {
-      this._protocol.connectionLost(this._lostExc);
-    } finally {
-      this._finishConnectionLost();
-    }
-  };
-
-  /** @internal */
-  _finishConnectionLost(): void {
+  override _finishConnectionLost(): void {
     const sock = this._socket;
     if (sock !== null) {
       sock.removeListener('data', this._onData);
@@ -837,9 +666,7 @@ export class SocketTransport extends FlowControlTransport implements Transport {
       // The 'error' listener stays: a late error from Node must never become an uncaught exception.
       this._socket = null;
     }
-    const server = this._server;
-    this._server = null;
-    server?._detach(this);
+    super._finishConnectionLost();
   }
 
   /** @internal */
@@ -873,24 +700,4 @@ export class SocketTransport extends FlowControlTransport implements Transport {
       extra.peername = addressFromNode(sock.remoteAddress, sock.remotePort, sock.remoteFamily);
     }
   }
-}
-
-function isBuffered(protocol: BaseProtocol): boolean {
-  return (
-    protocol instanceof BufferedProtocol ||
-    typeof (protocol as unknown as Partial<BufferedLike>).getBuffer === 'function'
-  );
-}
-
-function completeWaiter(waiter: Future<unknown>): void {
-  if (!waiter.done()) waiter.setResult(undefined);
-}
-
-/** asyncio's `isinstance(exc, OSError)`: an error from the system (it has an errno code and a syscall). */
-function isSystemError(exc: unknown): boolean {
-  return (
-    exc instanceof Error &&
-    typeof (exc as { code?: unknown }).code === 'string' &&
-    typeof (exc as { syscall?: unknown }).syscall === 'string'
-  );
 }
