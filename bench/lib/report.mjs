@@ -9,7 +9,15 @@ export function formatValue(v, unit) {
   if (v === null || v === undefined || !Number.isFinite(v)) return '—';
   if (unit === 'MiB') return `${v.toFixed(1)} MiB`;
   const abs = Math.abs(v);
-  const n = abs >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : abs >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : `${v.toFixed(0)} `;
+  // Small figures (GiB/s) keep two significant digits after the point; counts are whole.
+  const n =
+    abs >= 1e6
+      ? `${(v / 1e6).toFixed(2)} M`
+      : abs >= 1e3
+        ? `${(v / 1e3).toFixed(1)} k`
+        : abs < 10
+          ? `${v.toFixed(2)} `
+          : `${v.toFixed(0)} `;
   return `${n}${unit}`;
 }
 

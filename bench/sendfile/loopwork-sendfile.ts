@@ -42,6 +42,8 @@ class Serve extends lw.Protocol {
   }
 }
 
+// Exit cleanly when the harness stops the server (so that `node --cpu-prof` writes its profile).
+process.on('SIGTERM', () => process.exit(0));
 await loop.runUntilComplete(async () => {
   await loop.createServer(() => new Serve(), '127.0.0.1', Number(port));
   console.log('READY');
