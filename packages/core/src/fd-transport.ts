@@ -6,9 +6,10 @@
  * thread (a `BufferedProtocol` reads into its own buffer instead, with no copy at all). A large read is handed to
  * the protocol as a view of the slab, and the slab moves on past it: no copy, and one allocation per 512 KiB
  * slab rather than one per read (at 100 KiB messages, a fresh allocation per read costs more than the syscalls:
- * page faults and garbage collections). A small read is copied into a buffer of its own, so that a small piece
- * kept by the protocol pins no more than Node's own buffer pool does; a kept large piece (over 32 KiB) pins at
- * most its slab, 16 times its size. `write()` calls `send` at once while nothing is buffered, and only what the
+ * page faults and garbage collections). A small read is copied out: up to 4 KiB into Node's own buffer pool, up
+ * to 32 KiB into a 64 KiB copy arena that the next mid-size reads share (a copy, but no allocation of its own),
+ * so that a kept piece pins no more than 16 times its size (the small ones, Node's 8 KiB pool); a kept large
+ * piece (over 32 KiB) pins at most its slab, 16 times its size too. `write()` calls `send` at once while nothing is buffered, and only what the
  * kernel does not take is buffered and written (`writev`) when the fd becomes writable. No Node stream sits in
  * between.
  *
@@ -79,6 +80,34 @@ const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 /** The slab every transport of this thread reads into (see the module's documentation), and its free offset. */
 let slab: Buffer | null = null;
 let slabOffset = 0;
+
+/** Reads of more than this many bytes (and at most `COPY_READ_MAX`) are copied into the copy arena. */
+const ARENA_MIN = 4 * 1024;
+/** The size of a copy arena: a kept chunk of at least `ARENA_MIN` bytes holds at most 16 times its size. */
+const ARENA_SIZE = 64 * 1024;
+/** Where mid-size reads are copied to, one after the other (small ones go to Node's own 8 KiB pool). */
+let arena: Buffer | null = null;
+let arenaOffset = 0;
+
+/**
+ * A copy of `src[offset, offset + n)` that the protocol owns: from Node's buffer pool when small, else from the
+ * copy arena, so that a 10 KiB read costs a copy but not an allocation of its own.
+ */
+function copyOut(src: Buffer, offset: number, n: number): Buffer {
+  if (n <= ARENA_MIN) {
+    const data = Buffer.allocUnsafe(n);
+    src.copy(data, 0, offset, offset + n);
+    return data;
+  }
+  if (arena === null || ARENA_SIZE - arenaOffset < n) {
+    arena = Buffer.allocUnsafeSlow(ARENA_SIZE);
+    arenaOffset = 0;
+  }
+  const data = arena.subarray(arenaOffset, arenaOffset + n);
+  src.copy(arena, arenaOffset, offset, offset + n);
+  arenaOffset += (n + 7) & ~7;
+  return data;
+}
 
 /** The open transports of each loop, closed with it. */
 const live = new WeakMap<BaseEventLoop, Set<FdTransport>>();
@@ -533,8 +562,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
     // The protocol owns what it gets (asyncio gives bytes): nothing ever writes to these bytes again.
     let data: Buffer;
     if (n <= COPY_READ_MAX) {
-      data = Buffer.allocUnsafe(n);
-      buf.copy(data, 0, offset, offset + n);
+      data = copyOut(buf, offset, n);
     } else {
       data = buf.subarray(offset, offset + n);
       slabOffset = offset + ((n + 7) & ~7);

@@ -466,7 +466,7 @@ describe('FdTransport: flow control and volume', { skip }, () => {
       await settle(proto.lost);
     }));
 
-  test('kept chunks stay intact: large reads are views of a shared slab, small reads are copies', (t) =>
+  test('kept chunks stay intact: large reads are views of a shared slab, mid-size ones copies in a shared arena, small ones copies', (t) =>
     runLoop(async (loop) => {
       // Two connections read into the same slab, in turns; every chunk is kept until the end, then checked.
       const srv = await nodeServer(t);
@@ -491,7 +491,9 @@ describe('FdTransport: flow control and volume', { skip }, () => {
         }
         for (let k = 0; k < 20; k++) {
           for (const [i, proto] of [a.proto, b.proto].entries()) {
-            const small = randomBytes(1 + ((k * 997 + round * 131) % 3000));
+            // Mostly under 3 KiB (Node's pool), every fourth between 5 and 30 KiB (the copy arena).
+            const size = k % 4 === 3 ? 5000 + ((k * 7919 + round * 613) % 25000) : 1 + ((k * 997 + round * 131) % 3000);
+            const small = randomBytes(size);
             sent[i]!.push(small);
             peers[i]!.write(small);
             await proto.received(sent[i]!.reduce((n, c) => n + c.length, 0));
@@ -499,21 +501,28 @@ describe('FdTransport: flow control and volume', { skip }, () => {
         }
       }
       const large: Buffer[] = [];
+      const mid: Buffer[] = [];
       for (const [i, proto] of [a.proto, b.proto].entries()) {
         assert.ok(Buffer.concat(proto.chunks).equals(Buffer.concat(sent[i]!)), `connection ${i}: bytes changed`);
         for (const chunk of proto.chunks) {
-          if (chunk.length <= 32 * 1024) {
-            // A copy of its own (Node's pool for the smallest): it pins no slab.
+          if (chunk.length <= 4 * 1024) {
+            // A copy from Node's pool: it pins no more than Node's own reads do.
             assert.ok(chunk.buffer.byteLength <= Math.max(Buffer.poolSize, chunk.length), `${chunk.length} pins more`);
+          } else if (chunk.length <= 32 * 1024) {
+            // A copy in a 64 KiB arena shared with the next mid-size reads: never the read slab.
+            assert.ok(chunk.buffer.byteLength <= 64 * 1024, `${chunk.length} pins more than the arena`);
+            mid.push(chunk);
           } else {
             assert.ok(chunk.buffer.byteLength <= 16 * chunk.length, `${chunk.length} pins more than 16 times it`);
             large.push(chunk);
           }
         }
       }
-      // Large reads share slabs: far fewer allocations than reads.
+      // Large reads share slabs, mid-size copies share arenas: far fewer allocations than reads.
       assert.ok(large.length >= 4, `only ${large.length} large reads`);
       assert.ok(new Set(large.map((c) => c.buffer)).size < large.length);
+      assert.ok(mid.length >= 4, `only ${mid.length} mid-size reads`);
+      assert.ok(new Set(mid.map((c) => c.buffer)).size < mid.length);
       a.transport.close();
       b.transport.close();
       await settle(a.proto.lost);
