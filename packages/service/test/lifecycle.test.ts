@@ -59,14 +59,14 @@ test('close: in-flight requests finish, idle connections close, new ones are ref
   app.get('/fast', () => 'fast');
   const url = await listen(t, app);
   const port = portOf(url);
-  const idle = await RawClient.connect(t, port);
+  const idle = await RawClient.connect(port, t);
   idle.write('GET /fast HTTP/1.1\r\nHost: x\r\n\r\n');
   assert.equal((await idle.response()).status, 200);
-  const busy = await RawClient.connect(t, port);
+  const busy = await RawClient.connect(port, t);
   busy.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
   await inHandler.wait();
   const closing = app.close({ deadline: 5 });
-  assert.ok(await idle.closedWithin(2), 'the idle keep-alive connection is closed');
+  assert.ok(await idle.endedWithin(2), 'the idle keep-alive connection is closed');
   assert.ok(await refused(port), 'new connections are refused');
   await sleep(0.05);
   release.open();
@@ -74,7 +74,7 @@ test('close: in-flight requests finish, idle connections close, new ones are ref
   assert.equal(r.status, 200);
   assert.deepEqual(JSON.parse(r.body.toString()), { done: true });
   assert.equal(r.headers.connection, 'close');
-  assert.ok(await busy.closedWithin(2));
+  assert.ok(await busy.endedWithin(2));
   assert.deepEqual(await closing, { clean: true });
 });
 
@@ -88,7 +88,7 @@ test('close: a connection accepted before the close, that had sent nothing yet, 
   const app = testApp();
   app.get('/x', () => 'x');
   const port = portOf(await listen(t, app));
-  const fresh = await RawClient.connect(t, port);
+  const fresh = await RawClient.connect(port, t);
   await madeConnections(app, 1);
   const closing = app.close({ deadline: 5 });
   assert.ok(await refused(port), 'new connections are refused');
@@ -98,7 +98,7 @@ test('close: a connection accepted before the close, that had sent nothing yet, 
   assert.equal(r.status, 200);
   assert.equal(r.body.toString(), 'x');
   assert.equal(r.headers.connection, 'close');
-  assert.ok(await fresh.closedWithin(2));
+  assert.ok(await fresh.endedWithin(2));
   assert.deepEqual(await closing, { clean: true });
 });
 
@@ -106,8 +106,8 @@ test('close: an idle keep-alive connection answers a request sent just after the
   const app = testApp();
   app.get('/x', () => 'x');
   const port = portOf(await listen(t, app));
-  const racing = await RawClient.connect(t, port);
-  const quiet = await RawClient.connect(t, port);
+  const racing = await RawClient.connect(port, t);
+  const quiet = await RawClient.connect(port, t);
   for (const c of [racing, quiet]) {
     c.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.equal((await c.response()).headers.connection, undefined, 'kept alive');
@@ -120,9 +120,9 @@ test('close: an idle keep-alive connection answers a request sent just after the
   const r = await racing.response();
   assert.equal(r.status, 200);
   assert.equal(r.headers.connection, 'close');
-  assert.ok(await racing.closedWithin(2));
+  assert.ok(await racing.endedWithin(2));
   // The one that stays idle is closed after the grace (1 s), not at its keep-alive deadline (5 s).
-  assert.ok(await quiet.closedWithin(3), 'the quiet connection is closed');
+  assert.ok(await quiet.endedWithin(3), 'the quiet connection is closed');
   const quietClosedAfter = (performance.now() - t0) / 1000;
   assert.ok(quietClosedAfter >= 0.9 && quietClosedAfter < 3, `closed after ${quietClosedAfter.toFixed(2)} s`);
   assert.deepEqual(await closing, { clean: true });
@@ -139,10 +139,10 @@ test('close: connections parked over maxConnections are admitted as places free,
   });
   app.get('/x', () => 'x');
   const port = portOf(await listen(t, app));
-  const busy = await RawClient.connect(t, port);
+  const busy = await RawClient.connect(port, t);
   busy.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
   await inHandler.wait();
-  const waiting = await RawClient.connect(t, port);
+  const waiting = await RawClient.connect(port, t);
   waiting.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
   await madeConnections(app, 2);
   assert.equal(app.connections.parked, 1);
@@ -152,7 +152,7 @@ test('close: connections parked over maxConnections are admitted as places free,
   const r = await waiting.response();
   assert.equal(r.status, 200);
   assert.equal(r.headers.connection, 'close');
-  assert.ok(await waiting.closedWithin(2));
+  assert.ok(await waiting.endedWithin(2));
   assert.deepEqual(await closing, { clean: true });
 });
 
@@ -164,7 +164,7 @@ test('close: a request still running near the deadline is cut (closeClients, the
     await new Promise(() => undefined);
   });
   const url = await listen(t, app);
-  const c = await RawClient.connect(t, portOf(url));
+  const c = await RawClient.connect(portOf(url), t);
   c.write('GET /never HTTP/1.1\r\nHost: x\r\n\r\n');
   await inHandler.wait();
   const t0 = performance.now();
@@ -173,7 +173,7 @@ test('close: a request still running near the deadline is cut (closeClients, the
   assert.deepEqual(result, { clean: false });
   // The graceful part takes 80% of the deadline, then closeClients; abortClients would come at the deadline.
   assert.ok(took >= 0.35 && took < 1.5, `took ${took}s`);
-  assert.ok(await c.closedWithin(1));
+  assert.ok(await c.endedWithin(1));
 });
 
 test('close: a client that never reads a large response is aborted at the deadline', async (t) => {
@@ -191,7 +191,7 @@ test('close: a client that never reads a large response is aborted at the deadli
     }
   });
   const url = await listen(t, app);
-  const c = await RawClient.connect(t, portOf(url));
+  const c = await RawClient.connect(portOf(url), t);
   c.socket.pause();
   c.write('GET /huge HTTP/1.1\r\nHost: x\r\n\r\n');
   await started.wait();
@@ -208,13 +208,13 @@ test('maxConnections: over the limit connections wait unread, and are served onc
   const app = testApp({ maxConnections: 2 });
   app.get('/x', () => 'x');
   const port = portOf(await listen(t, app));
-  const a = await RawClient.connect(t, port);
-  const b = await RawClient.connect(t, port);
+  const a = await RawClient.connect(port, t);
+  const b = await RawClient.connect(port, t);
   for (const c of [a, b]) {
     c.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.equal((await c.response()).status, 200);
   }
-  const waiting = await RawClient.connect(t, port);
+  const waiting = await RawClient.connect(port, t);
   waiting.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
   await sleep(0.2);
   assert.equal(waiting.pending.length, 0, 'not served over the limit');
@@ -232,15 +232,15 @@ test('idle keep-alive connections are closed after keepAliveTimeout; busy ones a
   const app = testApp({ http: { keepAliveTimeout: 0.2 } });
   app.get('/x', () => 'x');
   const port = portOf(await listen(t, app));
-  const idle = await RawClient.connect(t, port);
-  const busy = await RawClient.connect(t, port);
+  const idle = await RawClient.connect(port, t);
+  const busy = await RawClient.connect(port, t);
   const t0 = performance.now();
   for (let i = 0; i < 6; i++) {
     busy.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
     assert.equal((await busy.response()).status, 200);
     await sleep(0.1);
   }
-  assert.ok(await idle.closedWithin(1));
+  assert.ok(await idle.endedWithin(1));
   assert.ok(performance.now() - t0 >= 190);
   assert.equal(idle.pending.length, 0, 'closed silently');
   busy.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -251,8 +251,8 @@ test('slowloris: clients dribbling headers are cut by headersTimeout while a nor
   const app = testApp({ http: { headersTimeout: 0.3, keepAliveTimeout: 5 } });
   app.get('/x', () => 'x');
   const port = portOf(await listen(t, app));
-  const slow = await Promise.all(Array.from({ length: 50 }, () => RawClient.connect(t, port)));
-  const normal = await RawClient.connect(t, port);
+  const slow = await Promise.all(Array.from({ length: 50 }, () => RawClient.connect(port, t)));
+  const normal = await RawClient.connect(port, t);
   const head = 'GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200);
   let i = 0;
   const dribble = setInterval(() => {
@@ -269,7 +269,7 @@ test('slowloris: clients dribbling headers are cut by headersTimeout while a nor
     latencies.push(performance.now() - s);
     await sleep(0.02);
   }
-  const results = await Promise.all(slow.map((c) => c.closedWithin(2)));
+  const results = await Promise.all(slow.map((c) => c.endedWithin(2)));
   clearInterval(dribble);
   assert.ok(results.every(Boolean), 'every slow client was cut');
   for (const c of slow) assert.match(c.pending.toString(), /^HTTP\/1\.1 408 /);
@@ -283,11 +283,11 @@ test('requestTimeout: a body that trickles in too slowly gets 408', async (t) =>
   const app = testApp({ http: { requestTimeout: 0.3 } });
   app.post('/up', () => 'ok');
   const port = portOf(await listen(t, app));
-  const c = await RawClient.connect(t, port);
+  const c = await RawClient.connect(port, t);
   c.write('POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc');
   const r = await c.response();
   assert.equal(r.status, 408);
-  assert.ok(await c.closedWithin(3));
+  assert.ok(await c.endedWithin(3));
 });
 
 function selfSigned(dir: string): { cert: string; key: string } {

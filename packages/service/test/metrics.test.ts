@@ -13,7 +13,7 @@ test('/metrics serves the Prometheus text format with requests, durations, conne
   await request(url).get('/kv/b').expect(200);
   await request(url).post('/kv/b').expect(405);
   await request(url).get('/missing').expect(404);
-  const open = await RawClient.connect(t, portOf(url));
+  const open = await RawClient.connect(portOf(url), t);
   open.write('GET /kv/c HTTP/1.1\r\nHost: x\r\n\r\n');
   await open.response();
   await new Promise((r) => setTimeout(r, 120));
