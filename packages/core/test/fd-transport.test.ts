@@ -16,102 +16,17 @@ import {
   Protocol,
   RuntimeError,
   TransportSocket,
-  currentTask,
   fdTransportEnabled,
   newEventLoop,
   native,
   sleep,
 } from '@loopwork/core';
-import type { BaseEventLoop, BaseTransport, ExceptionContext, Future, Transport } from '@loopwork/core';
+import type { BaseEventLoop, BaseTransport, Transport } from '@loopwork/core';
+import { Recorder, STREAM_GRAMMAR, runLoop, settle } from './helpers.js';
 
 const NATIVE = native.nativeAvailable();
 const skip = !NATIVE;
 const MiB = 1024 * 1024;
-
-const settle = <T>(f: PromiseLike<T>): Promise<T> => Promise.resolve(f);
-
-/** Runs `main` on a fresh loop whose exception handler records into `errors`, then closes the loop. */
-async function runLoop<T>(main: (loop: BaseEventLoop, errors: ExceptionContext[]) => Promise<T>): Promise<T> {
-  const loop = newEventLoop();
-  const errors: ExceptionContext[] = [];
-  loop.setExceptionHandler((_l, ctx) => errors.push(ctx));
-  try {
-    return await loop.runUntilComplete(() => main(loop, errors));
-  } finally {
-    loop.close();
-  }
-}
-
-/** A protocol that records its callbacks and what it got. */
-class Recorder extends Protocol {
-  readonly events: string[] = [];
-  readonly chunks: Buffer[] = [];
-  readonly tasks: unknown[] = [];
-  readonly seen: unknown[] = [];
-  probe: (() => unknown) | null = null;
-  keepOpen = false;
-  tp: Transport | null = null;
-  readonly made: Future<Transport>;
-  readonly lost: Future<Error | null>;
-  readonly eof: Future<void>;
-  #want = 0;
-  #enough: Future<void> | null = null;
-
-  constructor(readonly loop: BaseEventLoop) {
-    super();
-    this.made = loop.createFuture();
-    this.lost = loop.createFuture();
-    this.eof = loop.createFuture();
-  }
-  #note(event: string): void {
-    this.events.push(event);
-    this.tasks.push(currentTask());
-    if (this.probe !== null) this.seen.push(this.probe());
-  }
-  override connectionMade(t: BaseTransport): void {
-    this.#note('connectionMade');
-    this.tp = t as Transport;
-    this.made.setResult(t as Transport);
-  }
-  override dataReceived(data: Buffer): void {
-    this.#note('dataReceived');
-    this.chunks.push(data);
-    if (this.#enough !== null && this.size >= this.#want && !this.#enough.done()) this.#enough.setResult(undefined);
-  }
-  override eofReceived(): boolean {
-    this.#note('eofReceived');
-    this.eof.setResult(undefined);
-    return this.keepOpen;
-  }
-  override connectionLost(exc: Error | null): void {
-    this.#note('connectionLost');
-    if (this.#enough !== null && !this.#enough.done()) this.#enough.setResult(undefined);
-    this.lost.setResult(exc);
-  }
-  override pauseWriting(): void {
-    this.events.push('pauseWriting');
-  }
-  override resumeWriting(): void {
-    this.events.push('resumeWriting');
-  }
-  get size(): number {
-    return this.chunks.reduce((n, c) => n + c.length, 0);
-  }
-  text(): string {
-    return Buffer.concat(this.chunks).toString('latin1');
-  }
-  async received(n: number): Promise<void> {
-    if (this.size >= n) return;
-    this.#want = n;
-    this.#enough = this.loop.createFuture();
-    await this.#enough;
-  }
-  grammar(): string {
-    return this.events.filter((e) => e !== 'pauseWriting' && e !== 'resumeWriting').join(',');
-  }
-}
-
-const GRAMMAR = /^connectionMade(,dataReceived)*(,eofReceived)?,connectionLost$/;
 
 /** A listening Node server on 127.0.0.1 (or a Unix path), closed when the test ends. */
 async function nodeServer(t: TestContext, path?: string): Promise<net.Server> {
@@ -196,14 +111,14 @@ describe('FdTransport: the protocol grammar', { skip }, () => {
       await settle(proto.eof);
       assert.equal(await settle(proto.lost), null);
       assert.equal(proto.text(), 'hello world');
-      assert.match(proto.grammar(), GRAMMAR);
+      assert.match(proto.grammar(), STREAM_GRAMMAR);
       assert.ok(
-        proto.tasks.every((task) => task === null),
+        proto.tasksSeen.every((task) => task === null),
         'no current task in protocol callbacks',
       );
       assert.ok(
-        proto.seen.every((s) => s === 'made-here'),
-        `contexts: ${proto.seen.join()}`,
+        proto.probed.every((s) => s === 'made-here'),
+        `contexts: ${proto.probed.join()}`,
       );
       assert.equal(transport.isClosing(), true);
       assert.equal(fdIsOpen(fd), false, 'the fd is closed');
@@ -291,7 +206,7 @@ describe('FdTransport: closing', { skip }, () => {
       assert.equal(await settle(proto.lost), null);
       assert.equal((await all).toString(), 'answer');
       assert.equal(proto.text(), 'question');
-      assert.match(proto.grammar(), GRAMMAR);
+      assert.match(proto.grammar(), STREAM_GRAMMAR);
     }));
 
   test('writeEof first: the peer sees the end and can still send', (t) =>
@@ -648,7 +563,7 @@ describe('FdTransport: flow control and volume', { skip }, () => {
           }
         }
         await Promise.all(protos.map((p) => settle(p.lost)));
-        for (const p of protos) assert.match(p.grammar(), GRAMMAR);
+        for (const p of protos) assert.match(p.grammar(), STREAM_GRAMMAR);
       }
       for (const p of peers) p.destroy();
       await new Promise((r) => setImmediate(r));

@@ -22,6 +22,7 @@ import {
   waitFor,
 } from '@loopwork/core';
 import type { BaseTransport, EventLoop, Future } from '@loopwork/core';
+import { settle } from './helpers.js';
 
 /** A fresh loop closed when the test ends. */
 function makeLoop(t: TestContext, debug = false): EventLoop {
@@ -47,9 +48,6 @@ function listener(t: TestContext): [Socket, number] {
 function nonBlockingPair(t: TestContext): [Socket, Socket] {
   return track(t, socketpair(undefined, SOCK_STREAM | SOCK_NONBLOCK));
 }
-
-/** A promise for a loop Future, for node:assert. */
-const settle = <T>(f: PromiseLike<T>): Promise<T> => Promise.resolve(f);
 
 /** Counts the fd watchers the loop registers (the `_addReader`/`_addWriter` calls). */
 function countWatchers(loop: EventLoop): { readers: number; writers: number } {

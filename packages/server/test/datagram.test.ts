@@ -19,33 +19,10 @@ import {
   native,
   newEventLoop,
 } from '@loopwork/server';
-import type {
-  Address,
-  BaseEventLoop,
-  BaseTransport,
-  DatagramSocketTransport,
-  ExceptionContext,
-  Future,
-} from '@loopwork/server';
-
-/**
- * Runs `main` on a fresh loop whose exception handler records into `errors`, then closes the loop. (Not `run()`:
- * its `shutdownAsyncgens()` would also try to close node:test's own async generators.)
- */
-async function runQuiet<T>(main: (loop: BaseEventLoop, errors: ExceptionContext[]) => Promise<T>): Promise<T> {
-  const loop = newEventLoop();
-  const errors: ExceptionContext[] = [];
-  loop.setExceptionHandler((_l, ctx) => errors.push(ctx));
-  try {
-    return await loop.runUntilComplete(() => main(loop, errors));
-  } finally {
-    loop.close();
-  }
-}
+import type { Address, BaseEventLoop, BaseTransport, DatagramSocketTransport, Future } from '@loopwork/server';
+import { runLoop, settle } from './helpers.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
-const settle = <T>(f: PromiseLike<T>): Promise<T> => Promise.resolve(f);
-
 type Event = ['made', BaseTransport] | ['datagram', Buffer, Address] | ['error', Error] | ['lost', Error | null];
 
 /** Records every callback in order, and lets a test wait for the next one of a kind. */
@@ -134,7 +111,7 @@ function hasIPv6(): boolean {
 
 describe('createDatagramEndpoint over UDP', () => {
   test('echo round trip between a loopwork server and a connected loopwork client', () =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const [st, sp] = await loop.createDatagramEndpoint(() => new Echo(loop), { localAddr: ['127.0.0.1', 0] });
       assert.ok(st instanceof UDPTransport);
       const saddr = st.getExtraInfo('sockname') as [string, number];
@@ -169,7 +146,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('getExtraInfo("socket") is a read-only view of a datagram socket', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const [t, p] = await loop.createDatagramEndpoint(() => new Recorder(loop), { localAddr: ['127.0.0.1', 0] });
       const sock = t.getExtraInfo('socket') as any;
       assert.equal(sock.type, SOCK_DGRAM);
@@ -190,7 +167,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('a connected endpoint refuses another destination, accepts its own or none', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const [st, sp] = await loop.createDatagramEndpoint(() => new Recorder(loop), { localAddr: ['127.0.0.1', 0] });
       const saddr = st.getExtraInfo('sockname') as [string, number];
       const [ct, cp] = await loop.createDatagramEndpoint(() => new Recorder(loop), {
@@ -212,7 +189,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('an unconnected endpoint needs an address for each datagram', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const [t, p] = await loop.createDatagramEndpoint(() => new Recorder(loop), { localAddr: ['127.0.0.1', 0] });
       assert.throws(() => t.sendto(b('x')), { name: 'TypeError', message: /needs an address/ });
       assert.throws(() => t.sendto(b('x'), '/not/udp'), { name: 'TypeError', message: /UDP address/ });
@@ -220,7 +197,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('errorReceived gets ECONNREFUSED on a connected socket after the ICMP port unreachable', () =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const port = await closedUdpPort();
       const [t, p] = await loop.createDatagramEndpoint(() => new Recorder(loop), { remoteAddr: ['127.0.0.1', port] });
       t.sendto(b('anyone?'));
@@ -235,7 +212,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('allowBroadcast sets SO_BROADCAST, and with remoteAddr the socket is not connected', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const [st, sp] = await loop.createDatagramEndpoint(() => new Recorder(loop), { localAddr: ['127.0.0.1', 0] });
       const saddr = st.getExtraInfo('sockname') as [string, number];
       const [ct, cp] = await loop.createDatagramEndpoint(() => new Recorder(loop), {
@@ -263,7 +240,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('reusePort lets two endpoints bind one port; without it the second gets EADDRINUSE', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const [t1, p1] = await loop.createDatagramEndpoint(() => new Recorder(loop), {
         localAddr: ['127.0.0.1', 0],
         reusePort: true,
@@ -285,7 +262,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('a host name is resolved for remoteAddr and localAddr', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const [st, sp] = await loop.createDatagramEndpoint(() => new Echo(loop), { localAddr: ['localhost', 0] });
       const saddr = st.getExtraInfo('sockname') as [string, number];
       assert.equal(saddr[0], '127.0.0.1');
@@ -299,7 +276,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('IPv6: addresses are 4-tuples', { skip: !hasIPv6() && 'no ::1' }, () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const [st, sp] = await loop.createDatagramEndpoint(() => new Echo(loop), { localAddr: ['::1', 0] });
       const saddr = st.getExtraInfo('sockname') as [string, number, number, number];
       assert.deepEqual(saddr, ['::1', saddr[1], 0, 0]);
@@ -321,7 +298,7 @@ describe('createDatagramEndpoint over UDP', () => {
   );
 
   test('only a family: an unbound socket that the first sendto binds', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const [st, sp] = await loop.createDatagramEndpoint(() => new Echo(loop), { localAddr: ['127.0.0.1', 0] });
       const saddr = st.getExtraInfo('sockname') as [string, number];
       const [t, p] = await loop.createDatagramEndpoint(() => new Recorder(loop), { family: AF_INET });
@@ -335,7 +312,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('close() after sendto still sends; later sends are dropped; abort() drops at once', () =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const [st, sp] = await loop.createDatagramEndpoint(() => new Recorder(loop), { localAddr: ['127.0.0.1', 0] });
       const saddr = st.getExtraInfo('sockname') as [string, number];
       const [ct, cp] = await loop.createDatagramEndpoint(() => new Recorder(loop), { remoteAddr: saddr });
@@ -363,7 +340,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('an exception in datagramReceived goes to the exception handler; the endpoint stays open', () =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const boom = new Error('boom');
       class Failing extends Recorder {
         override datagramReceived(data: Buffer, addr: Address): void {
@@ -389,7 +366,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('sock: a bound dgram.Socket, or the fd of a native UDP socket', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = dgram.createSocket('udp4');
       s.bind(0, '127.0.0.1');
       await once(s, 'listening');
@@ -409,7 +386,7 @@ describe('createDatagramEndpoint over UDP', () => {
     }));
 
   test('a protocol factory that throws leaves no socket open', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const before = countFds();
       await assert.rejects(
         loop.createDatagramEndpoint(
@@ -432,7 +409,7 @@ function countFds(): number {
 
 describe('createDatagramEndpoint argument errors (asyncio messages)', () => {
   test('the checks asyncio makes', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const f = () => new Recorder(loop);
       await assert.rejects(loop.createDatagramEndpoint(f, { localAddr: ['127.0.0.1', 0], reuseAddress: true }), {
         name: 'ValueError',
@@ -488,7 +465,7 @@ describe('createDatagramEndpoint argument errors (asyncio messages)', () => {
 
 describe('createDatagramEndpoint over Unix datagram sockets (native)', () => {
   test('echo round trip between bound paths, stale socket files replaced', (t) =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const dir = mkdtempSync(join(tmpdir(), 'loopwork-dgram-'));
       t.after(() => rmSync(dir, { recursive: true, force: true }));
       const spath = join(dir, 'server.sock');
@@ -526,7 +503,7 @@ describe('createDatagramEndpoint over Unix datagram sockets (native)', () => {
     }));
 
   test('a regular file where the socket should go is not removed', (t) =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const dir = mkdtempSync(join(tmpdir(), 'loopwork-dgram-'));
       t.after(() => rmSync(dir, { recursive: true, force: true }));
       const path = join(dir, 'file');
@@ -539,7 +516,7 @@ describe('createDatagramEndpoint over Unix datagram sockets (native)', () => {
     }));
 
   test('abstract addresses, an unnamed sender, and the sock argument', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const name = `\0loopwork-test-${process.pid}-${Date.now()}`;
       const [st, sp] = await loop.createDatagramEndpoint(() => new Recorder(loop), {
         family: AF_UNIX,
@@ -557,7 +534,7 @@ describe('createDatagramEndpoint over Unix datagram sockets (native)', () => {
     }));
 
   test('flow control: a reader that does not read pauses the writer, reading resumes it', (t) =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const dir = mkdtempSync(join(tmpdir(), 'loopwork-dgram-'));
       t.after(() => rmSync(dir, { recursive: true, force: true }));
       const spath = join(dir, 'sink.sock');
@@ -624,7 +601,7 @@ asyncio.run(main())
 
 describe('interop with Python asyncio datagrams', () => {
   test('a loopwork client against a Python asyncio UDP echo server', (t) =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const child = spawn(process.env.LOOPWORK_PYTHON ?? 'python3', ['-c', PY_UDP_ECHO], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });

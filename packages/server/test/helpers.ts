@@ -1,122 +1,15 @@
 /**
- * Shared helpers of the server tests: a loop runner that records the exception handler's calls, and a protocol
- * that records what the transport does to it.
+ * Shared helpers of the server tests: those of the core tests (a loop runner that records the exception handler's
+ * calls, a protocol that records what the transport does to it), and clients, commands and file watching.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { BufferedProtocol, Protocol, currentTask, newEventLoop } from '@loopwork/server';
-import type { BaseEventLoop, BaseTransport, ExceptionContext, Future, Transport } from '@loopwork/server';
+import { BufferedProtocol } from '@loopwork/server';
+import type { BaseEventLoop, BaseTransport, Future, Transport } from '@loopwork/server';
 
-/** A promise for a loop Future (node:assert wants a real Promise). */
-export const settle = <T>(f: PromiseLike<T>): Promise<T> => Promise.resolve(f);
-
-/**
- * Runs `main` on a fresh loop whose exception handler records into `errors`, then closes the loop. (Not `run()`:
- * its `shutdownAsyncgens()` would also close node:test's own async generators.)
- */
-export async function runLoop<T>(
-  main: (loop: BaseEventLoop, errors: ExceptionContext[]) => Promise<T>,
-  options: { debug?: boolean } = {},
-): Promise<T> {
-  const loop = newEventLoop(options.debug === undefined ? {} : { debug: options.debug });
-  const errors: ExceptionContext[] = [];
-  loop.setExceptionHandler((_l, ctx) => errors.push(ctx));
-  try {
-    return await loop.runUntilComplete(() => main(loop, errors));
-  } finally {
-    loop.close();
-  }
-}
-
-/** The grammar of a stream protocol's callbacks (pause/resumeWriting left out). */
-export const STREAM_GRAMMAR = /^connectionMade(,dataReceived)*(,eofReceived)?,connectionLost$/;
-
-/** A protocol that records its callbacks, the bytes it got, and whether a task was current in each callback. */
-export class Recorder extends Protocol {
-  readonly events: string[] = [];
-  readonly chunks: Buffer[] = [];
-  readonly tasksSeen: unknown[] = [];
-  /** What `probe()` returned in each callback (e.g. a context variable's value). */
-  readonly probed: unknown[] = [];
-  probe: (() => unknown) | null = null;
-  tp: Transport | null = null;
-  readonly made: Future<Transport>;
-  readonly lost: Future<Error | null>;
-  readonly eof: Future<void>;
-  keepOpen = false;
-  #want = 0;
-  #enough: Future<void> | null = null;
-
-  constructor(readonly loop: BaseEventLoop) {
-    super();
-    this.made = loop.createFuture();
-    this.lost = loop.createFuture();
-    this.eof = loop.createFuture();
-  }
-
-  override connectionMade(transport: BaseTransport): void {
-    this.events.push('connectionMade');
-    this.tasksSeen.push(currentTask());
-    if (this.probe !== null) this.probed.push(this.probe());
-    this.tp = transport as Transport;
-    this.made.setResult(transport as Transport);
-  }
-
-  override dataReceived(data: Buffer): void {
-    this.events.push('dataReceived');
-    this.tasksSeen.push(currentTask());
-    if (this.probe !== null) this.probed.push(this.probe());
-    this.chunks.push(data);
-    if (this.#enough !== null && this.size >= this.#want && !this.#enough.done()) this.#enough.setResult(undefined);
-  }
-
-  override eofReceived(): boolean {
-    this.events.push('eofReceived');
-    this.eof.setResult(undefined);
-    return this.keepOpen;
-  }
-
-  override connectionLost(exc: Error | null): void {
-    this.events.push('connectionLost');
-    this.tasksSeen.push(currentTask());
-    if (this.probe !== null) this.probed.push(this.probe());
-    if (this.#enough !== null && !this.#enough.done()) this.#enough.setResult(undefined);
-    this.lost.setResult(exc);
-  }
-
-  override pauseWriting(): void {
-    this.events.push('pauseWriting');
-  }
-
-  override resumeWriting(): void {
-    this.events.push('resumeWriting');
-  }
-
-  /** The bytes received so far. */
-  get size(): number {
-    return this.chunks.reduce((n, c) => n + c.length, 0);
-  }
-
-  /** What was received, as text. */
-  text(): string {
-    return Buffer.concat(this.chunks).toString('latin1');
-  }
-
-  /** Resolves once `n` bytes have arrived (or the connection is lost). */
-  async received(n: number): Promise<void> {
-    if (this.size >= n) return;
-    this.#want = n;
-    this.#enough = this.loop.createFuture();
-    await this.#enough;
-  }
-
-  /** The callbacks in order, without the write flow-control ones. */
-  grammar(): string {
-    return this.events.filter((e) => e !== 'pauseWriting' && e !== 'resumeWriting').join(',');
-  }
-}
+export { Recorder, STREAM_GRAMMAR, runLoop, settle } from '../../core/test/helpers.js';
 
 /** A BufferedProtocol that hands out small buffers, to see the copy loop at work. */
 export class SmallBuffers extends BufferedProtocol {

@@ -33,29 +33,12 @@ import {
   startUnixServer,
   waitFor,
 } from '@loopwork/server';
-import type { BaseEventLoop, ExceptionContext, Server, Transport } from '@loopwork/server';
+import type { BaseEventLoop, Server, Transport } from '@loopwork/server';
+import { runLoop, settle } from './helpers.js';
 
 /** A promise for a loop Future (node:assert wants a real Promise). */
-const settle = <T>(f: PromiseLike<T>): Promise<T> => Promise.resolve(f);
-
 const DATA = Buffer.from('line1\nline2\nline3\n');
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
-
-/**
- * Runs `main` on a fresh loop whose exception handler records into `errors`, then closes the loop. (Not `run()`:
- * its `shutdownAsyncgens()` would also try to close node:test's own async generators, which were first iterated
- * while the loop ran.)
- */
-async function runQuiet<T>(main: (loop: BaseEventLoop, errors: ExceptionContext[]) => Promise<T>): Promise<T> {
-  const loop = newEventLoop();
-  const errors: ExceptionContext[] = [];
-  loop.setExceptionHandler((_l, ctx) => errors.push(ctx));
-  try {
-    return await loop.runUntilComplete(() => main(loop, errors));
-  } finally {
-    loop.close();
-  }
-}
 
 /** A reader with no transport, on a loop that is not running (for the synchronous parts of the port). */
 function reader(limit?: number): StreamReader {
@@ -133,7 +116,7 @@ describe('StreamReader (test_streams.py)', () => {
   });
 
   test('read(0) returns empty and leaves the buffer', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(DATA);
       assert.deepEqual(await s.read(0), b(''));
@@ -141,7 +124,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('read(n) waits for data', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const t = loop.createTask(() => s.read(30));
       loop.callSoon(() => s.feedData(DATA));
@@ -150,7 +133,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('read(n) takes at most n bytes', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('line1'));
       s.feedData(b('line2'));
@@ -162,7 +145,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('read(n) at EOF returns empty', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const t = loop.createTask(() => s.read(1024));
       loop.callSoon(() => s.feedEof());
@@ -171,7 +154,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('read() reads until EOF', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const t = loop.createTask(() => s.read());
       loop.callSoon(() => {
@@ -184,7 +167,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('read() with more than the limit pending does not deadlock', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop, limit: 1 });
       const paused: string[] = [];
       s.setTransport({ pauseReading: () => paused.push('p'), resumeReading: () => paused.push('r') } as never);
@@ -199,7 +182,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('read throws the exception set on the stream', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('line\n'));
       assert.deepEqual(await s.read(2), b('li'));
@@ -217,7 +200,7 @@ describe('StreamReader (test_streams.py)', () => {
   });
 
   test('read and readexactly are not bounded by the limit', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       let s = new StreamReader({ loop, limit: 3 });
       s.feedData(b('chunk'));
       assert.deepEqual(await s.read(5), b('chunk'));
@@ -229,7 +212,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readline waits for the end of the line', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('chunk1 '));
       const t = loop.createTask(() => s.readline());
@@ -243,7 +226,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readline over the limit with the data already buffered', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       let s = new StreamReader({ loop, limit: 3 });
       s.feedData(b('li'));
       s.feedData(b('ne1\nline2\n'));
@@ -261,7 +244,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('atEof', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       assert.equal(s.atEof(), false);
       s.feedData(b('some data\n'));
@@ -275,7 +258,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readline over the limit with data fed while waiting', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       let s = new StreamReader({ loop, limit: 7 });
       loop.callSoon(() => {
         s.feedData(b('chunk1'));
@@ -313,7 +296,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readline with everything buffered, then read', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(DATA.subarray(0, 6));
       s.feedData(DATA.subarray(6));
@@ -324,7 +307,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readline at EOF: the partial line, then empty', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       let s = new StreamReader({ loop });
       s.feedData(b('some data'));
       s.feedEof();
@@ -335,7 +318,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readline throws the exception set on the stream', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('line\n'));
       assert.deepEqual(await s.readline(), b('line\n'));
@@ -346,7 +329,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil refuses empty separators', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       await assert.rejects(s.readuntil(b('')), { name: 'ValueError', message: /Separator should be/ });
       await assert.rejects(s.readuntil([b('')]), { name: 'ValueError', message: /Separator should be/ });
@@ -355,7 +338,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil across chunks', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('lineAAA'));
       assert.deepEqual(await s.readuntil(b('AAA')), b('lineAAA'));
@@ -369,7 +352,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil: a separator split over chunks', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('QWEaa'));
       s.feedData(b('XYaa'));
@@ -394,7 +377,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil: a separator completed by data fed while waiting, one byte at a time', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('xyzSEPARAT'));
       const t = loop.createTask(() => s.readuntil(b('SEPARATOR')));
@@ -404,7 +387,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil at EOF: IncompleteReadError with the partial data', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('some dataAA'));
       s.feedEof();
@@ -419,7 +402,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil over the limit keeps the data (found and not found)', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop, limit: 3 });
       s.feedData(b('some dataAA'));
       await assert.rejects(s.readuntil(b('AAA')), (e: any) => {
@@ -439,7 +422,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil with several separators: the earliest end wins', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('line 1\nline 2\r'));
       assert.deepEqual(await s.readuntil([b('\r'), b('\n')]), b('line 1\n'));
@@ -455,7 +438,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil with several separators over the limit', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop, limit: 3 });
       s.feedData(b('some dataA'));
       await assert.rejects(s.readuntil([b('A'), b('ome dataA')]), { name: 'LimitOverrunError', message: /is found/ });
@@ -463,7 +446,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readuntil with several separators: the offset never goes negative', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('data'));
       const t = loop.createTask(() => s.readuntil([b('A'), b('long sep')]));
@@ -474,7 +457,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readexactly(0) and a negative size', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(DATA);
       assert.deepEqual(await s.readexactly(0), b(''));
@@ -484,7 +467,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readexactly waits for n bytes', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const n = 2 * DATA.length;
       const t = loop.createTask(() => s.readexactly(n));
@@ -498,7 +481,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readexactly at EOF: IncompleteReadError', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const n = 2 * DATA.length;
       const t = loop.createTask(() => s.readexactly(n));
@@ -517,7 +500,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('readexactly throws the exception set on the stream', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('line\n'));
       assert.deepEqual(await s.readexactly(2), b('li'));
@@ -527,7 +510,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('setException wakes a waiting read', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const t1 = loop.createTask(() => s.readline());
       const err = new Error('x');
@@ -537,7 +520,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('setException after a cancelled read', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const t = loop.createTask(() => s.readline());
       await sleep(0);
@@ -550,7 +533,7 @@ describe('StreamReader (test_streams.py)', () => {
     }));
 
   test('two reads waiting at once are refused', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const t = loop.createTask(() => s.read(1));
       await sleep(0);
@@ -588,7 +571,7 @@ describe('StreamReader (test_streams.py)', () => {
 
 describe('StreamReader flow control and cancellation', () => {
   test('pauses the transport above twice the limit and resumes at the limit', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const calls: string[] = [];
       const transport = {
         pauseReading: () => calls.push('pause'),
@@ -611,7 +594,7 @@ describe('StreamReader flow control and cancellation', () => {
     }));
 
   test('a read that must wait resumes a paused transport (readexactly beyond the limit)', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const calls: string[] = [];
       const s = new StreamReader({ loop, limit: 2 });
       s.setTransport({ pauseReading: () => calls.push('pause'), resumeReading: () => calls.push('resume') } as never);
@@ -625,7 +608,7 @@ describe('StreamReader flow control and cancellation', () => {
     }));
 
   test('a transport without pauseReading is forgotten, and everything is buffered', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop, limit: 1 });
       s.setTransport({} as Transport);
       s.feedData(b('abc'));
@@ -634,7 +617,7 @@ describe('StreamReader flow control and cancellation', () => {
     }));
 
   test('a cancelled read loses no data', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       s.feedData(b('12345'));
       const t = loop.createTask(() => s.readexactly(10));
@@ -665,7 +648,7 @@ describe('StreamReader flow control and cancellation', () => {
     }));
 
   test('async iteration over lines', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       loop.callSoon(() => {
         s.feedData(b('one\ntw'));
@@ -683,7 +666,7 @@ describe('StreamReader flow control and cancellation', () => {
 
 describe('StreamWriter over TCP', () => {
   test('write, writelines, readline, read to EOF, writeEof (half-close)', (t) =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const p = await streamPair(loop);
       t.after(() => closePair(p));
       const [cr, cw] = p.client;
@@ -708,7 +691,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('getExtraInfo and transport', (t) =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const p = await streamPair(loop);
       t.after(() => closePair(p));
       const [, cw] = p.client;
@@ -721,7 +704,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('drain waits while a slow reader keeps the writer paused, then resumes', (t) =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const p = await streamPair(loop, { clientLimit: 1024 });
       t.after(() => closePair(p));
       const [cr] = p.client;
@@ -756,7 +739,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('several writers wait in drain() and all wake', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const proto = new FlowControlMixin(loop);
       let drained = 0;
       proto.pauseWriting();
@@ -774,7 +757,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('connection lost while paused: drain() throws its error', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const proto = new FlowControlMixin(loop);
       proto.pauseWriting();
       const err = new Error('reset');
@@ -786,7 +769,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('drain() on a connection the peer closed raises instead of looping forever', (t) =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const p = await streamPair(loop);
       t.after(() => closePair(p));
       const [, cw] = p.client;
@@ -804,7 +787,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('write then drain after close raises ConnectionResetError', (t) =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const p = await streamPair(loop);
       t.after(() => closePair(p));
       const [cr, cw] = p.client;
@@ -817,7 +800,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('after the peer closes, waitClosed returns and the reader is at EOF', (t) =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const p = await streamPair(loop);
       t.after(() => closePair(p));
       const [cr, cw] = p.client;
@@ -829,7 +812,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('a connection lost with an error: reads throw it, drain throws it, waitClosed throws it', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const s = new StreamReader({ loop });
       const proto = new StreamReaderProtocol(s, null, { loop });
       const fake = { getExtraInfo: () => undefined, isClosing: () => true } as unknown as Transport;
@@ -843,7 +826,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('await using closes the writer and waits', (t) =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const p = await streamPair(loop);
       t.after(() => closePair(p));
       const [cr] = p.client;
@@ -856,7 +839,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('startTls without loop.startTls is a clear error', (t) =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const p = await streamPair(loop);
       t.after(() => closePair(p));
       // As if @loopwork/tls were not loaded: the instance hides the prototype's method.
@@ -868,7 +851,7 @@ describe('StreamWriter over TCP', () => {
     }));
 
   test('startTls hands the transport to loop.startTls with the writer side and options', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const calls: unknown[][] = [];
       const newTransport = { getExtraInfo: (k: string) => (k === 'sslcontext' ? 'ctx' : undefined) };
       (loop as any).startTls = async function (this: BaseEventLoop, ...args: unknown[]) {
@@ -917,7 +900,7 @@ describe('StreamReaderProtocol client-connected callback', () => {
   }
 
   test('an async callback runs as a task; a sync callback is called', (t) =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const seen: string[] = [];
       const done = loop.createFuture<void>();
       const c = await connectTo(
@@ -958,7 +941,7 @@ describe('StreamReaderProtocol client-connected callback', () => {
     }));
 
   test('an exception in an async callback goes to the exception handler and closes the connection', (t) =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const boom = new Error('boom');
       let transport: SocketTransport | undefined;
       const c = await connectTo((s: net.Socket) => {
@@ -977,7 +960,7 @@ describe('StreamReaderProtocol client-connected callback', () => {
     }));
 
   test('a sync callback returning a promise is wrapped in a task too', (t) =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const c = await connectTo(
         serve(loop, (r) =>
           r.readline().then(() => {
@@ -994,7 +977,7 @@ describe('StreamReaderProtocol client-connected callback', () => {
     }));
 
   test('a cancelled callback task closes the connection', (t) =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       let proto: StreamReaderProtocol | undefined;
       const c = await connectTo((s: net.Socket) => {
         const r = new StreamReader({ loop });
@@ -1034,7 +1017,7 @@ async function closeServer(server: Server): Promise<void> {
 
 describe('openConnection and startServer', () => {
   test('an async client callback: lines echoed, EOF, then the server closes', () =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const server = await startServer(echoLines, '127.0.0.1', 0);
       try {
         const [reader, writer] = await openConnection('127.0.0.1', portOf(server));
@@ -1056,7 +1039,7 @@ describe('openConnection and startServer', () => {
     }));
 
   test('a plain client callback that starts its own task, and the options-object form', () =>
-    runQuiet(async (loop, errors) => {
+    runLoop(async (loop, errors) => {
       const server = await startServer((r, w) => void loop.createTask(() => echoLines(r, w)), {
         host: '127.0.0.1',
         port: 0,
@@ -1074,7 +1057,7 @@ describe('openConnection and startServer', () => {
     }));
 
   test('limit reaches the readers on both sides; other options reach the loop method', () =>
-    runQuiet(async () => {
+    runLoop(async () => {
       const limits: number[] = [];
       const server = await startServer(
         (r, w) => {
@@ -1104,7 +1087,7 @@ describe('openConnection and startServer', () => {
     }));
 
   test('a connection refused is the error of openConnection', () =>
-    runQuiet(async () => {
+    runLoop(async () => {
       const probe = net.createServer().listen(0, '127.0.0.1');
       await once(probe, 'listening');
       const { port } = probe.address() as net.AddressInfo;
@@ -1113,7 +1096,7 @@ describe('openConnection and startServer', () => {
     }));
 
   test('an exception in the client callback goes to the handler, closes that connection, and the server goes on', () =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const boom = new Error('boom');
       const server = await startServer(
         async (r, w) => {
@@ -1144,7 +1127,7 @@ describe('openConnection and startServer', () => {
     }));
 
   test('a slow reader pauses the writer (drain waits) and resumes it', () =>
-    runQuiet(async (loop) => {
+    runLoop(async (loop) => {
       const total = 16 * 1024 * 1024;
       const events: string[] = [];
       const drained = loop.createFuture<void>();
@@ -1185,7 +1168,7 @@ describe('openConnection and startServer', () => {
     }));
 
   test('drain() after the peer vanished raises instead of spinning', () =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const srv = net.createServer((s) => s.destroy());
       srv.listen(0, '127.0.0.1');
       await once(srv, 'listening');
@@ -1208,7 +1191,7 @@ describe('openConnection and startServer', () => {
     }));
 
   test('waitClosed after close, with unread data, and the reader sees EOF', () =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const server = await startServer(
         async (r, w) => {
           w.write(Buffer.alloc(100_000, 2));
@@ -1234,7 +1217,7 @@ describe('openConnection and startServer', () => {
     }));
 
   test('await using closes the writer; server waitClosed returns once the client is gone', () =>
-    runQuiet(async () => {
+    runLoop(async () => {
       const server = await startServer(echoLines, '127.0.0.1', 0);
       const [reader, writer] = await openConnection('127.0.0.1', portOf(server));
       {
@@ -1249,7 +1232,7 @@ describe('openConnection and startServer', () => {
 
 describe('openUnixConnection and startUnixServer', () => {
   test('echo over a Unix socket, with both call forms', (t) =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const dir = mkdtempSync(join(tmpdir(), 'loopwork-streams-'));
       t.after(() => rmSync(dir, { recursive: true, force: true }));
       const path = join(dir, 's.sock');
@@ -1309,7 +1292,7 @@ function selfSignedCert(dir: string): { cert: string; key: string } {
 
 describe('StreamWriter.startTls', () => {
   test('both ends upgrade a plain connection to TLS and go on talking (test_start_tls)', (t) =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const dir = mkdtempSync(join(tmpdir(), 'loopwork-tls-'));
       t.after(() => rmSync(dir, { recursive: true, force: true }));
       const { cert, key } = selfSignedCert(dir);
@@ -1399,7 +1382,7 @@ asyncio.run(main())
 
 describe('interop with Python asyncio streams', () => {
   test('a Python asyncio client against a loopwork startServer', (t) =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const server = await startServer(echoLines, '127.0.0.1', 0, { limit: 1 << 20 });
       try {
         const child = spawn(PYTHON, ['-c', PY_CLIENT, String(portOf(server))], {
@@ -1418,7 +1401,7 @@ describe('interop with Python asyncio streams', () => {
     }));
 
   test('a loopwork openConnection against a Python asyncio start_server', (t) =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const child = spawn(PYTHON, ['-c', PY_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
       t.after(() => child.kill());
       const [first] = (await once(child.stdout, 'data')) as [Buffer];

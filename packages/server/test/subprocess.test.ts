@@ -1,31 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
-import {
-  DEVNULL,
-  PIPE,
-  STDOUT,
-  createSubprocessExec,
-  createSubprocessShell,
-  newEventLoop,
-  waitFor,
-} from '@loopwork/server';
-import type { BaseEventLoop, ExceptionContext, Process } from '@loopwork/server';
-
-/**
- * Runs `main` on a fresh loop whose exception handler records into `errors`, then closes the loop. (Not `run()`:
- * its `shutdownAsyncgens()` would also try to close node:test's own async generators.)
- */
-async function runQuiet<T>(main: (loop: BaseEventLoop, errors: ExceptionContext[]) => Promise<T>): Promise<T> {
-  const loop = newEventLoop();
-  const errors: ExceptionContext[] = [];
-  loop.setExceptionHandler((_l, ctx) => errors.push(ctx));
-  try {
-    return await loop.runUntilComplete(() => main(loop, errors));
-  } finally {
-    loop.close();
-  }
-}
+import { DEVNULL, PIPE, STDOUT, createSubprocessExec, createSubprocessShell, waitFor } from '@loopwork/server';
+import type { Process } from '@loopwork/server';
+import { runLoop } from './helpers.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
 
@@ -38,7 +16,7 @@ function reap(t: { after(fn: () => void): void }, proc: Process): void {
 
 describe('createSubprocessExec and Process', () => {
   test('cat round trip: lines written to stdin come back on stdout', (t) =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const proc = await createSubprocessExec('cat', { stdin: PIPE, stdout: PIPE });
       reap(t, proc);
       assert.ok(proc.pid > 0);
@@ -61,7 +39,7 @@ describe('createSubprocessExec and Process', () => {
     }));
 
   test('communicate with a large input', (t) =>
-    runQuiet(async (_loop, errors) => {
+    runLoop(async (_loop, errors) => {
       const proc = await createSubprocessExec('cat', { stdin: PIPE, stdout: PIPE, stderr: PIPE });
       reap(t, proc);
       const input = Buffer.alloc(8 * 1024 * 1024);
@@ -75,7 +53,7 @@ describe('createSubprocessExec and Process', () => {
     }));
 
   test('communicate when the child exits without reading its input is not an error', (t) =>
-    runQuiet(async () => {
+    runLoop(async () => {
       const proc = await createSubprocessExec('sh', '-c', 'exit 3', { stdin: PIPE, stdout: PIPE });
       reap(t, proc);
       const [out, err] = await proc.communicate(Buffer.alloc(4 * 1024 * 1024));
@@ -85,7 +63,7 @@ describe('createSubprocessExec and Process', () => {
     }));
 
   test('exit codes', () =>
-    runQuiet(async () => {
+    runLoop(async () => {
       for (const code of [0, 1, 7, 255]) {
         const proc = await createSubprocessExec('sh', '-c', `exit ${code}`);
         assert.equal(await proc.wait(), code);
@@ -98,7 +76,7 @@ describe('createSubprocessExec and Process', () => {
     }));
 
   test('signals give a negative return code: terminate, kill, sendSignal', (t) =>
-    runQuiet(async () => {
+    runLoop(async () => {
       const cases: [(p: Process) => void, number][] = [
         [(p) => p.terminate(), -15],
         [(p) => p.kill(), -9],
@@ -115,7 +93,7 @@ describe('createSubprocessExec and Process', () => {
     }));
 
   test('stderr to a pipe, or merged into stdout', () =>
-    runQuiet(async () => {
+    runLoop(async () => {
       const script = 'echo out; echo err >&2';
       let proc = await createSubprocessShell(script, { stdout: PIPE, stderr: PIPE });
       let [out, err] = await proc.communicate();
@@ -129,7 +107,7 @@ describe('createSubprocessExec and Process', () => {
     }));
 
   test('stdout read line by line while the child runs; the limit reaches the readers', () =>
-    runQuiet(async () => {
+    runLoop(async () => {
       const proc = await createSubprocessExec('sh', '-c', 'for i in 1 2 3; do echo line $i; done', {
         stdout: PIPE,
         limit: 5,
@@ -147,7 +125,7 @@ describe('createSubprocessExec and Process', () => {
     }));
 
   test('options are checked as asyncio checks them; a missing program is ENOENT', () =>
-    runQuiet(async () => {
+    runLoop(async () => {
       await assert.rejects(createSubprocessExec('true', { shell: true }), {
         name: 'ValueError',
         message: 'shell must be False',

@@ -21,7 +21,7 @@ import {
 } from '@loopwork/server';
 import type { BaseTransport, Server, StreamReader, StreamWriter, Transport } from '@loopwork/server';
 import { makeTestCerts } from './helpers/certs.js';
-import { Recorder, outcome, runQuiet } from './helpers/harness.js';
+import { Recorder, outcome, runLoop } from './helpers/harness.js';
 
 const certs = makeTestCerts();
 const dir = mkdtempSync(join(tmpdir(), 'loopwork-tls-e2e-'));
@@ -58,7 +58,7 @@ function portOf(server: Server): number {
 
 describe('createServer and createConnection with ssl', () => {
   test('a TLS echo: the client transport is a TLSTransport, handshake done when createConnection returns', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const server = await loop.createServer(() => new Echo(), '127.0.0.1', 0, { ssl: serverContext() });
       try {
         const [transport, protocol] = await loop.createConnection(
@@ -86,7 +86,7 @@ describe('createServer and createConnection with ssl', () => {
   });
 
   test('the host is the default serverHostname: a mismatch fails createConnection', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const server = await loop.createServer(() => new Echo(), '127.0.0.1', 0, { ssl: serverContext() });
       try {
         // The certificate names localhost, 127.0.0.1 and ::1: an address it does not name fails the check.
@@ -109,7 +109,7 @@ describe('createServer and createConnection with ssl', () => {
   });
 
   test('ssl: true is the default context on a client (unknown CA fails) and a TypeError on a server', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       await assert.rejects(
         loop.createServer(() => new Echo(), '127.0.0.1', 0, { ssl: true as never }),
         {
@@ -135,7 +135,7 @@ describe('createServer and createConnection with ssl', () => {
   });
 
   test('mutual TLS through createServer: without a client certificate the client connection fails', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const sctx = serverContext();
       sctx.verifyMode = CERT_REQUIRED;
       sctx.loadVerifyLocations({ cafile: certs.ca.certfile });
@@ -181,7 +181,7 @@ describe('createServer and createConnection with ssl', () => {
   });
 
   test('handshake timeout on a server: a client that sends nothing is dropped; the server is fine', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const server = await loop.createServer(() => new Echo(), '127.0.0.1', 0, {
         ssl: serverContext(),
         sslHandshakeTimeout: 0.2,
@@ -206,7 +206,7 @@ describe('createServer and createConnection with ssl', () => {
   });
 
   test('waitClosed waits for a TLS client; closeClients ends it with close_notify', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const server = await loop.createServer(() => new Echo(), '127.0.0.1', 0, { ssl: serverContext() });
       const [t, p] = await loop.createConnection(() => new Recorder(loop), '127.0.0.1', portOf(server), {
         ssl: clientContext(),
@@ -229,7 +229,7 @@ describe('createServer and createConnection with ssl', () => {
   });
 
   test('a Unix server with TLS, and connectAcceptedSocket with ssl', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const path = join(dir, 'tls.sock');
       const server = await loop.createUnixServer(() => new Echo(), path, { ssl: serverContext() });
       try {
@@ -269,7 +269,7 @@ describe('createServer and createConnection with ssl', () => {
 
 describe('streams', () => {
   test('openConnection/startServer with ssl, and StreamWriter.startTls (STARTTLS both ways)', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const sctx = serverContext();
       const server = await startServer(
         async (reader: StreamReader, writer: StreamWriter) => {

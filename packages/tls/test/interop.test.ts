@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { CERT_REQUIRED, PROTOCOL_TLS_SERVER, Protocol, SSLContext, createDefaultContext } from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, ExceptionContext, Server, Transport } from '@loopwork/server';
 import { makeTestCerts } from './helpers/certs.js';
-import { Recorder, runQuiet } from './helpers/harness.js';
+import { Recorder, runLoop } from './helpers/harness.js';
 
 const certs = makeTestCerts();
 after(() => certs.dispose());
@@ -168,7 +168,7 @@ function noErrors(errors: ExceptionContext[]): void {
 
 describe('a loopwork TLS server with real clients', () => {
   test('openssl s_client: verifies the chain, negotiates TLS 1.3 and ALPN, gets the echo and a clean close', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const ctx = serverContext();
       ctx.setAlpnProtocols(['h2', 'http/1.1']);
       const { server, port, lost } = await serve(loop, () => new LineEcho(), ctx);
@@ -195,7 +195,7 @@ describe('a loopwork TLS server with real clients', () => {
   });
 
   test('openssl s_client with a client certificate against a server that requires one', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const ctx = serverContext();
       ctx.verifyMode = CERT_REQUIRED;
       ctx.loadVerifyLocations({ cafile: certs.ca.certfile });
@@ -220,7 +220,7 @@ describe('a loopwork TLS server with real clients', () => {
   });
 
   test('curl: an HTTPS request over a loopwork TLS server (HTTP/1.1 by ALPN)', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const ctx = serverContext();
       ctx.setAlpnProtocols(['http/1.1']);
       const { server, port, lost } = await serve(loop, () => new TinyHttp(), ctx);
@@ -242,7 +242,7 @@ describe('a loopwork TLS server with real clients', () => {
   });
 
   test('Python asyncio TLS client: echo and a clean close on both sides', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const { server, port, lost } = await serve(loop, () => new LineEcho());
       try {
         const r = await run('python3', [PEER, 'client', '127.0.0.1', String(port), certs.ca.certfile]);
@@ -260,7 +260,7 @@ describe('a loopwork TLS server with real clients', () => {
 
 describe('a loopwork TLS client with real servers', () => {
   test('openssl s_server -rev: lines come back reversed; the server closes with close_notify', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const peer = await startPeer(
         'openssl',
         [
@@ -295,7 +295,7 @@ describe('a loopwork TLS client with real servers', () => {
   });
 
   test('openssl s_server -Verify 1: our client certificate is verified (mutual TLS)', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const peer = await startPeer(
         'openssl',
         [
@@ -323,7 +323,7 @@ describe('a loopwork TLS client with real servers', () => {
   });
 
   test('Python asyncio TLS server: answer, then close_notify both ways, nothing logged on either side', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const peer = await startPeer(
         'python3',
         [PEER, 'server', certs.server.certfile, certs.server.keyfile],

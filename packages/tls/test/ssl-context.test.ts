@@ -18,7 +18,7 @@ import {
   isSSLContext,
 } from '@loopwork/tls';
 import { makeTestCerts } from './helpers/certs.js';
-import { outcome, runQuiet, tlsPair } from './helpers/harness.js';
+import { outcome, runLoop, tlsPair } from './helpers/harness.js';
 
 const certs = makeTestCerts();
 after(() => certs.dispose());
@@ -96,7 +96,7 @@ describe('checkHostname and verifyMode', () => {
   test('TLS versions: unknown names refused; a client limited to TLS 1.1 cannot connect', async () => {
     const ctx = new SSLContext(PROTOCOL_TLS_CLIENT);
     assert.throws(() => (ctx.minimumVersion = 'SSLv3' as TLSVersion), { name: 'ValueError' });
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const old = createDefaultContext({ cafile: certs.ca.certfile });
       old.minimumVersion = TLSVersion.TLSv1;
       old.maximumVersion = TLSVersion.TLSv1_1;
@@ -111,7 +111,7 @@ describe('checkHostname and verifyMode', () => {
   });
 
   test('TLS versions: a TLS 1.2 maximum on one side gives a TLS 1.2 connection', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const sctx = serverContext();
       sctx.maximumVersion = TLSVersion.TLSv1_2;
       const pair = await tlsPair(loop, sctx, createDefaultContext({ cafile: certs.ca.certfile }));
@@ -128,7 +128,7 @@ describe('checkHostname and verifyMode', () => {
 
   test('setCiphers: restricts TLS 1.2 ciphers; nonsense is refused', async () => {
     assert.throws(() => new SSLContext().setCiphers('NOT-A-CIPHER'), /no cipher match/i);
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const sctx = serverContext();
       sctx.maximumVersion = TLSVersion.TLSv1_2;
       sctx.setCiphers('ECDHE-ECDSA-AES128-GCM-SHA256');
@@ -207,7 +207,7 @@ describe('loadVerifyLocations', () => {
   });
 
   test('a client context that trusts nothing fails; loadVerifyLocations makes it work', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const bare = new SSLContext(PROTOCOL_TLS_CLIENT);
       const pair = await tlsPair(loop, serverContext(), bare);
       try {
@@ -226,7 +226,7 @@ describe('loadVerifyLocations', () => {
   });
 
   test('default roots and loaded anchors are trusted together', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const ctx = createDefaultContext();
       ctx.loadVerifyLocations({ cafile: certs.ca.certfile });
       const pair = await tlsPair(loop, serverContext(), ctx);

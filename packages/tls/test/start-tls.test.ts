@@ -10,7 +10,7 @@ import {
 } from '@loopwork/tls';
 import type { BaseEventLoop, Transport } from '@loopwork/tls';
 import { makeTestCerts } from './helpers/certs.js';
-import { Recorder, closeServer, connect, listen, outcome, runQuiet, tlsPair } from './helpers/harness.js';
+import { Recorder, closeServer, connect, listen, outcome, runLoop, tlsPair } from './helpers/harness.js';
 
 const certs = makeTestCerts();
 after(() => certs.dispose());
@@ -46,7 +46,7 @@ async function plainPair(loop: BaseEventLoop) {
 
 describe('startTls', () => {
   test('STARTTLS: plain lines, then both sides upgrade; connectionMade is not called again', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const p = await plainPair(loop);
       let sTls: Transport | undefined;
       let cTls: Transport | undefined;
@@ -86,7 +86,7 @@ describe('startTls', () => {
   });
 
   test('startTls called from inside dataReceived, as a line protocol does; the data after it goes to TLS', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const p = await plainPair(loop);
       let sTls: Promise<Transport> | undefined;
       const sctx = serverContext();
@@ -119,7 +119,7 @@ describe('startTls', () => {
   });
 
   test('refuses a non-SSLContext with a TypeError and leaves the transport usable', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const p = await plainPair(loop);
       try {
         await assert.rejects(loop.startTls(p.client.transport, p.client.protocol, {} as SSLContext), {
@@ -148,7 +148,7 @@ describe('startTls', () => {
   });
 
   test('a failed handshake rejects startTls and closes the connection', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const p = await plainPair(loop);
       try {
         const serverSide = loop.startTls(p.server.transport, p.server.protocol, serverContext(), { serverSide: true });
@@ -167,7 +167,7 @@ describe('startTls', () => {
   });
 
   test('a peer that never starts the handshake: ConnectionAbortedError after sslHandshakeTimeout', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const p = await plainPair(loop);
       try {
         const err = await outcome(
@@ -187,7 +187,7 @@ describe('startTls', () => {
   });
 
   test('cancelling the task that awaits startTls aborts the connection', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const p = await plainPair(loop);
       try {
         const task = loop.createTask(() =>
@@ -205,7 +205,7 @@ describe('startTls', () => {
   });
 
   test('TLS inside TLS: a transport without a socket to hand over is upgraded through a stream adapter', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);

@@ -22,7 +22,7 @@ import {
 } from '@loopwork/tls';
 import type { BaseTransport, TLSTransport } from '@loopwork/tls';
 import { makeTestCerts } from './helpers/certs.js';
-import { Recorder, closeServer, connect, listen, outcome, runQuiet, tlsPair } from './helpers/harness.js';
+import { Recorder, closeServer, connect, listen, outcome, runLoop, tlsPair } from './helpers/harness.js';
 
 const certs = makeTestCerts();
 after(() => certs.dispose());
@@ -39,7 +39,7 @@ function clientContext(): SSLContext {
 
 describe('handshake and data', () => {
   test('connectionMade comes after the handshake; data flows both ways; waiters resolve', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         assert.equal(pair.server.protocol.events.length, 0);
@@ -61,7 +61,7 @@ describe('handshake and data', () => {
   });
 
   test('getExtraInfo: sslcontext, peercert, cipher, compression, ssl_object, peername, sockname, socket', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const sctx = serverContext();
       const cctx = clientContext();
       const pair = await tlsPair(loop, sctx, cctx);
@@ -105,7 +105,7 @@ describe('handshake and data', () => {
     'TCP_NODELAY is on under both ends, as on asyncio socket transports',
     { skip: !native.nativeAvailable() },
     async () => {
-      await runQuiet(async (loop) => {
+      await runLoop(async (loop) => {
         const pair = await tlsPair(loop, serverContext(), clientContext());
         try {
           await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -122,7 +122,7 @@ describe('handshake and data', () => {
   );
 
   test('a BufferedProtocol gets the decrypted bytes in its own buffers', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       class Buffered extends BufferedProtocol {
         readonly buf = Buffer.alloc(7);
         readonly got: Buffer[] = [];
@@ -159,7 +159,7 @@ describe('handshake and data', () => {
 
 describe('verification', () => {
   test('a server certificate from an unknown CA fails the client handshake; no callback runs', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       // Node's bundled roots do not know the test CA.
       const pair = await tlsPair(loop, serverContext(), createDefaultContext());
       try {
@@ -179,7 +179,7 @@ describe('verification', () => {
   });
 
   test('a certificate signed by another CA is refused the same way', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const sctx = new SSLContext(PROTOCOL_TLS_SERVER);
       sctx.loadCertChain(certs.untrustedServer.certfile, certs.untrustedServer.keyfile);
       const pair = await tlsPair(loop, sctx, clientContext());
@@ -193,7 +193,7 @@ describe('verification', () => {
   });
 
   test('hostname mismatch: ERR_TLS_CERT_ALTNAME_INVALID', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const pair = await tlsPair(loop, serverContext(), clientContext(), {
         client: { serverHostname: 'wrong.example' },
       });
@@ -208,7 +208,7 @@ describe('verification', () => {
   });
 
   test('an IP address is checked against the IP SANs (and not sent with SNI)', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       let sni: string | null | undefined = null;
       const sctx = serverContext();
       sctx.sniCallback = (name) => {
@@ -226,7 +226,7 @@ describe('verification', () => {
   });
 
   test('checkHostname off and CERT_NONE: an untrusted, mismatching server is accepted', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const sctx = new SSLContext(PROTOCOL_TLS_SERVER);
       sctx.loadCertChain(certs.untrustedServer.certfile, certs.untrustedServer.keyfile);
       const cctx = new SSLContext(PROTOCOL_TLS_CLIENT);
@@ -242,7 +242,7 @@ describe('verification', () => {
   });
 
   test('checkHostname with no serverHostname is refused before the socket is touched', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const l = await listen();
       const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
       try {
@@ -269,7 +269,7 @@ describe('mutual TLS', () => {
   }
 
   test('a client certificate from the CA is accepted and is the server peercert', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const cctx = clientContext();
       cctx.loadCertChain(certs.client.certfile, certs.client.keyfile);
       const pair = await tlsPair(loop, mtlsServer(), cctx);
@@ -284,7 +284,7 @@ describe('mutual TLS', () => {
   });
 
   test('no client certificate: the server handshake fails; the client connection does not survive', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const pair = await tlsPair(loop, mtlsServer(), clientContext());
       try {
         const err = await outcome(pair.server.waiter);
@@ -304,7 +304,7 @@ describe('mutual TLS', () => {
   });
 
   test('a client certificate from an unknown CA is refused by the server', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const cctx = clientContext();
       cctx.loadCertChain(certs.untrustedClient.certfile, certs.untrustedClient.keyfile);
       const pair = await tlsPair(loop, mtlsServer(), cctx);
@@ -319,7 +319,7 @@ describe('mutual TLS', () => {
   });
 
   test('CERT_OPTIONAL: no certificate is fine (peercert null), a bad one is refused', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const pair = await tlsPair(loop, mtlsServer(CERT_OPTIONAL), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -341,7 +341,7 @@ describe('mutual TLS', () => {
 
 describe('ALPN and SNI', () => {
   test('ALPN: the server picks from what the client offers', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const sctx = serverContext();
       sctx.setAlpnProtocols(['h2', 'http/1.1']);
       const cctx = clientContext();
@@ -359,7 +359,7 @@ describe('ALPN and SNI', () => {
   });
 
   test('SNI: two certificates chosen by the name the client asks for (sync and async callbacks)', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const other = new SSLContext(PROTOCOL_TLS_SERVER);
       other.loadCertChain(certs.server2.certfile, certs.server2.keyfile);
       for (const asyncCb of [false, true]) {
@@ -391,7 +391,7 @@ describe('ALPN and SNI', () => {
   });
 
   test('SNI: an exception in the callback fails the handshake', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const sctx = serverContext();
       sctx.setServernameCallback(() => {
         throw new Error('no such host here');
@@ -409,7 +409,7 @@ describe('ALPN and SNI', () => {
 
 describe('timeouts', () => {
   test('handshake timeout: a client that connects and sends nothing is aborted with ConnectionAbortedError', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const l = await listen();
       const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
       const proto = new Recorder(loop);
@@ -439,7 +439,7 @@ describe('timeouts', () => {
   });
 
   test('shutdown timeout: a peer that never answers close_notify is aborted with TimeoutError', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const l = await listen();
       const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
       const proto = new Recorder(loop);
@@ -473,7 +473,7 @@ describe('timeouts', () => {
   });
 
   test('timeouts are validated: positive numbers only', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const l = await listen();
       const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
       try {
@@ -512,7 +512,7 @@ describe('timeouts', () => {
 
 describe('closing', () => {
   test('client close: close_notify both ways, eofReceived then connectionLost(null) on both sides, quietly', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -537,7 +537,7 @@ describe('closing', () => {
   });
 
   test('a peer that sends close_notify and resets at once: connectionLost(null), no error reported', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const l = await listen();
       const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
       const proto = new Recorder(loop);
@@ -562,7 +562,7 @@ describe('closing', () => {
   });
 
   test('a peer that resets without close_notify: connectionLost(ECONNRESET), not the exception handler', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const l = await listen();
       const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
       const proto = new Recorder(loop);
@@ -586,7 +586,7 @@ describe('closing', () => {
   });
 
   test('abort: connectionLost(null) at once, the peer sees the connection end', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -600,7 +600,7 @@ describe('closing', () => {
   });
 
   test('close during the handshake aborts; the waiter fails; no callbacks', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         pair.client.transport.close();
@@ -614,7 +614,7 @@ describe('closing', () => {
   });
 
   test('writeEof is refused (NotImplementedError), canWriteEof() is false; eofReceived cannot keep it open', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -644,7 +644,7 @@ describe('closing', () => {
 
 describe('flow control and errors', () => {
   test('pauseWriting above the high-water mark, resumeWriting once the peer reads', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -681,7 +681,7 @@ describe('flow control and errors', () => {
   });
 
   test('pauseReading holds data back until resumeReading', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -699,7 +699,7 @@ describe('flow control and errors', () => {
   });
 
   test('an exception in dataReceived goes to the exception handler and aborts that connection', async () => {
-    await runQuiet(async (loop, errors) => {
+    await runLoop(async (loop, errors) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -721,7 +721,7 @@ describe('flow control and errors', () => {
   });
 
   test('write() refuses a string; setProtocol switches the receiver; inspect shows the state', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const pair = await tlsPair(loop, serverContext(), clientContext());
       try {
         await Promise.all([pair.server.waiter, pair.client.waiter]);
@@ -773,7 +773,7 @@ describe('the loop', () => {
   });
 
   test('a socket destroyed before the hand-off fails the waiter at once (no 60 s wait)', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const l = await listen();
       const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
       accepted.destroy();
@@ -791,7 +791,7 @@ describe('the loop', () => {
 
 describe('no leaks', () => {
   test('after many connections the server has no socket left and closes', async () => {
-    await runQuiet(async (loop) => {
+    await runLoop(async (loop) => {
       const l = await listen();
       const lost: PromiseLike<unknown>[] = [];
       for (let i = 0; i < 20; i++) {

@@ -1,11 +1,10 @@
 // Shared pieces of the TLS tests: a loop runner that records the exception handler's calls, a protocol that
 // records its callbacks, and TLS connection pairs made over real TCP sockets with the hand-off function.
 import net from 'node:net';
-import { Protocol, createTLSTransport, newEventLoop } from '@loopwork/tls';
+import { Protocol, createTLSTransport } from '@loopwork/tls';
 import type {
   BaseEventLoop,
   BaseTransport,
-  ExceptionContext,
   Future,
   SSLContext,
   TLSTransport,
@@ -13,19 +12,7 @@ import type {
   Transport,
 } from '@loopwork/tls';
 
-/**
- * Runs `main` on a fresh loop whose exception handler records into `errors`, then closes the loop.
- */
-export async function runQuiet<T>(main: (loop: BaseEventLoop, errors: ExceptionContext[]) => Promise<T>): Promise<T> {
-  const loop = newEventLoop();
-  const errors: ExceptionContext[] = [];
-  loop.setExceptionHandler((_l, ctx) => errors.push(ctx));
-  try {
-    return await loop.runUntilComplete(() => main(loop, errors));
-  } finally {
-    loop.close();
-  }
-}
+export { runLoop } from '../../../core/test/helpers.js';
 
 /** A protocol that records what happens to it, with futures to wait on. */
 export class Recorder extends Protocol {
