@@ -584,14 +584,10 @@ export abstract class BaseEventLoop {
       this._timerCancelledCount--;
       next = heap.peek();
     }
-    if (next === undefined) {
-      if (this._timerArmedFor !== Infinity) {
-        this._disarmTimer();
-        this._timerArmedFor = Infinity;
-      }
-      return;
-    }
-    if (next._when !== this._timerArmedFor) this._armTimerFor(next._when);
+    // A platform timer armed for a timer that was cancelled since is left to fire: the iteration it wakes finds
+    // nothing due and arms for the next one. Re-arming on every cancelled head (a handshake or read timeout,
+    // cancelled on success) would cost a clearTimeout/setTimeout pair per connection.
+    if (next !== undefined && next._when < this._timerArmedFor) this._armTimerFor(next._when);
   }
 
   /** @internal */

@@ -217,6 +217,28 @@ describe('timers', () => {
     loop.close();
   });
 
+  test('cancelling the earliest timer mid-run: the next one still fires on time, neither early nor late', async () => {
+    const loop = newEventLoop();
+    const t0 = loop.time();
+    const fired: string[] = [];
+    let at = 0;
+    loop.callSoon(() => {
+      // The platform timer is armed for `first`; it stays armed after the cancel and wakes the loop to nothing.
+      const first = loop.callLater(0.02, () => fired.push('first'));
+      loop.callLater(0.08, () => {
+        at = loop.time();
+        fired.push('second');
+        loop.stop();
+      });
+      loop.callSoon(() => first.cancel());
+    });
+    await loop.runForever();
+    assert.deepEqual(fired, ['second']);
+    assert.ok(at - t0 >= 0.08, `fired after ${at - t0}s`);
+    assert.ok(at - t0 < 0.5, `fired after ${at - t0}s`);
+    loop.close();
+  });
+
   test('many cancelled timers are swept and the rest still fire in order', async () => {
     const loop = newEventLoop();
     const got: number[] = [];

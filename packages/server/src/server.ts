@@ -209,22 +209,11 @@ export class NativeListener implements Listener {
       }
       if (accepted === null) return;
       const [fd, peer] = accepted;
-      // A plain connection stays on its fd (FdTransport); TLS needs a net.Socket under node:tls.
-      let sock: net.Socket | number = fd;
-      if (!server._onFd()) {
-        try {
-          sock = netSocketOf(fd);
-        } catch (err) {
-          closeConnected(fd);
-          reportAcceptError(this, loop, err);
-          continue;
-        }
-      }
       try {
-        server._accept(this, sock, (peer ?? null) as Address | null);
+        server._accept(this, fd, (peer ?? null) as Address | null);
       } catch (err) {
         // Never let one connection's failure escape into Node as an uncaught exception.
-        closeConnected(sock);
+        closeConnected(fd);
         reportAcceptError(this, loop, err);
       }
       if (this.#closed) return;
@@ -630,16 +619,32 @@ export class Server implements TransportServer, AsyncDisposable {
       loop.callExceptionHandler({ message: 'Error on transport creation for incoming connection', exception });
       return;
     }
-    if (typeof accepted === 'number' && this._sslContext === null) {
+    if (typeof accepted === 'number' && this._onFd()) {
       let family = AF_INET;
       if (listener.unix) family = AF_UNIX;
       else if (Array.isArray(peername) && peername.length === 4) family = AF_INET6;
       new FdTransport(loop, accepted, protocol, { server: this, extra, family });
       return;
     }
+    if (typeof accepted === 'number' && !listener.unix && extra.sockname === undefined) {
+      // Asked of the fd, a syscall: a net.Socket would build its whole address object for it.
+      const name = native.getsockname(accepted) as Address | null;
+      if (name !== null) extra.sockname = name;
+    }
+    // A plain connection stays on its fd (FdTransport, above); TLS needs a net.Socket under node:tls.
     const sock = typeof accepted === 'number' ? netSocketOf(accepted) : accepted;
     if (this._sslContext === null) {
-      new SocketTransport(loop, sock, protocol, { server: this, extra });
+      try {
+        new SocketTransport(loop, sock, protocol, { server: this, extra });
+      } catch (exception) {
+        // The fd is the net.Socket's now: closing it by number could close a descriptor reused since.
+        sock.destroy();
+        loop.callExceptionHandler({
+          message: 'Error on transport creation for incoming connection',
+          exception,
+          protocol,
+        });
+      }
       return;
     }
     const waiter = loop.createFuture<unknown>();

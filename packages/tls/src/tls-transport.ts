@@ -136,7 +136,7 @@ export function createTLSTransport(
   const shutdownTimeout = checkSslShutdownTimeout(options.sslShutdownTimeout);
   // Built before the socket is touched: a bad context throws here with the socket still the caller's.
   const tlsOptions = serverSide ? context._serverOptions() : context._clientOptions(socket, serverHostname);
-  const extra = baseExtra(socket, options.extra ?? null);
+  const extra = baseExtra(socket, options.extra ?? null, context);
   const gone = socket.destroyed;
   // asyncio's TLS runs on a socket transport, which turns Nagle's algorithm off (the handshake's flights, the
   // session tickets and close_notify are small writes that would otherwise wait for the peer's delayed ACK).
@@ -223,7 +223,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
   _waiter: Future<unknown> | null;
   /** @internal */
   _server: TransportServer | null;
-  /** @internal */
+  /** @internal made by `baseExtra` for this transport alone, with every key it will ever have */
   readonly _extra: Partial<Record<string, unknown>>;
   /** @internal */
   readonly _callConnectionMade: boolean;
@@ -263,7 +263,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     this._shutdownTimeout = init.shutdownTimeout;
     this._waiter = init.waiter;
     this._server = init.server;
-    this._extra = { ...init.extra, sslcontext };
+    this._extra = init.extra;
     this._callConnectionMade = init.callConnectionMade;
     this._onData = this._onData.bind(this);
     this._onDiscard = this._onDiscard.bind(this);
@@ -347,7 +347,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     const peercert = s.getPeerCertificate();
     const cipher = s.getCipher();
     this._extra.peercert = peercert !== null && Object.keys(peercert).length > 0 ? peercert : null;
-    this._extra.cipher = cipher ? [cipher.name, cipher.version, secretBits(cipher.name)] : null;
+    this._extra.cipher = cipher ? [cipher.name, cipher.version, secretBitsOf(cipher.name)] : null;
     this._extra.compression = null;
     this._extra.ssl_object = s;
     if (this._loop.isRunning()) this._handshakeDone();
@@ -736,6 +736,15 @@ function isBufferedProtocol(protocol: BaseProtocol): boolean {
   return typeof p.getBuffer === 'function' && typeof p.bufferUpdated === 'function';
 }
 
+const SECRET_BITS = new Map<string, number>();
+
+/** {@link secretBits}, remembered per cipher (a server meets a handful, once per handshake each). */
+function secretBitsOf(name: string): number {
+  let bits = SECRET_BITS.get(name);
+  if (bits === undefined) SECRET_BITS.set(name, (bits = secretBits(name)));
+  return bits;
+}
+
 /** Python's `cipher()[2]`: the secret bits of a cipher, from its OpenSSL name. */
 function secretBits(name: string): number {
   if (/CHACHA20/i.test(name)) return 256;
@@ -746,9 +755,27 @@ function secretBits(name: string): number {
   return 0;
 }
 
-/** `peername`, `sockname`, `socket` of the underlying socket, as the plain socket transport shapes them. */
-function baseExtra(socket: Socket | Duplex, given: Partial<ExtraInfo> | null): Partial<Record<string, unknown>> {
-  const extra: Partial<Record<string, unknown>> = {};
+/**
+ * A transport's extra information: `peername`, `sockname`, `socket` of the underlying socket, as the plain socket
+ * transport shapes them, and `sslcontext`; the TLS keys are filled in by the handshake. Every key is in the
+ * literal, so that all these objects share one shape (a spread, or keys added later, cost a few µs per
+ * connection).
+ */
+function baseExtra(
+  socket: Socket | Duplex,
+  given: Partial<ExtraInfo> | null,
+  sslcontext: SSLContext,
+): Partial<Record<string, unknown>> {
+  const extra: Partial<Record<string, unknown>> = {
+    peername: undefined,
+    sockname: undefined,
+    socket: undefined,
+    sslcontext,
+    peercert: undefined,
+    cipher: undefined,
+    compression: undefined,
+    ssl_object: undefined,
+  };
   if (socket instanceof Socket) {
     const known: { sockname?: Address | null; peername?: Address | null } = {};
     if (given?.sockname !== undefined) known.sockname = given.sockname;
@@ -760,6 +787,7 @@ function baseExtra(socket: Socket | Duplex, given: Partial<ExtraInfo> | null): P
     extra.peername = known.peername !== undefined ? known.peername : view.getpeername();
     extra.socket = view;
   }
-  if (given !== null) Object.assign(extra, given);
+  if (given !== null) for (const key of Object.keys(given)) extra[key] = given[key as keyof ExtraInfo];
+  extra.sslcontext = sslcontext;
   return extra;
 }
