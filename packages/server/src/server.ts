@@ -633,33 +633,23 @@ export class Server implements TransportServer, AsyncDisposable {
     }
     // A plain connection stays on its fd (FdTransport, above); TLS needs a net.Socket under node:tls.
     const sock = typeof accepted === 'number' ? netSocketOf(accepted) : accepted;
-    if (this._sslContext === null) {
-      try {
-        new SocketTransport(loop, sock, protocol, { server: this, extra });
-      } catch (exception) {
-        // The fd is the net.Socket's now: closing it by number could close a descriptor reused since.
-        sock.destroy();
-        loop.callExceptionHandler({
-          message: 'Error on transport creation for incoming connection',
-          exception,
-          protocol,
-        });
-      }
-      return;
-    }
-    const waiter = loop.createFuture<unknown>();
+    const waiter = this._sslContext === null ? null : loop.createFuture<unknown>();
     let transport: Transport;
     try {
-      transport = tlsTransportFactory()(loop, protocol, sock, this._sslContext, {
-        serverSide: true,
-        serverHostname: null,
-        sslHandshakeTimeout: this._sslHandshakeTimeout,
-        sslShutdownTimeout: this._sslShutdownTimeout,
-        waiter,
-        server: this,
-        extra,
-      });
+      transport =
+        waiter === null
+          ? new SocketTransport(loop, sock, protocol, { server: this, extra })
+          : tlsTransportFactory()(loop, protocol, sock, this._sslContext, {
+              serverSide: true,
+              serverHostname: null,
+              sslHandshakeTimeout: this._sslHandshakeTimeout,
+              sslShutdownTimeout: this._sslShutdownTimeout,
+              waiter,
+              server: this,
+              extra,
+            });
     } catch (exception) {
+      // The fd is the net.Socket's now: closing it by number could close a descriptor reused since.
       sock.destroy();
       loop.callExceptionHandler({
         message: 'Error on transport creation for incoming connection',
@@ -668,6 +658,7 @@ export class Server implements TransportServer, AsyncDisposable {
       });
       return;
     }
+    if (waiter === null) return;
     waiter.addDoneCallback(() => {
       if (waiter.cancelled()) {
         transport.close();
