@@ -215,7 +215,9 @@ function load(): Binding {
   if (loadFailure === undefined) {
     try {
       if (process.env.LOOPWORK_NATIVE === '0') throw new Error('disabled by LOOPWORK_NATIVE=0');
-      const b = createRequire(import.meta.url)(ADDON_PATH) as Binding;
+      // A copy: the addon's exports object is in dictionary mode (its properties are set one by one), so every
+      // `binding.recv` would be a hash lookup; the copy is a fast object whose loads are inlined.
+      const b = { ...(createRequire(import.meta.url)(ADDON_PATH) as Binding) };
       b.setErrorFactory(makeNativeError);
       binding = b;
       return b;
