@@ -143,14 +143,21 @@ export type SocketConstants = Readonly<Record<SocketConstantName, number>>;
 
 type RawSendfileCallback = (errno: number, bytesSent: number) => void;
 
+declare const rawPollBrand: unique symbol;
+/** The addon's handle of a poll (an external). */
+interface RawPoll {
+  readonly [rawPollBrand]: true;
+}
+
 /** The addon's exports; see native/src for each one. Never leaves this module. */
 interface Binding {
   constants: SocketConstants;
   setErrorFactory(factory: (kind: number, errno: number, text: string) => Error): void;
-  pollStart(fd: number, events: number, callback: PollCallback): PollHandle;
-  pollUpdate(handle: PollHandle, events: number): void;
-  pollStop(handle: PollHandle): void;
-  pollSetRef(handle: PollHandle, ref: boolean): void;
+  pollSetDispatch(dispatch: (count: number) => void, queue: Int32Array): void;
+  pollStart(fd: number, events: number, id: number): RawPoll;
+  pollUpdate(handle: RawPoll, events: number): void;
+  pollStop(handle: RawPoll): void;
+  pollSetRef(handle: RawPoll, ref: boolean): void;
   pipe(): [number, number];
   socketpair(family: number, type: number, proto: number): [number, number];
   eventfd(initval: number, semaphore: boolean): number;
@@ -219,6 +226,7 @@ function load(): Binding {
       // `binding.recv` would be a hash lookup; the copy is a fast object whose loads are inlined.
       const b = { ...(createRequire(import.meta.url)(ADDON_PATH) as Binding) };
       b.setErrorFactory(makeNativeError);
+      b.pollSetDispatch(dispatchPolls, pollQueue);
       binding = b;
       return b;
     } catch (err) {
@@ -311,9 +319,12 @@ export const PRIORITIZED = 8;
 
 /**
  * Calls `callback` each time `fd` is ready for one of `events`, until {@link pollStop}. Polling runs on the
- * calling thread's libuv loop (a worker thread has its own); the callback runs as an I/O callback of its own
- * async resource, microtasks draining after it, and an exception it throws is an uncaught exception. An
- * active poll keeps the loop alive unless {@link pollUnref} is called.
+ * calling thread's libuv loop (a worker thread has its own). The callbacks of every fd ready in one turn of the
+ * loop run back to back in one I/O callback, right after libuv's poll phase and before `setImmediate`
+ * callbacks; microtasks and `process.nextTick` callbacks drain after the last one. They run in the async
+ * context of that dispatcher, not of the `pollStart` caller: bind the callback (`AsyncResource.bind`) to keep an
+ * `AsyncLocalStorage` store. An exception a callback throws is an uncaught exception, and does not keep the
+ * other callbacks from running. An active poll keeps the loop alive unless {@link pollUnref} is called.
  *
  * Never poll an fd that a Node handle (`net.Socket`, `fs.watch`...) already owns: libuv keeps one watcher per
  * fd, so this throws `EEXIST` when Node's watcher is registered, and breaks Node's handle when it is not yet.
@@ -328,7 +339,14 @@ export const PRIORITIZED = 8;
  * const h = pollStart(fd, READABLE, (status, events) => { if (events & READABLE) readSome(); });
  */
 export function pollStart(fd: number, events: number, callback: PollCallback): PollHandle {
-  return (binding ?? load()).pollStart(fd, events, callback);
+  const b = binding ?? load();
+  if (typeof callback !== 'function') throw new InvalidArgTypeError('callback must be a function');
+  let id = nextPollId;
+  while (polls.has(id)) id = (id + 1) & 0x7fffffff;
+  nextPollId = (id + 1) & 0x7fffffff;
+  const poll = new Poll(b.pollStart(fd, events, id), id, events, callback);
+  polls.set(id, poll);
+  return poll as unknown as PollHandle;
 }
 
 /**
@@ -339,7 +357,9 @@ export function pollStart(fd: number, events: number, callback: PollCallback): P
  * @throws ValueError if the handle is stopped.
  */
 export function pollUpdate(handle: PollHandle, events: number): void {
-  (binding ?? load()).pollUpdate(handle, events);
+  const poll = pollOf(handle);
+  (binding ?? load()).pollUpdate(poll.raw, events);
+  poll.events = events;
 }
 
 /**
@@ -349,7 +369,9 @@ export function pollUpdate(handle: PollHandle, events: number): void {
  * @param handle - from {@link pollStart}.
  */
 export function pollStop(handle: PollHandle): void {
-  (binding ?? load()).pollStop(handle);
+  const poll = pollOf(handle);
+  (binding ?? load()).pollStop(poll.raw);
+  if (polls.get(poll.id) === poll) polls.delete(poll.id);
 }
 
 /**
@@ -358,7 +380,7 @@ export function pollStop(handle: PollHandle): void {
  * @param handle - from {@link pollStart}.
  */
 export function pollRef(handle: PollHandle): void {
-  (binding ?? load()).pollSetRef(handle, true);
+  (binding ?? load()).pollSetRef(pollOf(handle).raw, true);
 }
 
 /**
@@ -367,7 +389,55 @@ export function pollRef(handle: PollHandle): void {
  * @param handle - from {@link pollStart}.
  */
 export function pollUnref(handle: PollHandle): void {
-  (binding ?? load()).pollSetRef(handle, false);
+  (binding ?? load()).pollSetRef(pollOf(handle).raw, false);
+}
+
+/** What a {@link PollHandle} is inside this module. */
+class Poll {
+  constructor(
+    readonly raw: RawPoll,
+    readonly id: number,
+    /** The events asked for now: events queued before a change are filtered by it. */
+    public events: number,
+    readonly callback: PollCallback,
+  ) {}
+}
+
+/** The polls not stopped, by the id the addon queues their events under. */
+const polls = new Map<number, Poll>();
+let nextPollId = 0;
+/** Where the addon queues `(id, status, events)` for the dispatcher: up to 1024 events per call. */
+const pollQueue = new Int32Array(3 * 1024);
+
+function pollOf(handle: PollHandle): Poll {
+  if (!(handle instanceof Poll)) throw new InvalidArgTypeError('handle must be a poll handle returned by pollStart()');
+  return handle;
+}
+
+/**
+ * Called by the addon once per libuv poll phase (see native/src/poll.c) with the number of events queued in
+ * `pollQueue`. An event of a poll stopped since is dropped; one of a poll changed since keeps only the events
+ * still asked for (libuv does the same within one poll phase). A callback that throws does not stop the others:
+ * its exception is rethrown from a nextTick, an uncaught exception as before.
+ */
+function dispatchPolls(count: number): void {
+  const queue = pollQueue;
+  for (let i = 0, j = 0; i < count; i++, j += 3) {
+    const poll = polls.get(queue[j] as number);
+    if (poll === undefined) continue;
+    const status = queue[j + 1] as number;
+    let events = queue[j + 2] as number;
+    if (status >= 0 && (events &= poll.events) === 0) continue;
+    try {
+      poll.callback(status, events);
+    } catch (err) {
+      process.nextTick(rethrow, err);
+    }
+  }
+}
+
+function rethrow(err: unknown): never {
+  throw err;
 }
 
 // ---------------------------------------------------------------------------------------------------------

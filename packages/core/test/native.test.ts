@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +27,7 @@ import {
   pollStart,
   pollStop,
   pollUpdate,
+  type PollHandle,
   read,
   READABLE,
   recv,
@@ -209,29 +210,117 @@ test('pollUpdate pauses and resumes; pollStop stops callbacks', async (t) => {
   assert.equal(calls, 2);
 });
 
-test('the poll callback drains microtasks and keeps AsyncLocalStorage', async (t) => {
-  const [r, w] = track(t, ...pipe());
-  const als = new AsyncLocalStorage<string>();
+test('the poll callbacks of one loop turn run back to back, then microtasks and ticks, then immediates', async (t) => {
+  const [r1, w1] = track(t, ...pipe());
+  const [r2, w2] = track(t, ...pipe());
   const order: string[] = [];
   const done = new Promise<void>((resolve) => {
-    als.run('caller', () => {
-      const h = pollStart(r!, READABLE, () => {
-        pollStop(h);
-        order.push(`store=${als.getStore() ?? 'none'}`);
-        setImmediate(() => {
-          order.push('immediate');
-          resolve();
-        });
-        void Promise.resolve().then(() => order.push('microtask'));
-        process.nextTick(() => order.push('tick'));
+    const onReady = (name: string, h: () => PollHandle) => () => {
+      pollStop(h());
+      order.push(name);
+      void Promise.resolve().then(() => order.push(`microtask ${name}`));
+      process.nextTick(() => order.push(`tick ${name}`));
+      setImmediate(() => {
+        order.push(`immediate ${name}`);
+        if (name === 'second') resolve();
       });
+    };
+    const h1: PollHandle = pollStart(
+      r1!,
+      READABLE,
+      onReady('first', () => h1),
+    );
+    const h2: PollHandle = pollStart(
+      r2!,
+      READABLE,
+      onReady('second', () => h2),
+    );
+  });
+  // Both fds are ready before the loop polls: one poll phase sees both.
+  write(w1!, Buffer.from('x'));
+  write(w2!, Buffer.from('x'));
+  await done;
+  assert.deepEqual(new Set(order.slice(0, 2)), new Set(['first', 'second']));
+  const [a, b] = order.slice(0, 2) as [string, string];
+  assert.deepEqual(order, [
+    a,
+    b,
+    `tick ${a}`,
+    `tick ${b}`,
+    `microtask ${a}`,
+    `microtask ${b}`,
+    `immediate ${a}`,
+    `immediate ${b}`,
+  ]);
+});
+
+test("a poll callback runs in the dispatcher's async context; AsyncResource.bind keeps the caller's", async (t) => {
+  const [r1, w1] = track(t, ...pipe());
+  const [r2, w2] = track(t, ...pipe());
+  const als = new AsyncLocalStorage<string>();
+  const stores: string[] = [];
+  const done = new Promise<void>((resolve) => {
+    als.run('caller', () => {
+      const plain = pollStart(r1!, READABLE, () => {
+        pollStop(plain);
+        stores.push(`plain=${als.getStore() ?? 'none'}`);
+      });
+      const bound = pollStart(
+        r2!,
+        READABLE,
+        AsyncResource.bind(() => {
+          pollStop(bound);
+          stores.push(`bound=${als.getStore() ?? 'none'}`);
+          setImmediate(resolve);
+        }),
+      );
     });
   });
-  // Node holds an async resource weakly: a collection must not lose the store (a regression).
   (globalThis as { gc?: () => void }).gc?.();
-  write(w!, Buffer.from('x'));
+  write(w1!, Buffer.from('x'));
+  write(w2!, Buffer.from('x'));
   await done;
-  assert.deepEqual(order, ['store=caller', 'tick', 'microtask', 'immediate']);
+  assert.deepEqual(stores.sort(), ['bound=caller', 'plain=none']);
+});
+
+test('an event queued for a poll stopped or paused earlier in the same turn is dropped', async (t) => {
+  const [r1, w1] = track(t, ...pipe());
+  const [r2, w2] = track(t, ...pipe());
+  const [r3, w3] = track(t, ...pipe());
+  const calls: string[] = [];
+  let h1: PollHandle | null = null;
+  let h2: PollHandle | null = null;
+  let h3: PollHandle | null = null;
+  // Whichever runs first stops or pauses the other two, whose events are already queued.
+  const first = (name: string) => () => {
+    calls.push(name);
+    for (const h of [h1, h2, h3]) if (h !== null) pollStop(h);
+    h1 = h2 = h3 = null;
+  };
+  h1 = pollStart(r1!, READABLE, first('1'));
+  h2 = pollStart(r2!, READABLE, first('2'));
+  h3 = pollStart(r3!, READABLE, first('3'));
+  write(w1!, Buffer.from('x'));
+  write(w2!, Buffer.from('x'));
+  write(w3!, Buffer.from('x'));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(calls.length, 1, `called: ${calls.join(', ')}`);
+  // Paused (events 0) the same way: nothing is delivered for it until it asks again.
+  const [r4, w4] = track(t, ...pipe());
+  const [r5, w5] = track(t, ...pipe());
+  const got: string[] = [];
+  const h5: PollHandle = pollStart(r5!, READABLE, () => got.push('5'));
+  const h4: PollHandle = pollStart(r4!, READABLE, () => {
+    got.push('4');
+    pollStop(h4);
+    pollUpdate(h5, 0);
+  });
+  t.after(() => pollStop(h5));
+  write(w4!, Buffer.from('x'));
+  write(w5!, Buffer.from('x'));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  // Whichever ran first: 5 ran only if it came before 4 in the turn, and never after being paused.
+  assert.ok(got[0] === '4' ? got.join() === '4' : got.join() === '5,4', got.join());
 });
 
 test('pollStop and pollUnref let the process exit', async () => {

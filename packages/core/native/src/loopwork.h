@@ -28,6 +28,7 @@
 enum lw_error_kind { LW_SYSTEM_ERROR = 0, LW_TYPE_ERROR = 1, LW_RANGE_ERROR = 2 };
 
 struct lw_poll;
+struct lw_dispatch;
 struct lw_sendfile;
 
 /*
@@ -46,6 +47,7 @@ typedef struct lw_instance {
   bool tearing_down;             /* the environment is shutting down: libuv callbacks make no Node-API call */
   bool finalized;                /* Node-API has released the instance data */
   napi_async_cleanup_hook_handle cleanup; /* set while the teardown waits for `pending` */
+  struct lw_dispatch *dispatch;  /* poll.c: readiness events handed to JS once per poll phase */
 } lw_instance;
 
 /* Counts a uv handle or a transfer that a libuv callback will end. */
@@ -99,7 +101,7 @@ extern const lw_export lw_fd_exports[];
 extern const lw_export lw_socket_exports[];
 extern const lw_export lw_sendfile_exports[];
 
-/* poll.c: closes every poll of the environment (teardown). */
+/* poll.c: closes every poll of the environment, and the dispatcher (teardown). */
 void lw_poll_close_all(lw_instance *inst);
 /* sendfile.c: cancels every transfer of the environment and releases their JS references (teardown). */
 void lw_sendfile_cancel_all(lw_instance *inst);

@@ -1,6 +1,14 @@
 /*
  * fd readiness with libuv's uv_poll_t on the environment's own loop (so it works in worker threads).
  *
+ * Events are not handed to JS one by one. Each ready poll appends (id, status, events) to a queue shared with
+ * JS (an Int32Array), and a uv_check handle calls the JS dispatcher once with the count, right after libuv's
+ * poll phase: one Node-API callback (one async-context switch, one microtask and nextTick drain) per loop turn
+ * instead of one per ready fd. The check handle is started after Node's own, so it runs before Node's
+ * setImmediate callbacks, where an fd callback used to run too: the order of I/O callbacks and immediates is
+ * unchanged. A full queue is handed over at once, from the poll phase. JS maps ids to callbacks, and drops the
+ * events of a poll stopped or paused since they were queued (as libuv does within one poll phase).
+ *
  * A poll handle is a JS external over an lw_poll. Its memory is shared by two owners that go away in either
  * order: libuv (until the uv_close callback) and the JS external (until its finalizer). While the poll is
  * open, a strong reference keeps the external alive, so dropping it in JS never frees an open handle;
@@ -23,16 +31,73 @@ typedef struct lw_poll {
   uv_poll_t handle;
   napi_env env;
   lw_instance *inst;
-  napi_ref callback;        /* the JS callback; NULL once closing */
-  napi_ref self;            /* strong reference on the external while open */
-  napi_async_context async; /* so callbacks run as their own async resource */
-  napi_ref resource;        /* that resource; Node holds it weakly, and AsyncLocalStorage keeps its store on it */
-  int events;               /* the events asked for */
+  int32_t id;   /* what the dispatcher is told; JS maps it to the callback */
+  napi_ref self; /* strong reference on the external while open */
+  int events;   /* the events asked for */
   struct lw_poll *prev, *next;
   bool closing; /* uv_close was called */
   bool closed;  /* the uv_close callback ran */
   bool finalized;
 } lw_poll;
+
+/* The per-environment dispatcher: the JS function, the queue it reads, and the check handle that calls it. */
+typedef struct lw_dispatch {
+  uv_check_t check;
+  napi_env env;
+  lw_instance *inst;
+  napi_ref fn;              /* dispatch(count) */
+  napi_ref queue_ref;       /* the Int32Array */
+  int32_t *queue;           /* its elements: (id, status, events) triples */
+  uint32_t capacity;        /* in triples */
+  uint32_t queued;          /* triples waiting */
+  napi_async_context async; /* the async resource the dispatcher runs as */
+  napi_ref resource;
+  bool closing;
+} lw_dispatch;
+
+/* Hands the queued events to JS (nothing when JS may no longer run). */
+static void flush(lw_dispatch *d) {
+  uint32_t n = d->queued;
+  if (n == 0) return;
+  if (d->closing || d->inst->tearing_down) {
+    d->queued = 0;
+    return;
+  }
+  napi_env env = d->env;
+  napi_handle_scope scope;
+  napi_value cb, argv[1];
+  napi_open_handle_scope(env, &scope);
+  napi_get_reference_value(env, d->fn, &cb);
+  napi_create_uint32(env, n, &argv[0]);
+  lw_make_callback(env, d->async, cb, 1, argv);
+  /* JS read the triples during the call; none was added meanwhile (JS cannot run libuv's poll phase). */
+  d->queued = 0;
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_check(uv_check_t *handle) {
+  flush(handle->data);
+}
+
+static void on_dispatch_close(uv_handle_t *handle) {
+  lw_dispatch *d = handle->data;
+  lw_instance *inst = d->inst;
+  free(d);
+  lw_instance_release(inst);
+}
+
+static void close_dispatch(lw_instance *inst) {
+  lw_dispatch *d = inst->dispatch;
+  if (d == NULL) return;
+  inst->dispatch = NULL;
+  d->closing = true;
+  napi_delete_reference(d->env, d->fn);
+  napi_delete_reference(d->env, d->queue_ref);
+  napi_async_destroy(d->env, d->async);
+  napi_delete_reference(d->env, d->resource);
+  uv_check_stop(&d->check);
+  uv_close((uv_handle_t *)&d->check, on_dispatch_close);
+}
 
 static void on_close(uv_handle_t *handle) {
   lw_poll *p = handle->data;
@@ -55,20 +120,14 @@ static void close_poll(lw_poll *p, bool js) {
   p->closing = true;
   uv_poll_stop(&p->handle);
   unlink_poll(p);
-  if (js) {
-    napi_delete_reference(p->env, p->callback);
-    napi_async_destroy(p->env, p->async);
-    napi_delete_reference(p->env, p->resource);
-    napi_delete_reference(p->env, p->self);
-  }
-  p->callback = NULL;
-  p->resource = NULL;
+  if (js) napi_delete_reference(p->env, p->self);
   p->self = NULL;
   uv_close((uv_handle_t *)&p->handle, on_close);
 }
 
 void lw_poll_close_all(lw_instance *inst) {
   while (inst->polls != NULL) close_poll(inst->polls, true);
+  close_dispatch(inst);
 }
 
 static void on_finalize(napi_env env, void *data, void *hint) {
@@ -82,7 +141,8 @@ static void on_finalize(napi_env env, void *data, void *hint) {
 
 static void on_poll(uv_poll_t *handle, int status, int events) {
   lw_poll *p = handle->data;
-  if (p->callback == NULL) return;
+  lw_dispatch *d = p->inst->dispatch;
+  if (p->closing || d == NULL) return;
   if (status == UV_EBADF) {
     /* libuv reports POLLERR as UV_EBADF and stops the handle. A pending socket error (a refused connect, a
      * reset) is readiness to asyncio, whose epoll selector reports EPOLLERR as readable and writable: the
@@ -94,15 +154,11 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
       events = p->events & (UV_READABLE | UV_WRITABLE);
     }
   }
-  napi_env env = p->env;
-  napi_handle_scope scope;
-  napi_value cb, argv[2];
-  napi_open_handle_scope(env, &scope);
-  napi_get_reference_value(env, p->callback, &cb);
-  napi_create_int32(env, status, &argv[0]);
-  napi_create_int32(env, events, &argv[1]);
-  lw_make_callback(env, p->async, cb, 2, argv);
-  napi_close_handle_scope(env, scope);
+  if (d->queued == d->capacity) flush(d);
+  int32_t *slot = d->queue + 3 * (size_t)d->queued++;
+  slot[0] = p->id;
+  slot[1] = status;
+  slot[2] = events;
 }
 
 static bool get_poll(napi_env env, napi_value v, lw_poll **out) {
@@ -129,16 +185,61 @@ static bool get_events(napi_env env, napi_value v, int *out) {
   return true;
 }
 
-/* pollStart(fd, events, callback(status, events)) -> handle */
-static napi_value poll_start(napi_env env, napi_callback_info info) {
-  napi_value argv[3], ext, resource, name;
+/* pollSetDispatch(dispatch(count), queue: Int32Array): once per environment, before any pollStart. */
+static napi_value poll_set_dispatch(napi_env env, napi_callback_info info) {
+  napi_value argv[2], resource, name, buffer;
   napi_valuetype t;
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *data;
+  bool is_typed = false;
+  uv_loop_t *loop;
+  lw_instance *inst = lw_instance_of(env);
+  if (!lw_args(env, info, 2, argv, NULL)) return NULL;
+  if (inst->dispatch != NULL) return lw_throw_arg(env, LW_RANGE_ERROR, "the poll dispatcher is already set");
+  napi_typeof(env, argv[0], &t);
+  if (t != napi_function) return lw_throw_arg(env, LW_TYPE_ERROR, "dispatch must be a function");
+  napi_is_typedarray(env, argv[1], &is_typed);
+  if (is_typed) napi_get_typedarray_info(env, argv[1], &type, &length, &data, &buffer, &offset);
+  if (!is_typed || type != napi_int32_array || length < 3) {
+    return lw_throw_arg(env, LW_TYPE_ERROR, "queue must be an Int32Array of at least 3 elements");
+  }
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  lw_dispatch *d = calloc(1, sizeof *d);
+  if (d == NULL) return lw_throw_errno(env, ENOMEM, "pollSetDispatch");
+  d->env = env;
+  d->inst = inst;
+  d->queue = data;
+  d->capacity = (uint32_t)(length / 3);
+  uv_check_init(loop, &d->check);
+  d->check.data = d;
+  lw_instance_hold(inst);
+  napi_create_reference(env, argv[0], 1, &d->fn);
+  napi_create_reference(env, argv[1], 1, &d->queue_ref);
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, "loopwork.poll", NAPI_AUTO_LENGTH, &name);
+  napi_create_reference(env, resource, 1, &d->resource);
+  napi_async_init(env, resource, name, &d->async);
+  /* Started after Node's immediate check handle, so run before it (libuv runs the latest started first). */
+  uv_check_start(&d->check, on_check);
+  uv_unref((uv_handle_t *)&d->check);
+  inst->dispatch = d;
+  return lw_undefined(env);
+}
+
+/* pollStart(fd, events, id) -> handle; the dispatcher is told `id` when the fd is ready. */
+static napi_value poll_start(napi_env env, napi_callback_info info) {
+  napi_value argv[3], ext;
   int fd, events, r;
+  int32_t id;
   uv_loop_t *loop;
   if (!lw_args(env, info, 3, argv, NULL)) return NULL;
-  if (!lw_fd(env, argv[0], &fd) || !get_events(env, argv[1], &events)) return NULL;
-  napi_typeof(env, argv[2], &t);
-  if (t != napi_function) return lw_throw_arg(env, LW_TYPE_ERROR, "callback must be a function");
+  if (!lw_fd(env, argv[0], &fd) || !get_events(env, argv[1], &events) || !lw_int(env, argv[2], "id", &id)) {
+    return NULL;
+  }
+  if (lw_instance_of(env)->dispatch == NULL) {
+    return lw_throw_arg(env, LW_RANGE_ERROR, "pollSetDispatch() must be called before pollStart()");
+  }
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
 
   lw_poll *p = calloc(1, sizeof *p);
@@ -146,6 +247,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
   p->magic = POLL_MAGIC;
   p->env = env;
   p->inst = lw_instance_of(env);
+  p->id = id;
   r = uv_poll_init(loop, &p->handle, fd);
   if (r < 0) {
     free(p);
@@ -160,11 +262,6 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_create_reference(env, ext, 1, &p->self);
-  napi_create_reference(env, argv[2], 1, &p->callback);
-  napi_create_object(env, &resource);
-  napi_create_string_utf8(env, "loopwork.poll", NAPI_AUTO_LENGTH, &name);
-  napi_create_reference(env, resource, 1, &p->resource);
-  napi_async_init(env, resource, name, &p->async);
   p->next = p->inst->polls;
   if (p->next != NULL) p->next->prev = p;
   p->inst->polls = p;
@@ -215,6 +312,7 @@ static napi_value poll_ref(napi_env env, napi_callback_info info) {
 }
 
 const lw_export lw_poll_exports[] = {
+    {"pollSetDispatch", poll_set_dispatch},
     {"pollStart", poll_start},
     {"pollUpdate", poll_update},
     {"pollStop", poll_stop},
