@@ -224,9 +224,18 @@ function load(): Binding {
       if (process.env.LOOPWORK_NATIVE === '0') throw new Error('disabled by LOOPWORK_NATIVE=0');
       // A copy: the addon's exports object is in dictionary mode (its properties are set one by one), so every
       // `binding.recv` would be a hash lookup; the copy is a fast object whose loads are inlined.
-      const b = { ...(createRequire(import.meta.url)(ADDON_PATH) as Binding) };
+      const exports = createRequire(import.meta.url)(ADDON_PATH) as Binding & { [REGISTRY]?: PollRegistry };
+      // One dispatcher per addon instance (per thread): a second copy of this module shares the first's.
+      let registry = exports[REGISTRY];
+      if (registry === undefined) {
+        const fresh: PollRegistry = { polls: new Map(), nextId: 0, queue: new Int32Array(3 * 1024) };
+        exports.pollSetDispatch((count) => dispatchPolls(fresh, count), fresh.queue);
+        registry = exports[REGISTRY] = fresh;
+      }
+      const b = { ...exports };
       b.setErrorFactory(makeNativeError);
-      b.pollSetDispatch(dispatchPolls, pollQueue);
+      polls = registry.polls;
+      pollRegistry = registry;
       binding = b;
       return b;
     } catch (err) {
@@ -341,9 +350,10 @@ export const PRIORITIZED = 8;
 export function pollStart(fd: number, events: number, callback: PollCallback): PollHandle {
   const b = binding ?? load();
   if (typeof callback !== 'function') throw new InvalidArgTypeError('callback must be a function');
-  let id = nextPollId;
+  const registry = pollRegistry as PollRegistry;
+  let id = registry.nextId;
   while (polls.has(id)) id = (id + 1) & 0x7fffffff;
-  nextPollId = (id + 1) & 0x7fffffff;
+  registry.nextId = (id + 1) & 0x7fffffff;
   const poll = new Poll(b.pollStart(fd, events, id), id, events, callback);
   polls.set(id, poll);
   return poll as unknown as PollHandle;
@@ -403,11 +413,24 @@ class Poll {
   ) {}
 }
 
-/** The polls not stopped, by the id the addon queues their events under. */
-const polls = new Map<number, Poll>();
-let nextPollId = 0;
-/** Where the addon queues `(id, status, events)` for the dispatcher: up to 1024 events per call. */
-const pollQueue = new Int32Array(3 * 1024);
+/** A poll as the dispatcher sees it (a `Poll` of this copy of the module or of another). */
+interface PollEntry {
+  readonly events: number;
+  readonly callback: PollCallback;
+}
+
+/** The dispatcher's state, kept on the addon's exports object under {@link REGISTRY}. */
+interface PollRegistry {
+  /** The polls not stopped, by the id the addon queues their events under. */
+  readonly polls: Map<number, PollEntry>;
+  nextId: number;
+  /** Where the addon queues `(id, status, events)` for the dispatcher: up to 1024 events per call. */
+  readonly queue: Int32Array;
+}
+
+const REGISTRY = Symbol.for('loopwork.native.polls');
+let pollRegistry: PollRegistry | null = null;
+let polls = new Map<number, PollEntry>();
 
 function pollOf(handle: PollHandle): Poll {
   if (!(handle instanceof Poll)) throw new InvalidArgTypeError('handle must be a poll handle returned by pollStart()');
@@ -416,12 +439,12 @@ function pollOf(handle: PollHandle): Poll {
 
 /**
  * Called by the addon once per libuv poll phase (see native/src/poll.c) with the number of events queued in
- * `pollQueue`. An event of a poll stopped since is dropped; one of a poll changed since keeps only the events
+ * `registry.queue`. An event of a poll stopped since is dropped; one of a poll changed since keeps only the events
  * still asked for (libuv does the same within one poll phase). A callback that throws does not stop the others:
  * its exception is rethrown from a nextTick, an uncaught exception as before.
  */
-function dispatchPolls(count: number): void {
-  const queue = pollQueue;
+function dispatchPolls(registry: PollRegistry, count: number): void {
+  const { queue, polls } = registry;
   for (let i = 0, j = 0; i < count; i++, j += 3) {
     const poll = polls.get(queue[j] as number);
     if (poll === undefined) continue;

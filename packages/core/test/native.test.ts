@@ -346,6 +346,27 @@ test('pollStop and pollUnref let the process exit', async () => {
   assert.deepEqual(unrefd, { code: 0, stdout: 'started\n' });
 });
 
+test("two copies of the module in one thread share the addon's dispatcher", async () => {
+  const child = await runChild(`
+    const a = await import(${JSON.stringify(nativeUrl)});
+    const b = await import(${JSON.stringify(nativeUrl + '?copy')});
+    if (a === b) throw new Error('not two copies');
+    const got = [];
+    for (const [name, n] of [['a', a], ['b', b]]) {
+      const [r, w] = n.pipe();
+      const h = n.pollStart(r, n.READABLE, () => {
+        n.pollStop(h);
+        n.close(r);
+        n.close(w);
+        got.push(name);
+        if (got.length === 2) console.log(got.sort().join(','));
+      });
+      n.write(w, Buffer.from('x'));
+    }
+  `);
+  assert.deepEqual(child, { code: 0, stdout: 'a,b\n' });
+});
+
 test('a throw in a poll callback is an uncaught exception', async () => {
   const child = await runChild(`
     import * as n from ${JSON.stringify(nativeUrl)};
