@@ -39,6 +39,8 @@ const DEFAULT_LIMIT = 2 ** 16;
 export const ConnectionResetError = makeError('ERR_LOOPWORK_CONNECTION_LOST', 'ConnectionResetError', Error);
 
 const EMPTY = Buffer.alloc(0);
+/** What `drain()` returns when there is nothing to wait for. */
+const DRAINED: Promise<void> = Promise.resolve();
 
 /** Options of `new StreamReader()`. */
 export interface StreamReaderOptions {
@@ -182,6 +184,16 @@ export class StreamReader implements AsyncIterable<Buffer> {
    * more than the limit would wait forever.
    */
   async _waitForData(funcName: string): Promise<void> {
+    const waiter = this._newWaiter(funcName);
+    try {
+      await waiter;
+    } finally {
+      if (this._waiter === waiter) this._waiter = null;
+    }
+  }
+
+  /** @internal The future `_waitForData` awaits, made current; `read()` awaits it itself (one promise less). */
+  _newWaiter(funcName: string): Future<void> {
     // Two reads waiting at once could not tell which one gets the next data.
     if (this._waiter !== null) {
       throw new RuntimeError(`${funcName}() called while another coroutine is already waiting for incoming data`);
@@ -193,11 +205,7 @@ export class StreamReader implements AsyncIterable<Buffer> {
     }
     const waiter = this._loop.createFuture<void>();
     this._waiter = waiter;
-    try {
-      await waiter;
-    } finally {
-      if (this._waiter === waiter) this._waiter = null;
-    }
+    return waiter;
   }
 
   /**
@@ -292,7 +300,14 @@ export class StreamReader implements AsyncIterable<Buffer> {
       }
       return blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks);
     }
-    if (this._len === 0 && !this._eof) await this._waitForData('read');
+    if (this._len === 0 && !this._eof) {
+      const waiter = this._newWaiter('read');
+      try {
+        await waiter;
+      } finally {
+        if (this._waiter === waiter) this._waiter = null;
+      }
+    }
     const data = this._consume(Math.min(n, this._len));
     this._maybeResumeTransport();
     return data;
@@ -796,7 +811,18 @@ export class StreamWriter {
    * @throws the reader's exception (the connection's error); ConnectionResetError ("Connection lost") when the
    * connection is gone; the connection's error when it is lost while waiting.
    */
-  async drain(): Promise<void> {
+  drain(): Promise<void> {
+    const protocol = this._protocol;
+    // Nothing to wait for (the usual case): a settled promise, without an async function's own promise and
+    // awaits. asyncio's drain() does not yield to the loop then either.
+    if (!protocol._paused && !protocol._connectionLost && !this._transport.isClosing()) {
+      if (this._reader === null || this._reader.exception() === null) return DRAINED;
+    }
+    return this._drain();
+  }
+
+  /** @internal `drain()` when it may have to wait or throw. */
+  async _drain(): Promise<void> {
     if (this._reader !== null) {
       const exc = this._reader.exception();
       if (exc !== null) throw exc;

@@ -734,8 +734,11 @@ describe('StreamWriter over TCP', () => {
       await drain;
       assert.equal(drained, true);
       assert.deepEqual(events, ['pause', 'resume']);
-      // Not paused any more: drain() returns at once.
+      // Not paused any more: drain() returns at once, without giving the loop a turn (as asyncio's).
+      let ranMeanwhile = false;
+      loop.callSoon(() => (ranMeanwhile = true));
       await sw.drain();
+      assert.equal(ranMeanwhile, false);
     }));
 
   test('several writers wait in drain() and all wake', () =>
