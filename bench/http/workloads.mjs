@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs';
 import {
   SystemFailure,
+  againstServer,
   childCpuSecondsFromStat,
   cpuSeconds,
-  errorSummary,
   freePort,
   runProcess,
   startProcess,
@@ -88,7 +88,7 @@ async function httpSample(system, ctx, client) {
   const url = `http://127.0.0.1:${port}/`;
   const serverArgv = [...ctx.pin.server, ...system.argv(port)];
   const server = await startProcess(serverArgv, { cwd: ctx.root });
-  try {
+  return againstServer(server, async () => {
     const secs = ctx.smoke ? 1 : (ctx.duration ?? 3);
     await runProcess([...ctx.pin.client, ...client.argv(url, 1, false)], { cwd: ctx.root }); // warm-up
     const clientArgv = [...ctx.pin.client, ...client.argv(url, secs, true)];
@@ -109,14 +109,7 @@ async function httpSample(system, ctx, client) {
       command: serverArgv,
       clientCommand: clientArgv,
     };
-  } catch (e) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) {
-      throw new SystemFailure('failed', `server died: ${errorSummary(server.stderr, server.stdout)}`);
-    }
-    throw e;
-  } finally {
-    await server.stop();
-  }
+  });
 }
 
 export default function workloads(ctx) {

@@ -200,6 +200,23 @@ export async function startProcess(argv, { cwd, env, ready = /^READY\b/, timeout
   );
 }
 
+/**
+ * Runs `body()` against a server from {@link startProcess} and stops the server after it, however it ends. A
+ * failure after the server exited is reported as the server's death, with what it printed.
+ */
+export async function againstServer(server, body) {
+  try {
+    return await body();
+  } catch (e) {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      throw new SystemFailure('failed', `server died: ${errorSummary(server.stderr, server.stdout)}`);
+    }
+    throw e;
+  } finally {
+    await server.stop();
+  }
+}
+
 /** Runs a command to completion and collects its output; rejects with a SystemFailure on a non-zero exit. */
 export async function runProcess(argv, { cwd, env, timeoutMs = 600000 } = {}) {
   const child = spawn(argv[0], argv.slice(1), {

@@ -3,7 +3,7 @@
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SystemFailure, errorSummary, freePort, lastJson, runProcess, startProcess, withNofile } from '../lib/proc.mjs';
+import { againstServer, freePort, lastJson, runProcess, startProcess, withNofile } from '../lib/proc.mjs';
 import { nodeArgv } from '../lib/systems.mjs';
 import { MODES, echoServer } from './systems.mjs';
 
@@ -27,17 +27,13 @@ async function echoSample(system, ctx, { transport, size, conns, depth }) {
     ...['--server-pid', String(server.pid)],
   ];
   try {
-    const { stdout } = await runProcess(clientArgv, { cwd: ctx.root, timeoutMs: 120000 });
-    const r = lastJson(stdout);
-    if (!r) throw new Error(`client printed no result: ${stdout.slice(-200)}`);
-    return { value: r.rate, ...r, command: serverArgv, clientCommand: clientArgv };
-  } catch (e) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) {
-      throw new SystemFailure('failed', `server died: ${errorSummary(server.stderr, server.stdout)}`);
-    }
-    throw e;
+    return await againstServer(server, async () => {
+      const { stdout } = await runProcess(clientArgv, { cwd: ctx.root, timeoutMs: 120000 });
+      const r = lastJson(stdout);
+      if (!r) throw new Error(`client printed no result: ${stdout.slice(-200)}`);
+      return { value: r.rate, ...r, command: serverArgv, clientCommand: clientArgv };
+    });
   } finally {
-    await server.stop();
     if (transport === 'unix') rmSync(target.slice(5), { force: true });
   }
 }

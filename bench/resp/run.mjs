@@ -15,10 +15,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureRequirements, pinning, root } from '../lib/env.mjs';
 import {
-  SystemFailure,
+  againstServer,
   childCpuSecondsFromStat,
   cpuSeconds,
-  errorSummary,
   freePort,
   runProcess,
   startProcess,
@@ -124,43 +123,38 @@ export async function respSample(system, ctx, opt) {
   const port = await freePort();
   const stateDir = mkdtempSync(join(tmpdir(), 'loopwork-bench-resp-'));
   const serverArgv = [...ctx.pin.server, ...system.argv(port, stateDir)];
-  let server;
   try {
-    server = await startProcess(serverArgv, { cwd: ctx.root, ready: system.ready });
-    // Warm-up (the JIT, the connections' buffers); for GET it also stores the key GET then reads.
-    const warm = Math.max(50000, Math.round(opt.requests / 10));
-    await runProcess([...ctx.pin.client, ...benchmarkArgv(opt, port, 'SET', warm)], { cwd: ctx.root });
-    if (opt.test === 'GET') {
-      await runProcess([...ctx.pin.client, ...benchmarkArgv(opt, port, 'GET', warm)], { cwd: ctx.root });
-    }
-    const clientArgv = [...ctx.pin.client, ...benchmarkArgv(opt, port, opt.test, opt.requests)];
-    const cpu0 = cpuSeconds(server.pid);
-    const t0 = performance.now();
-    const { stdout, stderr } = await runProcess(withChildCpu(clientArgv), { cwd: ctx.root });
-    const wall = (performance.now() - t0) / 1000;
-    const cpu1 = cpuSeconds(server.pid);
-    const r = parseCsv(stdout, opt.test);
-    const childLine = stderr.split('\n').find((l) => l.startsWith('CHILDSTAT '));
-    const serverCpuSeconds = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
-    return {
-      value: r.rate,
-      requests: opt.requests,
-      p50us: r.p50ms === null ? undefined : r.p50ms * 1000,
-      p99us: r.p99ms === null ? undefined : r.p99ms * 1000,
-      serverCpuSeconds,
-      serverCpuPct: serverCpuSeconds === null ? null : (serverCpuSeconds / wall) * 100,
-      serverCpuUsPerReq: serverCpuSeconds === null ? null : (serverCpuSeconds / opt.requests) * 1e6,
-      clientCpuPct: childLine ? (childCpuSecondsFromStat(childLine.slice(10)) / wall) * 100 : null,
-      command: serverArgv,
-      clientCommand: clientArgv,
-    };
-  } catch (e) {
-    if (server && (server.child.exitCode !== null || server.child.signalCode !== null)) {
-      throw new SystemFailure('failed', `server died: ${errorSummary(server.stderr, server.stdout)}`);
-    }
-    throw e;
+    const server = await startProcess(serverArgv, { cwd: ctx.root, ready: system.ready });
+    return await againstServer(server, async () => {
+      // Warm-up (the JIT, the connections' buffers); for GET it also stores the key GET then reads.
+      const warm = Math.max(50000, Math.round(opt.requests / 10));
+      await runProcess([...ctx.pin.client, ...benchmarkArgv(opt, port, 'SET', warm)], { cwd: ctx.root });
+      if (opt.test === 'GET') {
+        await runProcess([...ctx.pin.client, ...benchmarkArgv(opt, port, 'GET', warm)], { cwd: ctx.root });
+      }
+      const clientArgv = [...ctx.pin.client, ...benchmarkArgv(opt, port, opt.test, opt.requests)];
+      const cpu0 = cpuSeconds(server.pid);
+      const t0 = performance.now();
+      const { stdout, stderr } = await runProcess(withChildCpu(clientArgv), { cwd: ctx.root });
+      const wall = (performance.now() - t0) / 1000;
+      const cpu1 = cpuSeconds(server.pid);
+      const r = parseCsv(stdout, opt.test);
+      const childLine = stderr.split('\n').find((l) => l.startsWith('CHILDSTAT '));
+      const serverCpuSeconds = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
+      return {
+        value: r.rate,
+        requests: opt.requests,
+        p50us: r.p50ms === null ? undefined : r.p50ms * 1000,
+        p99us: r.p99ms === null ? undefined : r.p99ms * 1000,
+        serverCpuSeconds,
+        serverCpuPct: serverCpuSeconds === null ? null : (serverCpuSeconds / wall) * 100,
+        serverCpuUsPerReq: serverCpuSeconds === null ? null : (serverCpuSeconds / opt.requests) * 1e6,
+        clientCpuPct: childLine ? (childCpuSecondsFromStat(childLine.slice(10)) / wall) * 100 : null,
+        command: serverArgv,
+        clientCommand: clientArgv,
+      };
+    });
   } finally {
-    await server?.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
 }

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SystemFailure, cpuSeconds, errorSummary, freePort, lastJson, runProcess, startProcess } from '../lib/proc.mjs';
+import { againstServer, cpuSeconds, freePort, lastJson, runProcess, startProcess } from '../lib/proc.mjs';
 import { loopworkArgv, nodeArgv, pythonArgv } from '../lib/systems.mjs';
 
 export const FILE_SIZE = 2 ** 30;
@@ -60,7 +60,7 @@ export async function sendfileSample(system, ctx, size = FILE_SIZE) {
   const serverArgv = [...ctx.pin.server, ...system.argv(port, file)];
   const server = await startProcess(serverArgv, { cwd: ctx.root });
   const clientArgv = [...ctx.pin.client, ...nodeArgv('bench/sendfile/sink.mjs', port, String(size))];
-  try {
+  return againstServer(server, async () => {
     const cpu0 = cpuSeconds(server.pid);
     const { stdout } = await runProcess(clientArgv, { cwd: ctx.root, timeoutMs: 300000 });
     const cpu1 = cpuSeconds(server.pid);
@@ -73,14 +73,7 @@ export async function sendfileSample(system, ctx, size = FILE_SIZE) {
       command: serverArgv,
       clientCommand: clientArgv,
     };
-  } catch (e) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) {
-      throw new SystemFailure('failed', `server died: ${errorSummary(server.stderr, server.stdout)}`);
-    }
-    throw e;
-  } finally {
-    await server.stop();
-  }
+  });
 }
 
 export default function workloads(ctx) {

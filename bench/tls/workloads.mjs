@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SystemFailure, errorSummary, lastJson, runProcess, startProcess } from '../lib/proc.mjs';
+import { againstServer, lastJson, runProcess, startProcess } from '../lib/proc.mjs';
 import { loopworkArgv, nodeArgv } from '../lib/systems.mjs';
 
 let certs = null;
@@ -60,19 +60,12 @@ export async function tlsSample(system, ctx, { mode, conns, chunk, warmup = 1 })
     ...['--duration', String(ctx.smoke ? 0.5 : (ctx.duration ?? 3)), '--warmup', String(ctx.smoke ? 0.3 : warmup)],
     ...['--server-pid', String(server.pid)],
   ];
-  try {
+  return againstServer(server, async () => {
     const { stdout } = await runProcess(clientArgv, { cwd: ctx.root, timeoutMs: 120000 });
     const r = lastJson(stdout);
     if (!r) throw new Error(`client printed no result: ${stdout.slice(-200)}`);
     return { ...r, command: serverArgv, clientCommand: clientArgv };
-  } catch (e) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) {
-      throw new SystemFailure('failed', `server died: ${errorSummary(server.stderr, server.stdout)}`);
-    }
-    throw e;
-  } finally {
-    await server.stop();
-  }
+  });
 }
 
 const GOALS = [{ vs: 'node-tls', op: '>=', ratio: 0.95, text: '≥ 0.95× node:tls', source: 'issue 5' }];
