@@ -80,6 +80,14 @@ test('SIGTERM under load: every accepted request answered, new connections refus
  * The end of a rolling restart: the load runs on the replacements for half a second and stops, then each
  * replacement is stopped (exit 0) and its count of handled requests added to `handled`.
  */
+/** SIGTERMs an instance, waits (at most 10 s) for it to exit 0, and records how many requests it handled. */
+async function stopInstance(s: ServerChild, what: string, handled: number[]): Promise<void> {
+  s.child.kill('SIGTERM');
+  const exit = await within(s.exited, 10, `the ${what} instance exiting`);
+  assert.equal(exit.code, 0, s.output().stderr);
+  handled.push((await exitCounters(s)).handled);
+}
+
 async function finishRestart(
   load: Load,
   replacements: readonly ServerChild[],
@@ -87,11 +95,7 @@ async function finishRestart(
 ): Promise<{ result: LoadResult; total: number }> {
   await new Promise((r) => setTimeout(r, 500));
   const result = await load.stop();
-  for (const s of replacements) {
-    s.child.kill('SIGTERM');
-    assert.equal((await within(s.exited, 10, 'the new instance exiting')).code, 0);
-    handled.push((await exitCounters(s)).handled);
-  }
+  for (const s of replacements) await stopInstance(s, 'new', handled);
   return { result, total: handled.reduce((a, b) => a + b, 0) };
 }
 
@@ -127,11 +131,8 @@ test('rolling restart of two reusePort instances under load loses no request', a
     const fresh = await startServer(t, { signals: true, reusePort: true, port, shutdownTimeout: 5 });
     servers.push(fresh);
     const t0 = performance.now();
-    old.child.kill('SIGTERM');
-    const exit = await within(old.exited, 10, 'the old instance exiting');
+    await stopInstance(old, 'old', handled);
     restartTimes.push(performance.now() - t0);
-    assert.equal(exit.code, 0);
-    handled.push((await exitCounters(old)).handled);
   }
   const { result, total } = await finishRestart(load, servers.slice(2), handled);
   assert.equal(result.lost, 0, `lost: ${JSON.stringify(result.errors)}`);
@@ -172,10 +173,7 @@ test('rolling restart of two instances behind nginx under load: no request fails
   for (const old of [first, second]) {
     await new Promise((r) => setTimeout(r, 500));
     const t0 = performance.now();
-    old.child.kill('SIGTERM');
-    const exit = await within(old.exited, 10, 'the old instance exiting');
-    assert.equal(exit.code, 0, old.output().stderr);
-    handled.push((await exitCounters(old)).handled);
+    await stopInstance(old, 'old', handled);
     servers.push(await startServer(t, { signals: true, shutdownTimeout: 5, port: old.port }));
     restartTimes.push(performance.now() - t0);
   }
