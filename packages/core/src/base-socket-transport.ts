@@ -13,7 +13,7 @@ import type { Context } from './context.js';
 import { captureContext } from './context.js';
 import type { Future } from './futures.js';
 import type { BaseProtocol } from './protocols.js';
-import { BufferedProtocol } from './protocols.js';
+import { isBufferedProtocol } from './protocols.js';
 import type { ExtraInfo, Transport } from './transports.js';
 import { FlowControlTransport } from './transports.js';
 
@@ -86,7 +86,7 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
   constructor(loop: BaseEventLoop, protocol: BaseProtocol, options: BaseSocketTransportOptions) {
     super(loop);
     this._protocol = protocol;
-    this._bufferedProto = isBuffered(protocol);
+    this._bufferedProto = isBufferedProtocol(protocol);
     this._server = options.server ?? null;
     this._extra = { ...(options.extra ?? {}) };
   }
@@ -134,7 +134,7 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
   /** Switches to another protocol; the next received bytes go to it. */
   setProtocol(protocol: BaseProtocol): void {
     this._protocol = protocol;
-    this._bufferedProto = isBuffered(protocol);
+    this._bufferedProto = isBufferedProtocol(protocol);
   }
 
   /** The current protocol. */
@@ -249,14 +249,6 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
     this._server = null;
     server?._detach(this);
   }
-}
-
-/** Whether `protocol` receives into its own buffers (`getBuffer`/`bufferUpdated`). */
-export function isBuffered(protocol: BaseProtocol): boolean {
-  return (
-    protocol instanceof BufferedProtocol ||
-    typeof (protocol as unknown as { getBuffer?: unknown }).getBuffer === 'function'
-  );
 }
 
 function completeWaiter(waiter: Future<unknown>): void {

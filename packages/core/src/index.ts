@@ -48,7 +48,14 @@ export type { Main, RunnerOptions } from './runners.js';
 
 /** Creates a Task on the running loop (asyncio's `create_task`). */
 export { createTask } from './create-task.js';
-export { BaseProtocol, BufferedProtocol, DatagramProtocol, Protocol, SubprocessProtocol } from './protocols.js';
+export {
+  BaseProtocol,
+  BufferedProtocol,
+  DatagramProtocol,
+  Protocol,
+  SubprocessProtocol,
+  isBufferedProtocol,
+} from './protocols.js';
 export type { Address, ProtocolFactory } from './protocols.js';
 export { DEFAULT_HIGH_WATER, FlowControlTransport, checkBytes, setWriteBufferLimits } from './transports.js';
 export type {

@@ -104,6 +104,18 @@ export class BufferedProtocol extends BaseProtocol {
   }
 }
 
+/**
+ * Whether a stream transport hands `protocol` its bytes through `getBuffer()`/`bufferUpdated()` rather than
+ * `dataReceived()`: a `BufferedProtocol`, or any object with a `getBuffer` method (asyncio checks the class; a
+ * plain object implementing the interface is accepted here too). Every stream transport asks this one question.
+ */
+export function isBufferedProtocol(protocol: BaseProtocol): boolean {
+  return (
+    protocol instanceof BufferedProtocol ||
+    typeof (protocol as unknown as { getBuffer?: unknown }).getBuffer === 'function'
+  );
+}
+
 /** A protocol for datagram (UDP, Unix datagram) endpoints. */
 export class DatagramProtocol extends BaseProtocol {
   /**

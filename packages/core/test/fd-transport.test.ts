@@ -17,6 +17,7 @@ import {
   RuntimeError,
   TransportSocket,
   fdTransportEnabled,
+  isBufferedProtocol,
   newEventLoop,
   native,
   sleep,
@@ -571,6 +572,15 @@ describe('FdTransport: flow control and volume', { skip }, () => {
       const after = openFds();
       assert.ok(after <= before + 2, `fds before ${before}, after ${after}`);
     }));
+});
+
+test('isBufferedProtocol: a BufferedProtocol, or any protocol with a getBuffer method; not a Protocol', () => {
+  class Buffered extends BufferedProtocol {}
+  assert.equal(isBufferedProtocol(new Buffered()), true);
+  const duck = Object.assign(new Protocol(), { getBuffer: () => new Uint8Array(8), bufferUpdated: () => undefined });
+  assert.equal(isBufferedProtocol(duck), true);
+  assert.equal(isBufferedProtocol(new Protocol()), false);
+  assert.equal(isBufferedProtocol(Object.assign(new Protocol(), { getBuffer: 'no' })), false);
 });
 
 describe('FdTransport: BufferedProtocol and hand-over', { skip }, () => {

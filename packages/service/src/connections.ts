@@ -13,8 +13,8 @@
  *
  * @module
  */
-import type { BaseTransport, Protocol, ProtocolFactory, Transport } from '@loopwork/server';
-import { BaseProtocol, BufferedProtocol } from '@loopwork/server';
+import type { BaseTransport, BufferedProtocol, Protocol, ProtocolFactory, Transport } from '@loopwork/server';
+import { BaseProtocol, isBufferedProtocol } from '@loopwork/server';
 import type { ConnectionObserver, TrackedConnection } from './pipeline.js';
 import { PipelineProtocol } from './pipeline.js';
 
@@ -116,7 +116,7 @@ export class ConnectionTracker implements ConnectionObserver {
         proto._observer = this;
         return proto;
       }
-      if (proto instanceof BufferedProtocol || typeof (proto as { getBuffer?: unknown }).getBuffer === 'function') {
+      if (isBufferedProtocol(proto)) {
         return new TrackedBuffered(proto as BufferedProtocol, this);
       }
       return new TrackedStream(proto as Protocol, this);

@@ -25,6 +25,7 @@ import {
   ValueError,
   checkBytes,
   enterScope,
+  isBufferedProtocol,
 } from '@loopwork/core';
 import type {
   Address,
@@ -729,11 +730,6 @@ export class TLSTransport extends FlowControlTransport implements Transport {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return this._describe();
   }
-}
-
-function isBufferedProtocol(protocol: BaseProtocol): boolean {
-  const p = protocol as Partial<BufferedProtocol>;
-  return typeof p.getBuffer === 'function' && typeof p.bufferUpdated === 'function';
 }
 
 const SECRET_BITS = new Map<string, number>();
