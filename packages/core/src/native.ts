@@ -234,7 +234,6 @@ function load(): Binding {
       }
       const b = { ...exports };
       b.setErrorFactory(makeNativeError);
-      polls = registry.polls;
       pollRegistry = registry;
       binding = b;
       return b;
@@ -352,10 +351,10 @@ export function pollStart(fd: number, events: number, callback: PollCallback): P
   if (typeof callback !== 'function') throw new InvalidArgTypeError('callback must be a function');
   const registry = pollRegistry as PollRegistry;
   let id = registry.nextId;
-  while (polls.has(id)) id = (id + 1) & 0x7fffffff;
+  while (registry.polls.has(id)) id = (id + 1) & 0x7fffffff;
   registry.nextId = (id + 1) & 0x7fffffff;
   const poll = new Poll(b.pollStart(fd, events, id), id, events, callback);
-  polls.set(id, poll);
+  registry.polls.set(id, poll);
   return poll as unknown as PollHandle;
 }
 
@@ -381,6 +380,7 @@ export function pollUpdate(handle: PollHandle, events: number): void {
 export function pollStop(handle: PollHandle): void {
   const poll = pollOf(handle);
   (binding ?? load()).pollStop(poll.raw);
+  const { polls } = pollRegistry as PollRegistry;
   if (polls.get(poll.id) === poll) polls.delete(poll.id);
 }
 
@@ -430,7 +430,6 @@ interface PollRegistry {
 
 const REGISTRY = Symbol.for('loopwork.native.polls');
 let pollRegistry: PollRegistry | null = null;
-let polls = new Map<number, PollEntry>();
 
 function pollOf(handle: PollHandle): Poll {
   if (!(handle instanceof Poll)) throw new InvalidArgTypeError('handle must be a poll handle returned by pollStart()');
