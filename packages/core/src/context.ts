@@ -1,26 +1,76 @@
 /**
- * Python's `contextvars` on Node's `AsyncLocalStorage`.
+ * Python's `contextvars`, carried across `await` by V8's promise hooks.
  *
  * A `Context` maps `ContextVar`s to values. Code runs "in" a context: `ContextVar.get()` and `set()` read and
  * write the current one. Every callback scheduled on the loop runs in the context it was given (by default a copy
  * of the scheduler's), and every Task runs in a copy of its creator's context, so a value set inside a task is
  * never seen by its parent. Copies are copy-on-write, so `copyContext()` is O(1).
  *
- * The same storage also carries the Task whose coroutine is running (see `currentTask`), because both follow the
- * same asynchronous flow.
+ * The current scope (the context, and the Task whose coroutine is running, see `currentTask`) is one module
+ * variable. The loop sets it around every callback and task step it runs. A promise created in a scope keeps it,
+ * and the reactions of that promise (the code after an `await`) run in it: V8's promise hooks set it before each
+ * reaction and restore it after. Nothing else is tracked. Node's own callbacks (an `EventEmitter` listener, a
+ * `setTimeout` callback) run in the root context, not in the one they were registered in, as asyncio runs only
+ * the loop's callbacks in a context.
+ *
+ * This is not `AsyncLocalStorage`: on Node 20 that keeps an async_hooks init hook for every Node resource (each
+ * socket, timer, `process.nextTick`) and makes every native callback go through a JS trampoline, which cost
+ * 5–11% of a TLS handshake, and its promise hooks cost twice these (`bench/`, CHANGELOG).
  *
  * @module
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { promiseHooks } from 'node:v8';
 import { InvalidArgTypeError, RuntimeError, ValueError } from './errors.js';
 
-/** What the async-local storage holds: the current context and the task running in it (if any). */
+/** The current context and the task running in it (if any). */
 export interface Scope {
   readonly context: Context;
   readonly task: object | null;
 }
 
-const storage = new AsyncLocalStorage<Scope>();
+/** The scope code runs in now; `undefined` is the root one (the root context, no task). */
+let currentScope: Scope | undefined;
+/** The scopes that promise reactions running now interrupted, innermost last. */
+const interrupted: (Scope | undefined)[] = [];
+/** Where a promise keeps the scope it was created in. */
+const SCOPE = Symbol('loopwork.scope');
+/** True once the promise hooks are installed (when a scope is first entered). */
+let hooksInstalled = false;
+/** True while a microtask that goes back to the root scope is queued (see `enterScope`). */
+let resetQueued = false;
+
+type Tagged = Promise<unknown> & { [SCOPE]?: Scope };
+
+function installHooks(): void {
+  hooksInstalled = true;
+  promiseHooks.onInit((promise) => {
+    if (currentScope !== undefined) (promise as Tagged)[SCOPE] = currentScope;
+  });
+  promiseHooks.onBefore((promise) => {
+    interrupted.push(currentScope);
+    currentScope = (promise as Tagged)[SCOPE];
+  });
+  promiseHooks.onAfter(() => {
+    currentScope = interrupted.pop();
+  });
+}
+
+/** Calls `fn(...args)` in `scope`, and goes back to the scope it was called in after, even when `fn` throws. */
+function runIn<A extends unknown[], R>(scope: Scope, fn: (...args: A) => R, args: A): R {
+  if (!hooksInstalled) installHooks();
+  const outer = currentScope;
+  currentScope = scope;
+  try {
+    return args.length === 0 ? (fn as () => R)() : fn(...args);
+  } finally {
+    currentScope = outer;
+  }
+}
+
+function resetScope(): void {
+  resetQueued = false;
+  currentScope = undefined;
+}
 
 /**
  * True once a context variable was set (or a context entered with `Context.run`): before that, every context is
@@ -63,7 +113,7 @@ export class Context {
     }
     inUse = true;
     varsInUse = true;
-    return storage.run(scopeOf(this), fn, ...args);
+    return runIn(scopeOf(this), fn, args);
   }
 
   /** Returns a shallow copy of this context (Python's `Context.copy()`). */
@@ -127,7 +177,7 @@ function scopeOf(ctx: Context): Scope {
 
 /** The current context: the one of the running task or callback, or the root context. */
 function current(): Context {
-  return storage.getStore()?.context ?? rootContext;
+  return currentScope?.context ?? rootContext;
 }
 
 /**
@@ -147,29 +197,36 @@ export function captureContext(): Context | null {
   return varsInUse ? current().copy() : null;
 }
 
-/** @internal Makes `ctx` (and optionally `task`) current for the rest of the current synchronous run. */
+/**
+ * @internal Makes `ctx` (and optionally `task`) current for the rest of the current synchronous run: the root
+ * scope comes back in a microtask, once the callback that called this has returned to Node.
+ */
 export function enterScope(ctx: Context | null, task: object | null = null): void {
   if (!inUse && task === null) return;
   inUse = true;
-  const c = ctx ?? rootContext;
-  storage.enterWith(task === null ? scopeOf(c) : { context: c, task });
+  if (!hooksInstalled) installHooks();
+  currentScope = task === null ? scopeOf(ctx ?? rootContext) : { context: ctx ?? rootContext, task };
+  if (!resetQueued) {
+    resetQueued = true;
+    queueMicrotask(resetScope);
+  }
 }
 
 /** @internal Calls `fn(...args)` with `ctx` as the current context (and no current task). */
 export function callInContext(ctx: Context, fn: (...args: unknown[]) => unknown, args: unknown[]): unknown {
   inUse = true;
-  return storage.run(scopeOf(ctx), fn, ...args);
+  return runIn(scopeOf(ctx), fn, args);
 }
 
 /** @internal Runs `fn` with `ctx` current and `task` as the running task. */
 export function runInScope<R>(ctx: Context, task: object | null, fn: () => R): R {
   inUse = true;
-  return storage.run(task === null ? scopeOf(ctx) : { context: ctx, task }, fn);
+  return runIn(task === null ? scopeOf(ctx) : { context: ctx, task }, fn, []);
 }
 
 /** @internal The task object whose coroutine is running now, if any. */
 export function currentScopeTask(): object | null {
-  return inUse ? (storage.getStore()?.task ?? null) : null;
+  return currentScope?.task ?? null;
 }
 
 const MISSING: unique symbol = Symbol('MISSING');

@@ -72,3 +72,73 @@ test('a task runs in the context given to createTask; a callback in the context 
   });
   loop.close();
 });
+
+test("a task keeps its context and stays current across awaits of Node's own promises and of thenables", async () => {
+  const loop = newEventLoop();
+  const v = new ContextVar<string>('who', { default: '-' });
+  const { setTimeout: delay } = await import('node:timers/promises');
+  await loop.runUntilComplete(async () => {
+    const run = (name: string, ms: number) =>
+      loop.createTask(
+        async () => {
+          const me = currentTask();
+          v.set(name);
+          const seen: string[] = [];
+          await delay(ms);
+          seen.push(`${v.get()}:${currentTask() === me}`);
+          const fromThenable = await { then: (resolve: (x: string) => void) => setTimeout(() => resolve(v.get()), ms) };
+          seen.push(`then=${fromThenable}`);
+          await Promise.all([1, 2].map(async () => delay(ms)));
+          seen.push(`${v.get()}:${currentTask() === me}`);
+          return seen;
+        },
+        { name },
+      );
+    // Interleaved: each task's awaits resume in between the other's.
+    const [a, b] = await Promise.all([run('a', 5), run('b', 3)]);
+    // A thenable's then() runs inside the awaiting task, but the timer it starts calls back in the root context.
+    assert.deepEqual(a, ['a:true', 'then=-', 'a:true']);
+    assert.deepEqual(b, ['b:true', 'then=-', 'b:true']);
+    assert.equal(v.get(), '-');
+  });
+  loop.close();
+});
+
+test("Node's own callbacks run in the root context with no current task, as only the loop's callbacks carry one", async () => {
+  const loop = newEventLoop();
+  const v = new ContextVar<string>('where', { default: 'root' });
+  await loop.runUntilComplete(async () => {
+    v.set('task');
+    const seen = await new Promise<string[]>((resolve) => {
+      const got: string[] = [];
+      const note = (what: string) => {
+        got.push(`${what} ${v.get()} ${String(currentTask())}`);
+        if (got.length === 3) resolve(got.sort());
+      };
+      setTimeout(() => note('timeout'), 1);
+      process.nextTick(() => note('tick'));
+      setImmediate(() => note('immediate'));
+    });
+    assert.deepEqual(seen, ['immediate root null', 'tick root null', 'timeout root null']);
+    assert.equal(v.get(), 'task');
+  });
+  loop.close();
+});
+
+test('an AsyncLocalStorage of the application still follows a task across its awaits', async () => {
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const als = new AsyncLocalStorage<string>();
+  const loop = newEventLoop();
+  const got = await als.run('request-7', () =>
+    loop.runUntilComplete(async () => {
+      await sleep(0.001);
+      const inner = loop.createTask(async () => {
+        await sleep(0);
+        return als.getStore();
+      });
+      return [als.getStore(), await inner];
+    }),
+  );
+  assert.deepEqual(got, ['request-7', 'request-7']);
+  loop.close();
+});
