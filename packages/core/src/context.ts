@@ -36,8 +36,6 @@ const interrupted: (Scope | undefined)[] = [];
 const SCOPE = Symbol('loopwork.scope');
 /** True once the promise hooks are installed (when a scope is first entered). */
 let hooksInstalled = false;
-/** True while a microtask that goes back to the root scope is queued (see `enterScope`). */
-let resetQueued = false;
 
 type Tagged = Promise<unknown> & { [SCOPE]?: Scope };
 
@@ -65,11 +63,6 @@ function runIn<A extends unknown[], R>(scope: Scope, fn: (...args: A) => R, args
   } finally {
     currentScope = outer;
   }
-}
-
-function resetScope(): void {
-  resetQueued = false;
-  currentScope = undefined;
 }
 
 /**
@@ -198,18 +191,22 @@ export function captureContext(): Context | null {
 }
 
 /**
- * @internal Makes `ctx` (and optionally `task`) current for the rest of the current synchronous run: the root
- * scope comes back in a microtask, once the callback that called this has returned to Node.
+ * @internal Makes `ctx` (and optionally `task`) current, for a callback that Node (not the loop) calls: a
+ * transport's I/O callback. Returns the scope to go back to with {@link exitScope} when the callback is done; a
+ * callback that enters the root scope (`ctx` null, no task) may leave it current.
  */
-export function enterScope(ctx: Context | null, task: object | null = null): void {
-  if (!inUse && task === null) return;
+export function enterScope(ctx: Context | null, task: object | null = null): Scope | undefined {
+  const outer = currentScope;
+  if (!inUse && task === null) return outer;
   inUse = true;
   if (!hooksInstalled) installHooks();
-  currentScope = task === null ? scopeOf(ctx ?? rootContext) : { context: ctx ?? rootContext, task };
-  if (!resetQueued) {
-    resetQueued = true;
-    queueMicrotask(resetScope);
-  }
+  currentScope = task === null ? (ctx === null ? undefined : scopeOf(ctx)) : { context: ctx ?? rootContext, task };
+  return outer;
+}
+
+/** @internal Goes back to the scope that {@link enterScope} returned. */
+export function exitScope(outer: Scope | undefined): void {
+  currentScope = outer;
 }
 
 /** @internal Calls `fn(...args)` with `ctx` as the current context (and no current task). */

@@ -29,7 +29,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import type { BaseSocketTransportOptions } from './base-socket-transport.js';
 import { BaseSocketTransport, isSystemError } from './base-socket-transport.js';
-import { enterScope } from './context.js';
+import { enterScope, exitScope } from './context.js';
 import { RuntimeError } from './errors.js';
 import type { Future } from './futures.js';
 import type { PollHandle } from './native.js';
@@ -490,18 +490,19 @@ export class FdTransport extends BaseSocketTransport implements Transport {
 
   /** @internal Called by the poll when the fd is ready. */
   readonly _onPoll = (status: number, events: number): void => {
-    if (status < 0) {
-      // libuv stopped the poll: the fd was closed behind the transport's back, and its number may belong to
-      // someone else by now. Forget it without closing it.
-      enterScope(this._context);
-      this._releaseFd();
-      this._fatalError(systemError(status, 'uv_poll'));
-      return;
-    }
-    if ((events & READABLE) !== 0 && (this._pollMask & READABLE) !== 0) this._readReady();
-    if ((events & WRITABLE) !== 0 && this._bufferSize > 0 && this._fd >= 0) {
-      enterScope(this._context);
-      this._writeReady();
+    const outer = enterScope(this._context);
+    try {
+      if (status < 0) {
+        // libuv stopped the poll: the fd was closed behind the transport's back, and its number may belong to
+        // someone else by now. Forget it without closing it.
+        this._releaseFd();
+        this._fatalError(systemError(status, 'uv_poll'));
+        return;
+      }
+      if ((events & READABLE) !== 0 && (this._pollMask & READABLE) !== 0) this._readReady();
+      if ((events & WRITABLE) !== 0 && this._bufferSize > 0 && this._fd >= 0) this._writeReady();
+    } finally {
+      exitScope(outer);
     }
   };
 
@@ -536,7 +537,6 @@ export class FdTransport extends BaseSocketTransport implements Transport {
       loop._callSoonInternal(this._deferredRead, [], this._context);
       return;
     }
-    enterScope(this._context);
     if (this._bufferedProto) {
       this._readIntoBuffer();
       return;

@@ -4,7 +4,8 @@
  * @packageDocumentation
  */
 export * from './errors.js';
-export { Context, ContextVar, Token, copyContext, enterScope, runInScope } from './context.js';
+export { Context, ContextVar, Token, copyContext, enterScope, exitScope, runInScope } from './context.js';
+export type { Scope } from './context.js';
 export { Handle, TimerHandle } from './handles.js';
 export type { Callback, ExceptionContextInput } from './handles.js';
 export { Future, isFuture } from './futures.js';

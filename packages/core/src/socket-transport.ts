@@ -18,7 +18,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import type { BaseSocketTransportOptions } from './base-socket-transport.js';
 import { BaseSocketTransport } from './base-socket-transport.js';
-import { enterScope } from './context.js';
+import { enterScope, exitScope } from './context.js';
 import { RuntimeError, ValueError } from './errors.js';
 import {
   getpeername,
@@ -282,8 +282,12 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
   /** @internal Called by Node after each write is handed to the kernel (or failed). */
   readonly _onWritten = (): void => {
     if (this._protocolPaused && !this._detached) {
-      enterScope(this._context);
-      this._maybeResumeProtocol();
+      const outer = enterScope(this._context);
+      try {
+        this._maybeResumeProtocol();
+      } finally {
+        exitScope(outer);
+      }
     }
   };
   /** @internal */
@@ -293,15 +297,11 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
       this._hold(chunk, 0);
       return;
     }
-    enterScope(this._context);
-    if (!this._bufferedProto) {
-      try {
-        (this._protocol as unknown as StreamLike).dataReceived(chunk);
-      } catch (exc) {
-        this._fatalError(exc, 'Fatal error: protocol.dataReceived() call failed.');
-      }
-    } else {
-      this._deliverBuffered(chunk, 0);
+    const outer = enterScope(this._context);
+    try {
+      this._deliver(chunk, 0);
+    } finally {
+      exitScope(outer);
     }
   };
   /** @internal */
@@ -314,8 +314,12 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
       if (!this._paused) this._scheduleFlush();
       return;
     }
-    enterScope(this._context);
-    this._eofReceived();
+    const outer = enterScope(this._context);
+    try {
+      this._eofReceived();
+    } finally {
+      exitScope(outer);
+    }
   };
   /** @internal */
   readonly _onError = (err: Error): void => {

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Context, ContextVar, Token, copyContext, currentTask, newEventLoop, sleep } from '@loopwork/core';
+import {
+  Context,
+  ContextVar,
+  Token,
+  copyContext,
+  currentTask,
+  enterScope,
+  exitScope,
+  newEventLoop,
+  sleep,
+} from '@loopwork/core';
 
 test('get/set/reset with default and tokens', () => {
   const v = new ContextVar<number>('v', { default: 1 });
@@ -140,5 +150,29 @@ test('an AsyncLocalStorage of the application still follows a task across its aw
     }),
   );
   assert.deepEqual(got, ['request-7', 'request-7']);
+  loop.close();
+});
+
+test("enterScope/exitScope: a transport callback Node calls from inside a task leaves the task's scope as it was", async () => {
+  const loop = newEventLoop();
+  const v = new ContextVar<string>('v', { default: 'root' });
+  const other = new Context();
+  other.run(() => v.set('other'));
+  await loop.runUntilComplete(async () => {
+    const me = currentTask();
+    v.set('task');
+    const outer = enterScope(other);
+    assert.equal(v.get(), 'other');
+    assert.equal(currentTask(), null);
+    const inner = enterScope(null);
+    assert.equal(v.get(), 'root');
+    exitScope(inner);
+    assert.equal(v.get(), 'other');
+    exitScope(outer);
+    assert.equal(v.get(), 'task');
+    assert.equal(currentTask(), me);
+    await sleep(0);
+    assert.equal(currentTask(), me);
+  });
   loop.close();
 });

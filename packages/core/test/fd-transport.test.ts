@@ -126,6 +126,29 @@ describe('FdTransport: the protocol grammar', { skip }, () => {
       assert.deepEqual(errors, []);
     }));
 
+  test("a protocol callback's context ends with it: Node's callbacks that follow run in the root context", (t) =>
+    runLoop(async (loop) => {
+      const server = await nodeServer(t);
+      const { fd, peer } = await connectTo(t, server);
+      const v = new ContextVar<string>('v', { default: 'root' });
+      v.set('creator');
+      const after: Promise<string>[] = [];
+      const proto = new Recorder(loop);
+      proto.probe = () => {
+        after.push(new Promise((resolve) => setImmediate(() => resolve(v.get()))));
+        return v.get();
+      };
+      new FdTransport(loop, fd, proto);
+      await settle(proto.made);
+      peer.write('x');
+      await proto.received(1);
+      peer.end();
+      await settle(proto.lost);
+      assert.deepEqual([...new Set(proto.probed)], ['creator']);
+      assert.deepEqual([...new Set(await Promise.all(after))], ['root']);
+      assert.equal(v.get(), 'creator');
+    }));
+
   test('write, writelines, extra info, inspect and TCP_NODELAY', (t) =>
     runLoop(async (loop) => {
       const { transport, proto, peer, fd } = await tcpTransport(t, loop);

@@ -26,6 +26,7 @@ import {
   ValueError,
   checkBytes,
   enterScope,
+  exitScope,
   extendEventLoop,
   isSocket,
   native,
@@ -351,7 +352,7 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
 
   /** @internal Calls the protocol with no current task; its exception goes to the exception handler. */
   _callProtocol(method: 'datagramReceived' | 'errorReceived', a: unknown, b?: unknown): void {
-    enterScope(null);
+    const outer = enterScope(null);
     const protocol = this._protocol as unknown as DatagramCallbacks;
     try {
       if (method === 'datagramReceived') protocol.datagramReceived(a as Buffer, b as Address);
@@ -363,6 +364,8 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
         transport: this,
         protocol: this._protocol,
       });
+    } finally {
+      exitScope(outer);
     }
   }
 
@@ -553,8 +556,12 @@ export class UDPTransport extends DatagramSocketTransport {
   _sent(err: Error | null): void {
     if (this._connLost || this._loop.isClosed()) return;
     if (err !== null) this._callProtocol('errorReceived', err);
-    enterScope(null);
-    this._maybeResumeProtocol();
+    const outer = enterScope(null);
+    try {
+      this._maybeResumeProtocol();
+    } finally {
+      exitScope(outer);
+    }
     if (this._closing && this._queueEmpty()) {
       this._connLost++;
       this._loop.callSoon(() => this._callConnectionLost(null));
@@ -623,13 +630,17 @@ export class NativeDatagramTransport extends DatagramSocketTransport {
       this._park();
       return;
     }
-    enterScope(null);
-    if (status < 0) {
-      this._fatalError(native.systemError(status, 'uv_poll'), 'Fatal error on datagram transport');
-      return;
+    const outer = enterScope(null);
+    try {
+      if (status < 0) {
+        this._fatalError(native.systemError(status, 'uv_poll'), 'Fatal error on datagram transport');
+        return;
+      }
+      if (events & native.READABLE) this._readReady();
+      if (events & native.WRITABLE && this._fd >= 0) this._sendtoReady();
+    } finally {
+      exitScope(outer);
     }
-    if (events & native.READABLE) this._readReady();
-    if (events & native.WRITABLE && this._fd >= 0) this._sendtoReady();
   };
 
   /** @internal */

@@ -34,6 +34,7 @@ import {
   TransportSocket,
   copyContext,
   enterScope,
+  exitScope,
   fdTransportEnabled,
   isCancelledError,
   native,
@@ -594,13 +595,22 @@ export class Server implements TransportServer, AsyncDisposable {
    * Nothing here can stop the server: a failing protocol factory or TLS set-up closes that connection alone.
    */
   _accept(listener: Listener, accepted: net.Socket | number, peername: Address | null): void {
-    const loop = this._loop;
-    if (loop.isClosed()) {
+    if (this._loop.isClosed()) {
       closeConnected(accepted);
       return;
     }
-    // Node calls us in the scope the listening socket was made in, which may be a task's: not asyncio's.
-    enterScope(this._context);
+    // The protocol factory and the transport's set-up run in the server's context, whatever Node calls us in.
+    const outer = enterScope(this._context);
+    try {
+      this._acceptInContext(listener, accepted, peername);
+    } finally {
+      exitScope(outer);
+    }
+  }
+
+  /** @internal The body of {@link Server._accept}, in the server's context. */
+  _acceptInContext(listener: Listener, accepted: net.Socket | number, peername: Address | null): void {
+    const loop = this._loop;
     if (loop._debug) {
       loop.logger.debug({ server: inspect(this), peername: formatAddress(peername) }, 'got a new connection');
     }

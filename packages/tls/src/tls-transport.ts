@@ -25,6 +25,7 @@ import {
   ValueError,
   checkBytes,
   enterScope,
+  exitScope,
   isBufferedProtocol,
 } from '@loopwork/core';
 import type {
@@ -161,6 +162,19 @@ export function createTLSTransport(
   return transport;
 }
 
+/**
+ * Calls `fn()` in the root scope (no context variables, no current task), and goes back to the caller's after:
+ * Node calls the TLS socket's listeners in whatever scope is current, even from inside a task's `write()`.
+ */
+function inRootScope(fn: () => void): void {
+  const outer = enterScope(null);
+  try {
+    fn();
+  } finally {
+    exitScope(outer);
+  }
+}
+
 /** @internal What `createTLSTransport` hands to the constructor, checked. */
 export interface TLSTransportInit {
   serverSide: boolean;
@@ -292,25 +306,13 @@ export class TLSTransport extends FlowControlTransport implements Transport {
       this._handshakeTimer = this._loop.callLater(this._handshakeTimeout, () => this._checkHandshakeTimeout());
     }
     const s = this._sslObject;
-    s.once(this._serverSide ? 'secure' : 'secureConnect', () => {
-      enterScope(null);
-      this._onHandshakeComplete(null);
-    });
-    s.on('error', (err: Error) => {
-      enterScope(null);
-      this._onSocketError(err);
-    });
-    s.on('end', () => {
-      enterScope(null);
-      this._onEnd();
-    });
+    s.once(this._serverSide ? 'secure' : 'secureConnect', () => inRootScope(() => this._onHandshakeComplete(null)));
+    s.on('error', (err: Error) => inRootScope(() => this._onSocketError(err)));
+    s.on('end', () => inRootScope(() => this._onEnd()));
     s.on('finish', () => {
       if (this._state === 'FLUSHING') this._setState('SHUTDOWN');
     });
-    s.on('close', () => {
-      enterScope(null);
-      this._connectionLost(this._lostWith);
-    });
+    s.on('close', () => inRootScope(() => this._connectionLost(this._lostWith)));
   }
 
   /** @internal */
@@ -413,8 +415,12 @@ export class TLSTransport extends FlowControlTransport implements Transport {
       this._scheduleFlush();
       return;
     }
-    enterScope(null);
-    this._deliver(chunk);
+    const outer = enterScope(null);
+    try {
+      this._deliver(chunk);
+    } finally {
+      exitScope(outer);
+    }
   }
 
   /** @internal */
