@@ -54,8 +54,8 @@ function installHooks(): void {
 }
 
 /** Calls `fn(...args)` in `scope`, and goes back to the scope it was called in after, even when `fn` throws. */
-function runIn<A extends unknown[], R>(scope: Scope, fn: (...args: A) => R, args: A): R {
-  if (!hooksInstalled) installHooks();
+function runIn<A extends unknown[], R>(scope: Scope | undefined, fn: (...args: A) => R, args: A): R {
+  if (scope !== undefined && !hooksInstalled) installHooks();
   const outer = currentScope;
   currentScope = scope;
   try {
@@ -200,7 +200,7 @@ export function enterScope(ctx: Context | null, task: object | null = null): Sco
   if (!inUse && task === null) return outer;
   inUse = true;
   if (!hooksInstalled) installHooks();
-  currentScope = task === null ? (ctx === null ? undefined : scopeOf(ctx)) : { context: ctx ?? rootContext, task };
+  currentScope = scopeFor(ctx, task);
   return outer;
 }
 
@@ -215,10 +215,20 @@ export function callInContext(ctx: Context, fn: (...args: unknown[]) => unknown,
   return runIn(scopeOf(ctx), fn, args);
 }
 
-/** @internal Runs `fn` with `ctx` current and `task` as the running task. */
-export function runInScope<R>(ctx: Context, task: object | null, fn: () => R): R {
-  inUse = true;
-  return runIn(task === null ? scopeOf(ctx) : { context: ctx, task }, fn, []);
+/**
+ * @internal Runs `fn` with `ctx` current (the root context when null) and `task` as the running task, and goes
+ * back to the caller's scope after.
+ */
+export function runInScope<R>(ctx: Context | null, task: object | null, fn: () => R): R {
+  const scope = scopeFor(ctx, task);
+  if (scope !== undefined) inUse = true;
+  return runIn(scope, fn, []);
+}
+
+/** The scope of `ctx` (the root context when null) with `task` running; `undefined` for the root scope. */
+function scopeFor(ctx: Context | null, task: object | null): Scope | undefined {
+  if (task !== null) return { context: ctx ?? rootContext, task };
+  return ctx === null ? undefined : scopeOf(ctx);
 }
 
 /** @internal The task object whose coroutine is running now, if any. */

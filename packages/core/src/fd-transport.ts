@@ -9,9 +9,9 @@
  * page faults and garbage collections). A small read is copied out: up to 4 KiB into Node's own buffer pool, up
  * to 32 KiB into a 64 KiB copy arena that the next mid-size reads share (a copy, but no allocation of its own),
  * so that a kept piece pins no more than 16 times its size (the small ones, Node's 8 KiB pool); a kept large
- * piece (over 32 KiB) pins at most its slab, 16 times its size too. `write()` calls `send` at once while nothing is buffered, and only what the
- * kernel does not take is buffered and written (`writev`) when the fd becomes writable. No Node stream sits in
- * between.
+ * piece (over 32 KiB) pins at most its slab, 16 times its size too. `write()` calls `send` at once while nothing
+ * is buffered, and only what the kernel does not take is buffered and written (`writev`) when the fd becomes
+ * writable. No Node stream sits in between.
  *
  * It behaves as `SocketTransport` does (see socket-transport.ts): the same callback order and scheduling
  * (`connectionMade` with `callSoon`, reading from the callback after it, `connectionLost` exactly once with

@@ -27,6 +27,7 @@ import {
   enterScope,
   exitScope,
   isBufferedProtocol,
+  runInScope,
 } from '@loopwork/core';
 import type {
   Address,
@@ -162,19 +163,6 @@ export function createTLSTransport(
   return transport;
 }
 
-/**
- * Calls `fn()` in the root scope (no context variables, no current task), and goes back to the caller's after:
- * Node calls the TLS socket's listeners in whatever scope is current, even from inside a task's `write()`.
- */
-function inRootScope(fn: () => void): void {
-  const outer = enterScope(null);
-  try {
-    fn();
-  } finally {
-    exitScope(outer);
-  }
-}
-
 /** @internal What `createTLSTransport` hands to the constructor, checked. */
 export interface TLSTransportInit {
   serverSide: boolean;
@@ -306,13 +294,17 @@ export class TLSTransport extends FlowControlTransport implements Transport {
       this._handshakeTimer = this._loop.callLater(this._handshakeTimeout, () => this._checkHandshakeTimeout());
     }
     const s = this._sslObject;
-    s.once(this._serverSide ? 'secure' : 'secureConnect', () => inRootScope(() => this._onHandshakeComplete(null)));
-    s.on('error', (err: Error) => inRootScope(() => this._onSocketError(err)));
-    s.on('end', () => inRootScope(() => this._onEnd()));
+    // Node calls these in whatever scope is current, even from inside a task's write(): they run in the root
+    // scope (no context variables, no current task), and the caller's comes back after.
+    s.once(this._serverSide ? 'secure' : 'secureConnect', () =>
+      runInScope(null, null, () => this._onHandshakeComplete(null)),
+    );
+    s.on('error', (err: Error) => runInScope(null, null, () => this._onSocketError(err)));
+    s.on('end', () => runInScope(null, null, () => this._onEnd()));
     s.on('finish', () => {
       if (this._state === 'FLUSHING') this._setState('SHUTDOWN');
     });
-    s.on('close', () => inRootScope(() => this._connectionLost(this._lostWith)));
+    s.on('close', () => runInScope(null, null, () => this._connectionLost(this._lostWith)));
   }
 
   /** @internal */
