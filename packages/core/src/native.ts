@@ -168,6 +168,7 @@ interface Binding {
   read(fd: number, buf: ArrayBufferView, offset: number, length: number): number;
   write(fd: number, buf: ArrayBufferView, offset: number, length: number): number;
   writev(fd: number, buffers: readonly ArrayBufferView[]): number;
+  pageOffset(buf: ArrayBufferView): number;
   socket(family: number, type: number, proto: number): number;
   bind(fd: number, address: SocketAddressLike): void;
   listen(fd: number, backlog: number): void;
@@ -573,6 +574,18 @@ export function write(fd: number, buf: ArrayBufferView, offset = 0, length = buf
  */
 export function writev(fd: number, buffers: readonly ArrayBufferView[]): number {
   return (binding ?? load()).writev(fd, buffers);
+}
+
+/**
+ * Where the first byte of `buf` lies within its memory page. Reads that land a few bytes past their source
+ * modulo the page size make the kernel's copy several times slower (4K aliasing), so a read buffer is best
+ * page-aligned.
+ *
+ * @param buf - the bytes.
+ * @returns the address of `buf`'s first byte modulo the page size.
+ */
+export function pageOffset(buf: ArrayBufferView): number {
+  return (binding ?? load()).pageOffset(buf);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -405,7 +405,7 @@ describe('FdTransport: flow control and volume', { skip }, () => {
       await settle(proto.lost);
     }));
 
-  test('kept chunks stay intact: large reads are views of a shared slab, mid-size ones copies in a shared arena, small ones copies', (t) =>
+  test('kept chunks stay intact: large reads are 4 KiB-aligned views of a shared slab, mid-size ones copies in a shared arena, small ones copies', (t) =>
     runLoop(async (loop) => {
       // Two connections read into the same slab, in turns; every chunk is kept until the end, then checked.
       const srv = await nodeServer(t);
@@ -453,6 +453,8 @@ describe('FdTransport: flow control and volume', { skip }, () => {
             mid.push(chunk);
           } else {
             assert.ok(chunk.buffer.byteLength <= 16 * chunk.length, `${chunk.length} pins more than 16 times it`);
+            // Read where the kernel's copy is fastest (see fd-transport.ts).
+            assert.equal(native.pageOffset(chunk), 0, `a read of ${chunk.length} bytes is not 4 KiB-aligned`);
             large.push(chunk);
           }
         }

@@ -23,6 +23,7 @@ import {
   getsockopt,
   listen,
   nativeAvailable,
+  pageOffset,
   pipe,
   pollStart,
   pollStop,
@@ -436,6 +437,17 @@ test('socketpair round trip with send, recv and writev', async (t) => {
   await ready(b!, READABLE);
   assert.equal(recv(b!, buf), 0, 'EOF after shutdown');
   assert.throws(() => recv(b!, buf, 4, 5), ValueError, 'out of bounds');
+});
+
+test("pageOffset: where a view's first byte lies modulo 4096", () => {
+  const buf = Buffer.allocUnsafeSlow(3 * 4096);
+  const base = pageOffset(buf);
+  assert.ok(Number.isInteger(base) && base >= 0 && base < 4096);
+  for (const k of [1, 48, 4095, 4096, 5000]) {
+    assert.equal(pageOffset(buf.subarray(k)), (base + k) % 4096);
+    assert.equal(pageOffset(new Uint32Array(buf.buffer, buf.byteOffset + (k & ~3))), (base + (k & ~3)) % 4096);
+  }
+  assert.throws(() => pageOffset('nope' as unknown as Buffer), TypeError);
 });
 
 test('blocking mode can be read and changed', (t) => {
