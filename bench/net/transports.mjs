@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { machineInfo, pinning, root } from '../lib/env.mjs';
 import { freePort, hasCommand, lastJson, runProcess, startProcess } from '../lib/proc.mjs';
 import { median } from '../lib/stats.mjs';
+import { echoClient } from './load-client.mjs';
 import { loopworkArgv, nodeArgv, pythonArgv } from '../lib/systems.mjs';
 
 const { values: opt } = parseArgs({
@@ -51,7 +52,7 @@ async function sample(system) {
   try {
     const client = [
       ...pin.client,
-      ...nodeArgv('bench/net/client.mjs'),
+      ...echoClient(root).argv,
       ...['--target', target, '--size', opt.size, '--conns', opt.conns, '--duration', opt.duration, '--warmup', '1'],
       ...['--server-pid', String(server.pid)],
     ];

@@ -1,10 +1,11 @@
-// Echo benchmarks over TCP and Unix sockets: the uvloop benchmark's method with our own Node load client
-// (client.mjs), the server pinned to one core and the client to the other.
+// Echo benchmarks over TCP and Unix sockets: the uvloop benchmark's method with our own load client
+// (echo-client.c, or client.mjs without a C compiler: see load-client.mjs), the server pinned to one core and the
+// client to the other.
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { againstServer, freePort, lastJson, runProcess, startProcess, withNofile } from '../lib/proc.mjs';
-import { nodeArgv } from '../lib/systems.mjs';
+import { echoClient } from './load-client.mjs';
 import { MODES, echoServer } from './systems.mjs';
 
 const SIZES = { '1KiB': 1024, '10KiB': 10240, '100KiB': 102400 };
@@ -19,9 +20,10 @@ async function echoSample(system, ctx, { transport, size, conns, depth }) {
       : String(await freePort());
   const serverArgv = withNofile([...ctx.pin.server, ...system.argv(target)], 65536);
   const server = await startProcess(serverArgv, { cwd: ctx.root });
+  const client = echoClient(ctx.root);
   const clientArgv = [
     ...ctx.pin.client,
-    ...nodeArgv('bench/net/client.mjs'),
+    ...client.argv,
     ...['--target', target, '--size', String(size), '--conns', String(conns), '--depth', String(depth)],
     ...['--duration', String(ctx.smoke ? 0.5 : (ctx.duration ?? 2)), '--warmup', String(ctx.smoke ? 0.2 : 1)],
     ...['--server-pid', String(server.pid)],
@@ -31,7 +33,7 @@ async function echoSample(system, ctx, { transport, size, conns, depth }) {
       const { stdout } = await runProcess(clientArgv, { cwd: ctx.root, timeoutMs: 120000 });
       const r = lastJson(stdout);
       if (!r) throw new Error(`client printed no result: ${stdout.slice(-200)}`);
-      return { value: r.rate, ...r, command: serverArgv, clientCommand: clientArgv };
+      return { value: r.rate, ...r, client: client.name, command: serverArgv, clientCommand: clientArgv };
     });
   } finally {
     if (transport === 'unix') rmSync(target.slice(5), { force: true });

@@ -1,0 +1,303 @@
+/*
+ * The echo load client in C: the same method and output as client.mjs (the uvloop benchmark's: messages of
+ * --size bytes ending in '\n', --depth requests in flight per connection, a fixed --duration after a --warmup),
+ * for when the Node client would saturate its core before the server saturates its own. One thread, epoll.
+ *
+ *   cc -O2 -o echo-client bench/net/echo-client.c
+ *   echo-client --target <port | unix:/path> --size N --conns N --depth N --duration S --warmup S --server-pid P
+ *
+ * Prints one JSON line: requests, seconds, rate, mibps, p50us, p99us, clientCpuPct, serverCpuSeconds,
+ * serverCpuPct, serverCpuUsPerReq, errors. Exits 1 when nothing was counted or a connection failed.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The latency histogram of histogram.mjs: one bucket per µs below 128, then 64 sub-buckets per power of two. */
+#define SUB 64
+#define LINEAR (2 * SUB)
+#define NBUCKETS (LINEAR + 25 * SUB)
+
+static double counts[NBUCKETS];
+static double total;
+
+static int bucket_of(uint32_t v) {
+  if (v < LINEAR) return (int)v;
+  int e = 31 - __builtin_clz(v);
+  uint32_t m = v >> (e - 6);
+  int b = LINEAR + (e - 7) * SUB + (int)(m - SUB);
+  return b < NBUCKETS ? b : NBUCKETS - 1;
+}
+
+static double lowest_of(int b) {
+  if (b < LINEAR) return b;
+  int e = (b - LINEAR) / SUB + 7;
+  int m = (b - LINEAR) % SUB + SUB;
+  return ldexp(m, e - 6);
+}
+
+static void record(double us) {
+  uint32_t v = us <= 0 ? 0 : us >= 2147483647.0 ? 2147483647u : (uint32_t)us;
+  counts[bucket_of(v)]++;
+  total++;
+}
+
+static double percentile(double p) {
+  double want = ceil(p / 100 * total), seen = 0;
+  for (int b = 0; b < NBUCKETS; b++) {
+    seen += counts[b];
+    if (seen >= want && counts[b] > 0) return lowest_of(b);
+  }
+  return lowest_of(NBUCKETS - 1);
+}
+
+struct conn {
+  int fd;
+  size_t received;  /* bytes of the oldest outstanding response so far */
+  size_t unsent;    /* bytes of queued requests not yet written */
+  size_t sent_off;  /* offset in the message of the next byte to write */
+  double *sent_at;  /* ring of send times, one per request in flight */
+  int head, tail;
+  int want_out;     /* EPOLLOUT is registered */
+};
+
+static size_t size;
+static int depth;
+static char *message;
+static int epfd;
+static int running = 1, counting = 0;
+static long long completed, errors;
+static char first_error[200];
+
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static void fail(const char *what) {
+  errors++;
+  if (first_error[0] == 0) snprintf(first_error, sizeof first_error, "%s", what);
+}
+
+static void set_out(struct conn *c, int on) {
+  if (c->want_out == on) return;
+  struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+  epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+  c->want_out = on;
+}
+
+static void flush(struct conn *c) {
+  while (c->unsent > 0) {
+    size_t n = size - c->sent_off;
+    if (n > c->unsent) n = c->unsent;
+    ssize_t w = send(c->fd, message + c->sent_off, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EINTR) break;
+      fail(strerror(errno));
+      return;
+    }
+    c->unsent -= (size_t)w;
+    c->sent_off = (c->sent_off + (size_t)w) % size;
+  }
+  set_out(c, c->unsent > 0);
+}
+
+static void send_request(struct conn *c, double at) {
+  c->sent_at[c->tail] = at;
+  c->tail = (c->tail + 1) % depth;
+  c->unsent += size;
+}
+
+static char readbuf[256 * 1024];
+
+static void on_readable(struct conn *c) {
+  for (;;) {
+    ssize_t n = recv(c->fd, readbuf, sizeof readbuf, 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return;
+      if (running) fail(strerror(errno));
+      return;
+    }
+    if (n == 0) {
+      if (running) fail("server closed a connection");
+      epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+      return;
+    }
+    c->received += (size_t)n;
+    int sent = 0;
+    while (c->received >= size) {
+      c->received -= size;
+      double t = now_us();
+      double t0 = c->sent_at[c->head];
+      c->head = (c->head + 1) % depth;
+      if (counting) {
+        completed++;
+        record(t - t0);
+      }
+      if (running) {
+        send_request(c, t);
+        sent = 1;
+      }
+    }
+    if (sent) flush(c);
+    if ((size_t)n < sizeof readbuf) return;
+  }
+}
+
+static double server_cpu(const char *pid) {
+  if (pid == NULL) return -1;
+  char path[64], text[2048];
+  snprintf(path, sizeof path, "/proc/%s/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[len] = 0;
+  char *p = strrchr(text, ')');
+  if (p == NULL) return -1;
+  p += 2;
+  /* fields after ") ": state(0) ... utime(11) stime(12) */
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 0; i < 13 && p != NULL; i++) {
+    if (i == 11) utime = strtoull(p, NULL, 10);
+    if (i == 12) stime = strtoull(p, NULL, 10);
+    p = strchr(p, ' ');
+    if (p != NULL) p++;
+  }
+  return (double)(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+static double own_cpu(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static int open_conn(const char *target) {
+  int fd;
+  if (strncmp(target, "unix:", 5) == 0) {
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", target + 5);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return -1;
+  } else {
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(target))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+/* Runs the event loop until `until` (µs, monotonic). */
+static void run_until(double until) {
+  struct epoll_event events[256];
+  for (;;) {
+    double left = until - now_us();
+    if (left <= 0) return;
+    int n = epoll_wait(epfd, events, 256, (int)(left / 1000) + 1);
+    for (int i = 0; i < n; i++) {
+      struct conn *c = events[i].data.ptr;
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
+      if (events[i].events & EPOLLOUT) flush(c);
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *target = "25000", *server_pid = NULL;
+  int nconns = 10;
+  double duration = 3, warmup = 1;
+  size = 1024;
+  depth = 1;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const char *k = argv[i], *v = argv[i + 1];
+    if (!strcmp(k, "--target")) target = v;
+    else if (!strcmp(k, "--size")) size = (size_t)atol(v);
+    else if (!strcmp(k, "--conns")) nconns = atoi(v);
+    else if (!strcmp(k, "--depth")) depth = atoi(v);
+    else if (!strcmp(k, "--duration")) duration = atof(v);
+    else if (!strcmp(k, "--warmup")) warmup = atof(v);
+    else if (!strcmp(k, "--server-pid")) server_pid = v;
+    else {
+      fprintf(stderr, "echo-client: unknown option %s\n", k);
+      return 2;
+    }
+  }
+  if (size == 0 || nconns <= 0 || depth <= 0) {
+    fprintf(stderr, "echo-client: --size, --conns and --depth must be positive\n");
+    return 2;
+  }
+  message = malloc(size);
+  memset(message, 'x', size);
+  message[size - 1] = '\n';
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  struct conn *conns = calloc((size_t)nconns, sizeof *conns);
+  for (int i = 0; i < nconns; i++) {
+    struct conn *c = &conns[i];
+    c->fd = open_conn(target);
+    if (c->fd < 0) {
+      fprintf(stderr, "client: cannot connect to %s: %s\n", target, strerror(errno));
+      return 1;
+    }
+    c->sent_at = calloc((size_t)depth, sizeof(double));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+  }
+  double start = now_us();
+  for (int i = 0; i < nconns; i++) {
+    for (int k = 0; k < depth; k++) send_request(&conns[i], start);
+    flush(&conns[i]);
+  }
+  run_until(start + warmup * 1e6);
+
+  counting = 1;
+  double cpu0 = own_cpu(), srv0 = server_cpu(server_pid), t0 = now_us();
+  run_until(t0 + duration * 1e6);
+  double t1 = now_us(), srv1 = server_cpu(server_pid), cpu1 = own_cpu();
+  counting = 0;
+  running = 0;
+  long long done = completed;
+  for (int i = 0; i < nconns; i++) close(conns[i].fd);
+
+  double seconds = (t1 - t0) / 1e6;
+  int have_srv = srv0 >= 0 && srv1 >= 0;
+  char srv_s[64] = "null", srv_pct[64] = "null", srv_req[64] = "null", p50[32] = "null", p99[32] = "null";
+  if (have_srv) {
+    snprintf(srv_s, sizeof srv_s, "%.6f", srv1 - srv0);
+    snprintf(srv_pct, sizeof srv_pct, "%.3f", (srv1 - srv0) / seconds * 100);
+    if (done > 0) snprintf(srv_req, sizeof srv_req, "%.4f", (srv1 - srv0) / (double)done * 1e6);
+  }
+  if (total > 0) {
+    snprintf(p50, sizeof p50, "%.0f", percentile(50));
+    snprintf(p99, sizeof p99, "%.0f", percentile(99));
+  }
+  if (done == 0 || errors > 0) {
+    fprintf(stderr, "client: %lld responses, %lld errors%s%s%s\n", done, errors, first_error[0] ? " (" : "",
+            first_error, first_error[0] ? ")" : "");
+  }
+  printf("{\"requests\":%lld,\"seconds\":%.6f,\"rate\":%.3f,\"mibps\":%.3f,\"p50us\":%s,\"p99us\":%s,"
+         "\"clientCpuPct\":%.3f,\"serverCpuSeconds\":%s,\"serverCpuPct\":%s,\"serverCpuUsPerReq\":%s,"
+         "\"errors\":%lld,\"client\":\"c\"}\n",
+         done, seconds, done / seconds, done * (double)size / seconds / 1048576, p50, p99,
+         (cpu1 - cpu0) / seconds * 100, srv_s, srv_pct, srv_req, errors);
+  return done == 0 || errors > 0 ? 1 : 0;
+}
