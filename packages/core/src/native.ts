@@ -577,12 +577,12 @@ export function writev(fd: number, buffers: readonly ArrayBufferView[]): number 
 }
 
 /**
- * Where the first byte of `buf` lies within its memory page. Reads that land a few bytes past their source
- * modulo the page size make the kernel's copy several times slower (4K aliasing), so a read buffer is best
- * page-aligned.
+ * Where the first byte of `buf` lies modulo 4096 (a page on x86-64). Reads that land a few bytes past their
+ * source modulo 4096 make the kernel's copy several times slower (4K aliasing), so a read buffer is best
+ * 4 KiB-aligned.
  *
  * @param buf - the bytes.
- * @returns the address of `buf`'s first byte modulo the page size.
+ * @returns the address of `buf`'s first byte modulo 4096.
  */
 export function pageOffset(buf: ArrayBufferView): number {
   return (binding ?? load()).pageOffset(buf);

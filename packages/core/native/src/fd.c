@@ -147,7 +147,7 @@ static napi_value js_writev(napi_env env, napi_callback_info info) {
 /*
  * pageOffset(buf) -> the address of the view's first byte modulo 4096 (a page on x86-64). The kernel's copy to
  * user memory (rep movsb) slows down several times over when the destination sits a few bytes past the source
- * modulo the page size (4K aliasing), so reads go to page-aligned destinations.
+ * modulo 4096 (4K aliasing), so reads go to 4 KiB-aligned destinations.
  */
 static napi_value js_page_offset(napi_env env, napi_callback_info info) {
   napi_value argv[1];
