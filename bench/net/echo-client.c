@@ -3,7 +3,7 @@
  * --size bytes ending in '\n', --depth requests in flight per connection, a fixed --duration after a --warmup),
  * for when the Node client would saturate its core before the server saturates its own. One thread, epoll.
  *
- *   cc -O2 -o echo-client bench/net/echo-client.c
+ *   cc -O2 -o echo-client bench/net/echo-client.c -lm
  *   echo-client --target <port | unix:/path> --size N --conns N --depth N --duration S --warmup S --server-pid P
  *
  * Prints one JSON line: requests, seconds, rate, mibps, p50us, p99us, clientCpuPct, serverCpuSeconds,
@@ -26,6 +26,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../lib/load-client.h"
 
 /* The latency histogram of histogram.mjs: one bucket per µs below 128, then 64 sub-buckets per power of two. */
 #define SUB 64
@@ -80,19 +82,7 @@ static int depth;
 static char *message;
 static int epfd;
 static int running = 1, counting = 0;
-static long long completed, errors;
-static char first_error[200];
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static void fail(const char *what) {
-  errors++;
-  if (first_error[0] == 0) snprintf(first_error, sizeof first_error, "%s", what);
-}
+static long long completed;
 
 static void set_out(struct conn *c, int on) {
   if (c->want_out == on) return;
@@ -159,35 +149,6 @@ static void on_readable(struct conn *c) {
   }
 }
 
-static double server_cpu(const char *pid) {
-  if (pid == NULL) return -1;
-  char path[64], text[2048];
-  snprintf(path, sizeof path, "/proc/%s/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return -1;
-  size_t len = fread(text, 1, sizeof text - 1, f);
-  fclose(f);
-  text[len] = 0;
-  char *p = strrchr(text, ')');
-  if (p == NULL) return -1;
-  p += 2;
-  /* fields after ") ": state(0) ... utime(11) stime(12) */
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 0; i < 13 && p != NULL; i++) {
-    if (i == 11) utime = strtoull(p, NULL, 10);
-    if (i == 12) stime = strtoull(p, NULL, 10);
-    p = strchr(p, ' ');
-    if (p != NULL) p++;
-  }
-  return (double)(utime + stime) / sysconf(_SC_CLK_TCK);
-}
-
-static double own_cpu(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 static int open_conn(const char *target) {
   int fd;
   if (strncmp(target, "unix:", 5) == 0) {
@@ -207,42 +168,32 @@ static int open_conn(const char *target) {
   return fd;
 }
 
-/* Runs the event loop until `until` (µs, monotonic). */
-static void run_until(double until) {
-  struct epoll_event events[256];
-  for (;;) {
-    double left = until - now_us();
-    if (left <= 0) return;
-    int n = epoll_wait(epfd, events, 256, (int)(left / 1000) + 1);
-    for (int i = 0; i < n; i++) {
-      struct conn *c = events[i].data.ptr;
-      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
-      if (events[i].events & EPOLLOUT) flush(c);
-    }
-  }
+static void on_event(const struct epoll_event *ev) {
+  struct conn *c = ev->data.ptr;
+  if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
+  if (ev->events & EPOLLOUT) flush(c);
 }
 
+/* Runs the event loop until `until` (µs, monotonic). */
+static void run_until(double until) { epoll_until(epfd, until, on_event); }
+
 int main(int argc, char **argv) {
-  const char *target = "25000", *server_pid = NULL;
-  int nconns = 10;
-  double duration = 3, warmup = 1;
+  const char *target = "25000";
+  struct options o = {.conns = 10, .duration = 3, .warmup = 1};
   size = 1024;
   depth = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
+    if (common_option(k, v, &o)) continue;
     if (!strcmp(k, "--target")) target = v;
     else if (!strcmp(k, "--size")) size = (size_t)atol(v);
-    else if (!strcmp(k, "--conns")) nconns = atoi(v);
     else if (!strcmp(k, "--depth")) depth = atoi(v);
-    else if (!strcmp(k, "--duration")) duration = atof(v);
-    else if (!strcmp(k, "--warmup")) warmup = atof(v);
-    else if (!strcmp(k, "--server-pid")) server_pid = v;
     else {
       fprintf(stderr, "echo-client: unknown option %s\n", k);
       return 2;
     }
   }
-  if (size == 0 || nconns <= 0 || depth <= 0) {
+  if (size == 0 || o.conns <= 0 || depth <= 0) {
     fprintf(stderr, "echo-client: --size, --conns and --depth must be positive\n");
     return 2;
   }
@@ -250,8 +201,8 @@ int main(int argc, char **argv) {
   memset(message, 'x', size);
   message[size - 1] = '\n';
   epfd = epoll_create1(EPOLL_CLOEXEC);
-  struct conn *conns = calloc((size_t)nconns, sizeof *conns);
-  for (int i = 0; i < nconns; i++) {
+  struct conn *conns = calloc((size_t)o.conns, sizeof *conns);
+  for (int i = 0; i < o.conns; i++) {
     struct conn *c = &conns[i];
     c->fd = open_conn(target);
     if (c->fd < 0) {
@@ -263,29 +214,17 @@ int main(int argc, char **argv) {
     epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
   }
   double start = now_us();
-  for (int i = 0; i < nconns; i++) {
+  for (int i = 0; i < o.conns; i++) {
     for (int k = 0; k < depth; k++) send_request(&conns[i], start);
     flush(&conns[i]);
   }
-  run_until(start + warmup * 1e6);
-
-  counting = 1;
-  double cpu0 = own_cpu(), srv0 = server_cpu(server_pid), t0 = now_us();
-  run_until(t0 + duration * 1e6);
-  double t1 = now_us(), srv1 = server_cpu(server_pid), cpu1 = own_cpu();
-  counting = 0;
+  struct window w;
+  measure(&o, run_until, &counting, &completed, &w);
   running = 0;
   long long done = completed;
-  for (int i = 0; i < nconns; i++) close(conns[i].fd);
+  for (int i = 0; i < o.conns; i++) close(conns[i].fd);
 
-  double seconds = (t1 - t0) / 1e6;
-  int have_srv = srv0 >= 0 && srv1 >= 0;
-  char srv_s[64] = "null", srv_pct[64] = "null", srv_req[64] = "null", p50[32] = "null", p99[32] = "null";
-  if (have_srv) {
-    snprintf(srv_s, sizeof srv_s, "%.6f", srv1 - srv0);
-    snprintf(srv_pct, sizeof srv_pct, "%.3f", (srv1 - srv0) / seconds * 100);
-    if (done > 0) snprintf(srv_req, sizeof srv_req, "%.4f", (srv1 - srv0) / (double)done * 1e6);
-  }
+  char p50[32] = "null", p99[32] = "null";
   if (total > 0) {
     snprintf(p50, sizeof p50, "%.0f", percentile(50));
     snprintf(p99, sizeof p99, "%.0f", percentile(99));
@@ -297,7 +236,7 @@ int main(int argc, char **argv) {
   printf("{\"requests\":%lld,\"seconds\":%.6f,\"rate\":%.3f,\"mibps\":%.3f,\"p50us\":%s,\"p99us\":%s,"
          "\"clientCpuPct\":%.3f,\"serverCpuSeconds\":%s,\"serverCpuPct\":%s,\"serverCpuUsPerReq\":%s,"
          "\"errors\":%lld,\"client\":\"c\"}\n",
-         done, seconds, done / seconds, done * (double)size / seconds / 1048576, p50, p99,
-         (cpu1 - cpu0) / seconds * 100, srv_s, srv_pct, srv_req, errors);
+         done, w.seconds, done / w.seconds, done * (double)size / w.seconds / 1048576, p50, p99, w.client_pct,
+         w.server_s, w.server_pct, w.server_per_op, errors);
   return done == 0 || errors > 0 ? 1 : 0;
 }

@@ -1,11 +1,12 @@
 // TLS (issues 5 and 8): full TLS 1.3 handshakes per second, and bulk echo throughput (MiB/s), loopwork's TLS
-// echo server (createServer with `ssl`) against a raw node:tls echo server, with the same Node load client
-// (client.mjs) on the other core. The certificates (a P-256 CA and a server certificate for localhost) are made
+// echo server (createServer with `ssl`) against a raw node:tls echo server, with the same load client on the other
+// core (tls-client.c for handshakes, client.mjs for bulk and where the C one cannot be built). The certificates (a P-256 CA and a server certificate for localhost) are made
 // with the openssl CLI once per harness run, in a temporary directory removed at exit.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadClient } from '../lib/c-client.mjs';
 import { againstServer, lastJson, runProcess, startProcess } from '../lib/proc.mjs';
 import { loopworkArgv, nodeArgv } from '../lib/systems.mjs';
 
@@ -48,14 +49,26 @@ export function tlsSystems(ctx) {
   ];
 }
 
+/**
+ * The load client's argv prefix: for handshakes, tls-client.c (OpenSSL in C: the Node client saturates its core
+ * at about half the rate), else client.mjs (bulk leaves both sides' cores idle part of the time).
+ */
+function tlsClient(ctx, mode) {
+  const node = { argv: nodeArgv('bench/tls/client.mjs'), name: 'node' };
+  if (mode !== 'handshake') return node;
+  return loadClient(ctx.root, { source: 'bench/tls/tls-client.c', libs: ['-lssl', '-lcrypto'], fallback: node.argv });
+}
+
 /** One sample: a fresh server on core 0, the load client on core 1 for `duration` seconds after a warm-up. */
 export async function tlsSample(system, ctx, { mode, conns, chunk, warmup = 1 }) {
   const serverArgv = [...ctx.pin.server, ...system.argv(benchCertificates())];
   const server = await startProcess(serverArgv, { cwd: ctx.root, ready: /^READY \d+/ });
   const port = server.readyLine.split(' ')[1];
+  const client = tlsClient(ctx, mode);
   const clientArgv = [
     ...ctx.pin.client,
-    ...nodeArgv('bench/tls/client.mjs', mode, '--port', port, '--conns', String(conns)),
+    ...client.argv,
+    ...[mode, '--port', port, '--conns', String(conns)],
     ...(chunk ? ['--chunk', String(chunk)] : []),
     ...['--duration', String(ctx.smoke ? 0.5 : (ctx.duration ?? 3)), '--warmup', String(ctx.smoke ? 0.3 : warmup)],
     ...['--server-pid', String(server.pid)],
@@ -64,7 +77,7 @@ export async function tlsSample(system, ctx, { mode, conns, chunk, warmup = 1 })
     const { stdout } = await runProcess(clientArgv, { cwd: ctx.root, timeoutMs: 120000 });
     const r = lastJson(stdout);
     if (!r) throw new Error(`client printed no result: ${stdout.slice(-200)}`);
-    return { ...r, command: serverArgv, clientCommand: clientArgv };
+    return { ...r, client: client.name, command: serverArgv, clientCommand: clientArgv };
   });
 }
 
@@ -82,9 +95,10 @@ export default function workloads(ctx) {
     systems,
     goals: GOALS,
     params: { mode: 'handshake', conns },
-    // 2 s of warm-up: at a few hundred handshakes a second, 1 s leaves both servers' per-connection code (Node's
-    // and loopwork's) in V8's baseline tier, still being optimized while the count runs.
-    sample: (system, c) => tlsSample(system, c, { mode: 'handshake', conns, warmup: 2 }),
+    // 10 s of warm-up: at a few hundred handshakes a second, V8 goes on optimizing both servers' per-connection
+    // code (Node's and loopwork's) for 10-14 s (`--trace-opt`: 40-90 functions per 2 s at first, under 10 after
+    // 12 s), and on one core those compilations take the server's own CPU. A shorter warm-up counts JIT time.
+    sample: (system, c) => tlsSample(system, c, { mode: 'handshake', conns, warmup: 10 }),
   }));
   const bulk = {
     id: 'tls/bulk-c1',

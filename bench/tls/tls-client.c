@@ -1,0 +1,183 @@
+/*
+ * The TLS handshake load client in C: the same method and output as `client.mjs handshake` (each of --conns
+ * connections in a loop: connect, full TLS 1.3 handshake with no resumption and no verification, close_notify,
+ * wait for the server's close, next), for when the Node client would saturate its core before the server does.
+ * One thread, epoll, OpenSSL.
+ *
+ *   cc -O2 -o tls-client bench/tls/tls-client.c -lssl -lcrypto
+ *   tls-client handshake --port P --conns N --duration S --warmup S --server-pid PID
+ *
+ * Prints one JSON line: mode, value (handshakes/s), unit, ops, seconds, serverCpuSeconds, serverCpuPct,
+ * serverCpuUsPerReq (per handshake), clientCpuPct, errors, firstError. Exits 1 when nothing was counted.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../lib/load-client.h"
+
+enum state { HANDSHAKE, CLOSING };
+
+struct conn {
+  int fd;
+  SSL *ssl;
+  enum state state;
+  uint32_t events; /* what epoll watches for this connection */
+};
+
+static SSL_CTX *ctx;
+static int epfd, port;
+static int running = 1, counting = 0;
+static long long completed;
+
+static void watch(struct conn *c, uint32_t events) {
+  if (c->events == events) return;
+  struct epoll_event ev = {.events = events, .data.ptr = c};
+  epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+  c->events = events;
+}
+
+/* Starts the connection's next handshake (a new socket, connecting). Returns 0, or -1 when connect fails. */
+static int start(struct conn *c) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) return -1;
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+    close(c->fd);
+    return -1;
+  }
+  c->ssl = SSL_new(ctx);
+  SSL_set_fd(c->ssl, c->fd);
+  SSL_set_connect_state(c->ssl);
+  SSL_set_tlsext_host_name(c->ssl, "localhost");
+  c->state = HANDSHAKE;
+  c->events = EPOLLOUT;
+  struct epoll_event ev = {.events = c->events, .data.ptr = c};
+  epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+  return 0;
+}
+
+static void finish(struct conn *c) {
+  epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  SSL_free(c->ssl);
+  close(c->fd);
+  c->ssl = NULL;
+  c->fd = -1;
+  if (running && start(c) < 0) fail(strerror(errno));
+}
+
+/* Waits for what OpenSSL asked for; false when the result was an error (counted, connection ended). */
+static int wait_for(struct conn *c, int result) {
+  int err = SSL_get_error(c->ssl, result);
+  if (err == SSL_ERROR_WANT_READ) {
+    watch(c, EPOLLIN);
+    return 1;
+  }
+  if (err == SSL_ERROR_WANT_WRITE) {
+    watch(c, EPOLLOUT);
+    return 1;
+  }
+  if (c->state == CLOSING && (err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL)) {
+    finish(c); /* the server's close_notify, or its FIN */
+    return 0;
+  }
+  if (running) {
+    unsigned long e = ERR_peek_error();
+    fail(e != 0 ? ERR_reason_error_string(e) : err == SSL_ERROR_SYSCALL ? strerror(errno) : "TLS error");
+  }
+  ERR_clear_error();
+  finish(c);
+  return 0;
+}
+
+/* Moves the connection on as far as the socket allows. */
+static void step(struct conn *c) {
+  if (c->state == HANDSHAKE) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+      wait_for(c, r);
+      return;
+    }
+    if (counting) completed++;
+    c->state = CLOSING;
+    SSL_shutdown(c->ssl); /* sends close_notify after the Finished */
+  }
+  /* Reads (and drops) the session tickets, then the server's close_notify. */
+  char buf[4096];
+  for (;;) {
+    int r = SSL_read(c->ssl, buf, sizeof buf);
+    if (r <= 0) {
+      wait_for(c, r);
+      return;
+    }
+  }
+}
+
+static void on_event(const struct epoll_event *ev) { step(ev->data.ptr); }
+
+/* Runs the event loop until `until` (µs, monotonic). */
+static void run_until(double until) { epoll_until(epfd, until, on_event); }
+
+int main(int argc, char **argv) {
+  struct options o = {.conns = 4, .duration = 3, .warmup = 1};
+  if (argc < 2 || strcmp(argv[1], "handshake") != 0) {
+    fprintf(stderr, "tls-client: only the handshake mode is here (bulk: client.mjs)\n");
+    return 2;
+  }
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const char *k = argv[i], *v = argv[i + 1];
+    if (common_option(k, v, &o)) continue;
+    if (!strcmp(k, "--port")) port = atoi(v);
+    else {
+      fprintf(stderr, "tls-client: unknown option %s\n", k);
+      return 2;
+    }
+  }
+  if (port <= 0 || o.conns <= 0) {
+    fprintf(stderr, "tls-client: --port and --conns must be positive\n");
+    return 2;
+  }
+  ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  struct conn *conns = calloc((size_t)o.conns, sizeof *conns);
+  for (int i = 0; i < o.conns; i++) {
+    if (start(&conns[i]) < 0) {
+      fprintf(stderr, "tls-client: cannot connect to port %d: %s\n", port, strerror(errno));
+      return 1;
+    }
+  }
+  struct window w;
+  measure(&o, run_until, &counting, &completed, &w);
+  running = 0;
+  long long done = completed;
+
+  char first[260] = "null";
+  if (first_error[0] != 0) {
+    for (char *p = first_error; *p; p++)
+      if (*p == '"' || *p == '\\') *p = ' ';
+    snprintf(first, sizeof first, "\"%s\"", first_error);
+  }
+  printf("{\"mode\":\"handshake\",\"value\":%.3f,\"unit\":\"handshakes/s\",\"ops\":%lld,\"seconds\":%.6f,"
+         "\"serverCpuSeconds\":%s,\"serverCpuPct\":%s,\"serverCpuUsPerReq\":%s,\"clientCpuPct\":%.3f,"
+         "\"errors\":%lld,\"firstError\":%s,\"client\":\"c\"}\n",
+         done / w.seconds, done, w.seconds, w.server_s, w.server_pct, w.server_per_op, w.client_pct, errors, first);
+  return done == 0 ? 1 : 0;
+}
