@@ -81,28 +81,27 @@ static void finish(struct conn *c) {
   if (running && start(c) < 0) fail(strerror(errno));
 }
 
-/* Waits for what OpenSSL asked for; false when the result was an error (counted, connection ended). */
-static int wait_for(struct conn *c, int result) {
+/*
+ * After an OpenSSL call returned `result` <= 0: waits for what it asked for, or ends the connection (its close
+ * once closing, else an error, counted) and starts the next one.
+ */
+static void wait_for(struct conn *c, int result) {
   int err = SSL_get_error(c->ssl, result);
   if (err == SSL_ERROR_WANT_READ) {
     watch(c, EPOLLIN);
-    return 1;
+    return;
   }
   if (err == SSL_ERROR_WANT_WRITE) {
     watch(c, EPOLLOUT);
-    return 1;
+    return;
   }
-  if (c->state == CLOSING && (err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL)) {
-    finish(c); /* the server's close_notify, or its FIN */
-    return 0;
-  }
-  if (running) {
+  /* Closing: the server's close_notify (or its FIN, with SSL_OP_IGNORE_UNEXPECTED_EOF) ends the connection. */
+  if (running && !(c->state == CLOSING && err == SSL_ERROR_ZERO_RETURN)) {
     unsigned long e = ERR_peek_error();
     fail(e != 0 ? ERR_reason_error_string(e) : err == SSL_ERROR_SYSCALL ? strerror(errno) : "TLS error");
   }
   ERR_clear_error();
   finish(c);
-  return 0;
 }
 
 /* Moves the connection on as far as the socket allows. */
@@ -156,6 +155,7 @@ int main(int argc, char **argv) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
   epfd = epoll_create1(EPOLL_CLOEXEC);
   struct conn *conns = calloc((size_t)o.conns, sizeof *conns);
   for (int i = 0; i < o.conns; i++) {
