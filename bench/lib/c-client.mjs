@@ -4,7 +4,7 @@
 // saturates first (BENCH.md: a load client that saturates its own core measures itself, not the server).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { hasCommand } from './proc.mjs';
 
 const HEADER = 'bench/lib/load-client.h';
@@ -29,7 +29,7 @@ function mtime(path) {
 export function loadClient(root, { source, libs = [], fallback }) {
   const known = chosen.get(source);
   if (known !== undefined) return known;
-  const dir = join(root, '.bench-dist', source.split('/').slice(-2, -1)[0]);
+  const dir = join(root, '.bench-dist', basename(dirname(source)));
   const binary = join(dir, basename(source, '.c'));
   const newest = Math.max(mtime(join(root, source)), mtime(join(root, HEADER)));
   if (mtime(binary) < newest && hasCommand('cc')) {
