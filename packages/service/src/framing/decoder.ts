@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { InvalidStateError } from '@loopwork/server';
 
 /**
  * An incremental decoder: `feedData` may be given the byte stream split anywhere, and the messages and errors
@@ -29,4 +30,71 @@ export interface FrameDecoder {
   feedEof(): void;
   /** How many bytes the decoder holds between calls; never more than its limits allow. */
   readonly bufferedBytes: number;
+}
+
+/**
+ * The part of {@link FrameDecoder}'s contract that every decoder shares, for a decoder to extend: the call
+ * order (`feedData* -> feedEof?`, `InvalidStateError` for data after the end, a second `feedEof` ignored) and
+ * the sticky error (once `decode` or `end` throws, what the decoder holds is dropped and every later call throws
+ * that error again). A subclass says only how to decode.
+ */
+export abstract class StreamDecoder implements FrameDecoder {
+  #error: unknown = null;
+  #eof = false;
+
+  /** How many bytes the decoder holds between calls. */
+  abstract get bufferedBytes(): number;
+
+  /**
+   * Decodes a chunk, calling back for each message it completes.
+   *
+   * @param chunk - the next bytes of the stream.
+   * @throws the decoder's coded error for bytes it cannot frame, or what a callback throws; then every later
+   *   call throws it again.
+   */
+  feedData(chunk: Buffer): void {
+    if (this.#error !== null) throw this.#error;
+    if (this.#eof) throw new InvalidStateError('feedData() after feedEof()');
+    try {
+      this._decode(chunk);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  /**
+   * Ends the stream; a second call does nothing.
+   *
+   * @throws the decoder's coded error when the stream ends inside a message (or its earlier error).
+   */
+  feedEof(): void {
+    if (this.#error !== null) throw this.#error;
+    if (this.#eof) return;
+    this.#eof = true;
+    try {
+      this._end();
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  /** True once the decoder has thrown (it refuses everything from then on). */
+  protected get _failed(): boolean {
+    return this.#error !== null;
+  }
+
+  /** Decodes `chunk`, calling back for each message it completes; throws for bytes it cannot frame. */
+  protected abstract _decode(chunk: Buffer): void;
+
+  /** The stream has ended: delivers what it completes, or throws when it ends inside a message. */
+  protected abstract _end(): void;
+
+  /** Drops whatever the decoder holds (it has failed). */
+  protected abstract _discard(): void;
+
+  #fail(err: unknown): never {
+    this.#error = err;
+    this._discard();
+    throw err;
+  }
 }

@@ -16,9 +16,9 @@
  *
  * @module
  */
-import { InvalidStateError } from '@loopwork/server';
 import { ByteAccumulator, EMPTY, TOKEN as TOKEN_TABLE, byteTable, latin1, limit } from './bytes.js';
 import { HttpParseError } from './errors.js';
+import { StreamDecoder } from './decoder.js';
 import type { HttpErrorStatus } from './errors.js';
 
 /** Options of {@link Http1Parser}; every limit is in bytes and refuses the request with the status named. */
@@ -420,7 +420,7 @@ function fail(message: string, status: HttpErrorStatus = 400): never {
  * try { parser.feedData(data); } catch (err) { if (HttpParseError.isInstance(err)) reply(err.status); close(); }
  * ```
  */
-export class Http1Parser {
+export class Http1Parser extends StreamDecoder {
   readonly #handlers: Http1ParserHandlers;
   readonly #maxHeaderSize: number;
   readonly #maxHeaderCount: number;
@@ -429,8 +429,6 @@ export class Http1Parser {
   readonly #streaming: boolean;
 
   #state = S_IDLE;
-  #error: unknown = null;
-  #eof = false;
   #inTrailers = false;
   /** The head (or trailer section) bytes carried over while it arrives in pieces; empty on the fast path. */
   readonly #pending = new ByteAccumulator();
@@ -459,6 +457,7 @@ export class Http1Parser {
    * @throws InvalidOptionsError when a limit is not a positive integer.
    */
   constructor(handlers: Http1ParserHandlers, options: Http1ParserOptions = {}) {
+    super();
     this.#handlers = handlers;
     this.#maxHeaderSize = limit('maxHeaderSize', options.maxHeaderSize, DEFAULT_MAX_HEADER_SIZE);
     this.#maxHeaderCount = limit('maxHeaderCount', options.maxHeaderCount, DEFAULT_MAX_HEADER_COUNT);
@@ -474,49 +473,36 @@ export class Http1Parser {
 
   /** True between requests: nothing of a next request has been received. */
   get idle(): boolean {
-    return this.#error === null && (this.#state === S_IDLE || this.#state === S_CLOSED);
+    return !this._failed && (this.#state === S_IDLE || this.#state === S_CLOSED);
+  }
+
+  /**
+   * Checks that the stream did not end inside a request.
+   *
+   * @throws HttpParseError (400) when it did.
+   */
+  protected _end(): void {
+    const state = this.#state;
+    this.#state = S_CLOSED;
+    if (state !== S_IDLE && state !== S_IDLE_LF && state !== S_CLOSED) {
+      throw new HttpParseError('Incomplete request', 400);
+    }
+  }
+
+  /** Drops the partial head and body held. */
+  protected _discard(): void {
+    this.#pending.clear();
+    this.#body.clear();
   }
 
   /**
    * Parses a chunk of the byte stream, calling the handlers for what it completes. The chunk is not retained,
    * though Buffers handed to the handlers may be views of it.
    *
-   * @param chunk - the bytes, as received.
    * @throws HttpParseError for a request to refuse (answer with its `status` and close); any error thrown by a
-   *   handler is rethrown. Either way the parser is then stopped and throws it again on every call.
+   *   handler is rethrown.
    */
-  feedData(chunk: Buffer): void {
-    if (this.#error !== null) throw this.#error;
-    if (this.#eof) throw new InvalidStateError('feedData() after feedEof()');
-    try {
-      this.#run(chunk);
-    } catch (err) {
-      this.#error = err;
-      this.#pending.clear();
-      this.#body.clear();
-      throw err;
-    }
-  }
-
-  /**
-   * Tells the parser that the stream has ended.
-   *
-   * @throws HttpParseError (400) when the stream ends inside a request.
-   */
-  feedEof(): void {
-    if (this.#error !== null) throw this.#error;
-    this.#eof = true;
-    const state = this.#state;
-    this.#state = S_CLOSED;
-    if (state !== S_IDLE && state !== S_IDLE_LF && state !== S_CLOSED) {
-      this.#error = new HttpParseError('Incomplete request', 400);
-      this.#pending.clear();
-      this.#body.clear();
-      throw this.#error;
-    }
-  }
-
-  #run(chunk: Buffer): void {
+  protected _decode(chunk: Buffer): void {
     const len = chunk.length;
     let i = 0;
     if (this.#state >= S_METHOD && this.#state <= S_FIELDS_END_LF) {

@@ -7,6 +7,7 @@
  *
  * @module
  */
+export { StreamDecoder } from './decoder.js';
 export type { FrameDecoder } from './decoder.js';
 export {
   FrameTooLongError,

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { InvalidOptionsError, InvalidStateError } from '@loopwork/server';
+import { InvalidOptionsError } from '@loopwork/server';
 import { ByteAccumulator, EMPTY, limit } from './bytes.js';
-import type { FrameDecoder } from './decoder.js';
+import { StreamDecoder } from './decoder.js';
 import { FramingEncodeError, FrameTooLongError, FrameTruncatedError } from './errors.js';
 
 /** The header's integer: size and byte order. */
@@ -73,7 +73,7 @@ function readLength(b: Buffer, at: number, size: number, littleEndian: boolean):
  * const frames = new LengthPrefixedDecoder((frame) => handle(JSON.parse(frame.toString())), { header: 'u32be' });
  * ```
  */
-export class LengthPrefixedDecoder implements FrameDecoder {
+export class LengthPrefixedDecoder extends StreamDecoder {
   readonly #onFrame: (frame: Buffer) => void;
   readonly #size: number;
   readonly #littleEndian: boolean;
@@ -84,8 +84,6 @@ export class LengthPrefixedDecoder implements FrameDecoder {
   /** The payload length of the frame in progress, or -1 while reading a header. */
   #need = -1;
   readonly #payload = new ByteAccumulator();
-  #error: unknown = null;
-  #eof = false;
 
   /**
    * Makes a length-prefixed decoder.
@@ -95,6 +93,7 @@ export class LengthPrefixedDecoder implements FrameDecoder {
    * @throws InvalidOptionsError for an unknown header or a `maxLength` the header cannot express.
    */
   constructor(onFrame: (frame: Buffer) => void, options: LengthPrefixedOptions = {}) {
+    super();
     const { size, littleEndian, maxLength } = resolve(options);
     this.#onFrame = onFrame;
     this.#size = size;
@@ -109,43 +108,28 @@ export class LengthPrefixedDecoder implements FrameDecoder {
   }
 
   /**
-   * Decodes a chunk, calling `onFrame` for each frame it completes.
+   * Checks that the stream did not end inside a frame.
    *
-   * @param chunk - the next bytes.
-   * @throws FrameTooLongError for a length over `maxLength`; then every later call throws it again.
+   * @throws FrameTruncatedError when it did.
    */
-  feedData(chunk: Buffer): void {
-    if (this.#error !== null) throw this.#error;
-    if (this.#eof) throw new InvalidStateError('feedData() after feedEof()');
-    try {
-      this.#run(chunk);
-    } catch (err) {
-      this.#error = err;
-      this.#payload.clear();
-      throw err;
-    }
+  protected _end(): void {
+    if (this.#headerHave === 0 && this.#need === -1) return;
+    throw this.#need === -1
+      ? new FrameTruncatedError(`Stream ended inside a frame header (${this.#headerHave} of ${this.#size} bytes)`)
+      : new FrameTruncatedError(`Stream ended inside a frame (${this.#payload.length} of ${this.#need} bytes)`);
+  }
+
+  /** Drops the partial payload held. */
+  protected _discard(): void {
+    this.#payload.clear();
   }
 
   /**
-   * Ends the stream.
+   * Decodes a chunk, calling `onFrame` for each frame it completes.
    *
-   * @throws FrameTruncatedError when it ends inside a frame.
+   * @throws FrameTooLongError for a length over `maxLength`.
    */
-  feedEof(): void {
-    if (this.#error !== null) throw this.#error;
-    if (this.#eof) return;
-    this.#eof = true;
-    if (this.#headerHave > 0 || this.#need !== -1) {
-      this.#error =
-        this.#need === -1
-          ? new FrameTruncatedError(`Stream ended inside a frame header (${this.#headerHave} of ${this.#size} bytes)`)
-          : new FrameTruncatedError(`Stream ended inside a frame (${this.#payload.length} of ${this.#need} bytes)`);
-      this.#payload.clear();
-      throw this.#error;
-    }
-  }
-
-  #run(chunk: Buffer): void {
+  protected _decode(chunk: Buffer): void {
     const len = chunk.length;
     const size = this.#size;
     let i = 0;

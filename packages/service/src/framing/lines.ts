@@ -3,9 +3,8 @@
  *
  * @module
  */
-import { InvalidStateError } from '@loopwork/server';
 import { ByteAccumulator, limit } from './bytes.js';
-import type { FrameDecoder } from './decoder.js';
+import { StreamDecoder } from './decoder.js';
 import { FramingEncodeError, LineTooLongError } from './errors.js';
 
 /** Options of {@link LineDecoder}. */
@@ -29,12 +28,10 @@ const DEFAULT_MAX_LENGTH = 64 * 1024;
  * // dataReceived(data) { lines.feedData(data) }  eofReceived() { lines.feedEof() }
  * ```
  */
-export class LineDecoder implements FrameDecoder {
+export class LineDecoder extends StreamDecoder {
   readonly #onLine: (line: Buffer) => void;
   readonly #maxLength: number;
   readonly #pending = new ByteAccumulator();
-  #error: unknown = null;
-  #eof = false;
 
   /**
    * Makes a line decoder.
@@ -44,6 +41,7 @@ export class LineDecoder implements FrameDecoder {
    * @throws InvalidOptionsError when `maxLength` is not a positive integer.
    */
   constructor(onLine: (line: Buffer) => void, options: LineDecoderOptions = {}) {
+    super();
     this.#onLine = onLine;
     this.#maxLength = limit('maxLength', options.maxLength, DEFAULT_MAX_LENGTH);
   }
@@ -56,42 +54,9 @@ export class LineDecoder implements FrameDecoder {
   /**
    * Decodes a chunk, calling `onLine` for each line it completes.
    *
-   * @param chunk - the next bytes.
-   * @throws LineTooLongError when a line exceeds `maxLength`; then every later call throws it again.
+   * @throws LineTooLongError when a line exceeds `maxLength`.
    */
-  feedData(chunk: Buffer): void {
-    if (this.#error !== null) throw this.#error;
-    if (this.#eof) throw new InvalidStateError('feedData() after feedEof()');
-    try {
-      this.#run(chunk);
-    } catch (err) {
-      this.#error = err;
-      this.#pending.clear();
-      throw err;
-    }
-  }
-
-  /**
-   * Ends the stream: an unterminated last line is delivered.
-   *
-   * @throws the decoder's earlier error, if any.
-   */
-  feedEof(): void {
-    if (this.#error !== null) throw this.#error;
-    if (this.#eof) return;
-    this.#eof = true;
-    if (this.#pending.length > 0) {
-      const line = this.#pending.take();
-      // Held bytes are at most maxLength + 1, the extra one only when it is a `\r` that may precede a `\n`.
-      if (line.length > this.#maxLength) {
-        this.#error = new LineTooLongError(`Line is longer than maxLength (${this.#maxLength} bytes)`);
-        throw this.#error;
-      }
-      this.#onLine(line);
-    }
-  }
-
-  #run(chunk: Buffer): void {
+  protected _decode(chunk: Buffer): void {
     const len = chunk.length;
     const max = this.#maxLength;
     const pending = this.#pending;
@@ -122,6 +87,24 @@ export class LineDecoder implements FrameDecoder {
       i = nl + 1;
       this.#onLine(line);
     }
+  }
+
+  /**
+   * Delivers an unterminated last line.
+   *
+   * @throws LineTooLongError when it exceeds `maxLength`.
+   */
+  protected _end(): void {
+    if (this.#pending.length === 0) return;
+    const line = this.#pending.take();
+    // Held bytes are at most maxLength + 1, the extra one only when it is a `\r` that may precede a `\n`.
+    if (line.length > this.#maxLength) this.#tooLong();
+    this.#onLine(line);
+  }
+
+  /** Drops the unterminated line held. */
+  protected _discard(): void {
+    this.#pending.clear();
   }
 
   /** Keeps `chunk[from:]`, the start of a line, unless it already proves the line too long. */

@@ -9,9 +9,8 @@
  *
  * @module
  */
-import { InvalidStateError } from '@loopwork/server';
 import { ByteAccumulator, EMPTY, limit } from './bytes.js';
-import type { FrameDecoder } from './decoder.js';
+import { StreamDecoder } from './decoder.js';
 import { FramingEncodeError, RespProtocolError } from './errors.js';
 
 /** Options of {@link RespDecoder}; defaults are redis-server's except where said. */
@@ -56,7 +55,7 @@ function protocolError(what: string): never {
  * // dataReceived(data) { try { decoder.feedData(data) } catch (e) { write(encodeError(`ERR ${e.message}`)); close() } }
  * ```
  */
-export class RespDecoder implements FrameDecoder {
+export class RespDecoder extends StreamDecoder {
   readonly #onCommand: (args: Buffer[]) => void;
   readonly #maxBulkLength: number;
   readonly #maxArrayLength: number;
@@ -64,8 +63,6 @@ export class RespDecoder implements FrameDecoder {
   readonly #maxCommandSize: number;
 
   #state = S_START;
-  #error: unknown = null;
-  #eof = false;
   /** The number being read (array count or bulk length), its digit count and sign. */
   #num = 0;
   #digits = 0;
@@ -90,6 +87,7 @@ export class RespDecoder implements FrameDecoder {
    * @throws InvalidOptionsError when a limit is not a positive integer.
    */
   constructor(onCommand: (args: Buffer[]) => void, options: RespDecoderOptions = {}) {
+    super();
     this.#onCommand = onCommand;
     this.#maxBulkLength = limit('maxBulkLength', options.maxBulkLength, 512 * 1024 * 1024);
     this.#maxArrayLength = limit('maxArrayLength', options.maxArrayLength, 1024 * 1024);
@@ -102,41 +100,29 @@ export class RespDecoder implements FrameDecoder {
     return this.#pending.length + this.#held;
   }
 
+  /** Drops a partial command, as redis-server drops it when the client goes away. */
+  protected _end(): void {
+    this._discard();
+  }
+
+  /** Drops the partial command held. */
+  protected _discard(): void {
+    this.#pending.clear();
+    this.#args = [];
+    this.#held = 0;
+  }
+
   /**
    * Decodes a chunk, calling `onCommand` for each command it completes.
    *
-   * @param chunk - the next bytes.
-   * @throws RespProtocolError for a request redis-server would refuse; then every later call throws it again.
+   * @throws RespProtocolError for a request redis-server would refuse.
    */
-  feedData(chunk: Buffer): void {
-    if (this.#error !== null) throw this.#error;
-    if (this.#eof) throw new InvalidStateError('feedData() after feedEof()');
-    try {
-      this.#run(chunk);
-    } catch (err) {
-      this.#error = err;
-      this.#pending.clear();
-      this.#args = [];
-      this.#held = 0;
-      throw err;
-    }
+  protected _decode(chunk: Buffer): void {
+    this.#run(chunk);
     // Arguments that are views of this chunk must not outlive it: the caller may reuse its memory.
     const args = this.#args;
     for (let k = this.#owned; k < args.length; k++) args[k] = Buffer.from(args[k]!);
     this.#owned = args.length;
-  }
-
-  /**
-   * Ends the stream. A partial command is dropped, as redis-server drops it when the client goes away.
-   *
-   * @throws the decoder's earlier error, if any.
-   */
-  feedEof(): void {
-    if (this.#error !== null) throw this.#error;
-    this.#eof = true;
-    this.#pending.clear();
-    this.#args = [];
-    this.#held = 0;
   }
 
   #run(b: Buffer): void {
