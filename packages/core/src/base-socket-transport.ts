@@ -14,8 +14,9 @@ import { captureContext } from './context.js';
 import type { Future } from './futures.js';
 import type { BaseProtocol } from './protocols.js';
 import { isBufferedProtocol } from './protocols.js';
+import { RuntimeError } from './errors.js';
 import type { ExtraInfo, Transport } from './transports.js';
-import { FlowControlTransport } from './transports.js';
+import { FlowControlTransport, checkBytes } from './transports.js';
 
 /** After this many writes on a lost connection, each further one logs a warning (asyncio's threshold). */
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
@@ -107,6 +108,23 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
   abstract writelines(list: Iterable<Uint8Array>): void;
   /** Closes the write end once buffered data is flushed. */
   abstract writeEof(): void;
+
+  /**
+   * @internal What `write()` and `writelines()` refuse alike: writing after `writeEof()`, or while
+   * `loop.sendfile` owns the socket.
+   */
+  _checkWritable(method: 'write' | 'writelines'): void {
+    if (this._eof) throw new RuntimeError(`Cannot call ${method}() after writeEof()`);
+    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+  }
+
+  /** @internal `writelines()`'s argument as an array, every item checked to be bytes, then `_checkWritable`. */
+  _writelinesItems(list: Iterable<Uint8Array>): Uint8Array[] {
+    const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
+    for (const item of items) checkBytes(item, 'writelines');
+    this._checkWritable('writelines');
+    return items;
+  }
 
   /** @internal Makes the socket deliver received data exactly when the protocol may receive it. */
   abstract _updateReading(): void;

@@ -345,8 +345,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
    */
   write(data: Uint8Array): void {
     if (!(data instanceof Uint8Array)) checkBytes(data, 'write');
-    if (this._eof) throw new RuntimeError('Cannot call write() after writeEof()');
-    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+    this._checkWritable('write');
     const len = data.byteLength;
     if (len === 0) return;
     if (this._closing) {
@@ -379,10 +378,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
    * @throws TypeError when an item is not bytes; RuntimeError after `writeEof()`.
    */
   writelines(list: Iterable<Uint8Array>): void {
-    const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
-    for (const item of items) checkBytes(item, 'writelines');
-    if (this._eof) throw new RuntimeError('Cannot call writelines() after writeEof()');
-    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+    const items = this._writelinesItems(list);
     const parts = items.filter((item) => item.byteLength > 0);
     if (parts.length === 0) return;
     if (this._closing) {

@@ -447,8 +447,7 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
    */
   write(data: Uint8Array): void {
     if (!(data instanceof Uint8Array)) checkBytes(data, 'write');
-    if (this._eof) throw new RuntimeError('Cannot call write() after writeEof()');
-    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+    this._checkWritable('write');
     if (data.byteLength === 0) return;
     const sock = this._socket;
     if (this._closing || sock === null || sock.destroyed) {
@@ -465,10 +464,7 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
    * @throws TypeError when an item is not bytes; RuntimeError after `writeEof()`.
    */
   writelines(list: Iterable<Uint8Array>): void {
-    const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
-    for (const item of items) checkBytes(item, 'writelines');
-    if (this._eof) throw new RuntimeError('Cannot call writelines() after writeEof()');
-    if (this._sendfileActive) throw new RuntimeError('unable to write; sendfile is in progress');
+    const items = this._writelinesItems(list);
     if (items.length === 0) return;
     const sock = this._socket;
     if (this._closing || sock === null || sock.destroyed) {
