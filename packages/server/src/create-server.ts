@@ -524,8 +524,23 @@ async function createServer(
     if (sock === null) throw new ValueError('Neither host/port nor sock were specified');
     listeners = [listenerFromSock(sock, false, false)];
   }
+  return await openServer(this, listeners, protocolFactory, ssl, backlog, options);
+}
+
+/**
+ * The `Server` over bound listeners, serving at once unless `startServing` is false; what `createServer` and
+ * `createUnixServer` end with.
+ */
+async function openServer(
+  loop: BaseEventLoop,
+  listeners: Listener[],
+  protocolFactory: ProtocolFactory<BaseProtocol>,
+  ssl: SSLContextLike | null,
+  backlog: number,
+  options: Pick<CreateServerOptions, 'sslHandshakeTimeout' | 'sslShutdownTimeout' | 'startServing'>,
+): Promise<Server> {
   const server = new Server(
-    this,
+    loop,
     listeners,
     protocolFactory,
     ssl,
@@ -651,20 +666,7 @@ async function createUnixServer(
     if (mode !== null) throw new ValueError('mode can not be specified with sock: the socket is already bound');
     listener = listenerFromSock(sock, true, cleanupSocket);
   }
-  const server = new Server(
-    this,
-    [listener],
-    protocolFactory,
-    ssl,
-    backlog,
-    options.sslHandshakeTimeout ?? null,
-    options.sslShutdownTimeout ?? null,
-  );
-  if (options.startServing ?? true) {
-    server._startServing();
-    await sleep(0);
-  }
-  return server;
+  return await openServer(this, [listener], protocolFactory, ssl, backlog, options);
 }
 
 async function connectAcceptedSocket<P extends BaseProtocol>(
