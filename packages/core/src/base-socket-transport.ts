@@ -18,6 +18,19 @@ import { RuntimeError } from './errors.js';
 import type { ExtraInfo, Transport } from './transports.js';
 import { FlowControlTransport, checkBytes } from './transports.js';
 
+/** @internal What a transport calls on a `BufferedProtocol`. */
+export interface BufferedLike {
+  getBuffer(sizehint: number): Uint8Array;
+  bufferUpdated(nbytes: number): void;
+  eofReceived(): unknown;
+}
+
+/** @internal What a transport calls on a `Protocol`. */
+export interface StreamLike {
+  dataReceived(data: Buffer): void;
+  eofReceived(): unknown;
+}
+
 /** After this many writes on a lost connection, each further one logs a warning (asyncio's threshold). */
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 

@@ -32,7 +32,7 @@
 import net from 'node:net';
 import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
-import type { BaseSocketTransportOptions } from './base-socket-transport.js';
+import type { BaseSocketTransportOptions, BufferedLike, StreamLike } from './base-socket-transport.js';
 import { BaseSocketTransport, isSystemError } from './base-socket-transport.js';
 import { enterScope, exitScope } from './context.js';
 import { RuntimeError } from './errors.js';
@@ -153,17 +153,6 @@ export function fdTransportEnabled(): boolean {
 export interface FdTransportOptions extends BaseSocketTransportOptions {
   /** The socket's address family when the caller knows it (saves a system call); read from the fd otherwise. */
   family?: number;
-}
-
-interface BufferedLike {
-  getBuffer(sizehint: number): Uint8Array;
-  bufferUpdated(nbytes: number): void;
-  eofReceived(): unknown;
-}
-
-interface StreamLike {
-  dataReceived(data: Buffer): void;
-  eofReceived(): unknown;
 }
 
 /**
@@ -561,18 +550,8 @@ export class FdTransport extends BaseSocketTransport implements Transport {
       buf = slab = newSlab();
       offset = slabOffset = 0;
     }
-    let n: number;
-    try {
-      n = recv(this._fd, buf, offset, Math.min(buf.length - offset, MAX_READ), 0);
-    } catch (err) {
-      this._fatalError(nodeError(err, 'read'), 'Fatal read error on socket transport');
-      return;
-    }
-    if (n < 0) return;
-    if (n === 0) {
-      this._eofReceived();
-      return;
-    }
+    const n = this._recv(buf, offset, Math.min(buf.length - offset, MAX_READ));
+    if (n === 0) return;
     // The protocol owns what it gets (asyncio gives bytes): nothing ever writes to these bytes again.
     let data: Buffer;
     if (n <= COPY_READ_MAX) {
@@ -586,6 +565,23 @@ export class FdTransport extends BaseSocketTransport implements Transport {
     } catch (exc) {
       this._fatalError(exc, 'Fatal error: protocol.dataReceived() call failed.');
     }
+  }
+
+  /**
+   * @internal One `recv` into `buf[offset, offset + length)`: the bytes received, or 0 when there is nothing to
+   * deliver (nothing available yet; the end of the stream, or a read error, both already dealt with).
+   */
+  _recv(buf: Uint8Array, offset: number, length: number): number {
+    let n: number;
+    try {
+      n = recv(this._fd, buf, offset, length, 0);
+    } catch (err) {
+      this._fatalError(nodeError(err, 'read'), 'Fatal read error on socket transport');
+      return 0;
+    }
+    if (n > 0) return n;
+    if (n === 0) this._eofReceived();
+    return 0;
   }
 
   /** @internal The read deferred while the loop was stopped. */
@@ -608,18 +604,8 @@ export class FdTransport extends BaseSocketTransport implements Transport {
       this._fatalError(exc, 'Fatal error: protocol.getBuffer() call failed.');
       return;
     }
-    let n: number;
-    try {
-      n = recv(this._fd, buf, 0, buf.byteLength, 0);
-    } catch (err) {
-      this._fatalError(nodeError(err, 'read'), 'Fatal read error on socket transport');
-      return;
-    }
-    if (n < 0) return;
-    if (n === 0) {
-      this._eofReceived();
-      return;
-    }
+    const n = this._recv(buf, 0, buf.byteLength);
+    if (n === 0) return;
     try {
       proto.bufferUpdated(n);
     } catch (exc) {

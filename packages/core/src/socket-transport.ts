@@ -16,7 +16,7 @@
 import type * as net from 'node:net';
 import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
-import type { BaseSocketTransportOptions } from './base-socket-transport.js';
+import type { BaseSocketTransportOptions, BufferedLike, StreamLike } from './base-socket-transport.js';
 import { BaseSocketTransport } from './base-socket-transport.js';
 import { enterScope, exitScope } from './context.js';
 import { RuntimeError, ValueError } from './errors.js';
@@ -45,17 +45,6 @@ export type SocketTransportOptions = BaseSocketTransportOptions;
 interface NodeHandle {
   fd?: number;
   getsockname?: unknown;
-}
-
-interface BufferedLike {
-  getBuffer(sizehint: number): Uint8Array;
-  bufferUpdated(nbytes: number): void;
-  eofReceived(): unknown;
-}
-
-interface StreamLike {
-  dataReceived(data: Buffer): void;
-  eofReceived(): unknown;
 }
 
 function handleOf(sock: net.Socket | net.Server): NodeHandle | null {
