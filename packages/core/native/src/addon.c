@@ -1,11 +1,14 @@
 /*
- * Module registration, per-environment state, errors and argument helpers.
+ * Module registration, per-environment state, errors, argument helpers, and the one binding of
+ * read/write/send/recv.
  */
 #include "loopwork.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static void maybe_free(lw_instance *inst) {
   if (inst->finalized && inst->pending == 0) free(inst);
@@ -209,6 +212,29 @@ napi_value lw_io_result(napi_env env, ssize_t n, const char *syscall) {
   if (n >= 0) return lw_number(env, (double)n);
   if (errno == EAGAIN || errno == EWOULDBLOCK) return lw_number(env, -1);
   return lw_throw_errno(env, errno, syscall);
+}
+
+napi_value lw_transfer(napi_env env, napi_callback_info info, enum lw_transfer op) {
+  static const char *const names[] = {"read", "write", "send", "recv"};
+  const bool sock = op == LW_SEND || op == LW_RECV;
+  napi_value argv[5];
+  uint8_t *p;
+  size_t len;
+  int fd;
+  int32_t flags = 0;
+  ssize_t n;
+  if (!lw_args(env, info, sock ? 5 : 4, argv, NULL) || !lw_fd(env, argv[0], &fd) ||
+      !lw_window(env, argv + 1, &p, &len) || (sock && !lw_int_or(env, argv[4], "flags", 0, &flags)))
+    return NULL;
+  do {
+    switch (op) {
+    case LW_READ: n = read(fd, p, len); break;
+    case LW_WRITE: n = write(fd, p, len); break;
+    case LW_SEND: n = send(fd, p, len, flags | MSG_NOSIGNAL); break;
+    default: n = recv(fd, p, len, flags); break;
+    }
+  } while (n < 0 && errno == EINTR);
+  return lw_io_result(env, n, names[op]);
 }
 
 napi_value lw_number(napi_env env, double v) {

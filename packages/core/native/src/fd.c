@@ -91,32 +91,10 @@ static napi_value js_get_blocking(napi_env env, napi_callback_info info) {
 }
 
 /* read(fd, buf, off, len) -> n (0 = EOF, -1 = EAGAIN) */
-static napi_value js_read(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  int fd;
-  uint8_t *p;
-  size_t len;
-  ssize_t n;
-  if (!lw_args(env, info, 4, argv, NULL) || !lw_fd(env, argv[0], &fd) || !lw_window(env, argv + 1, &p, &len))
-    return NULL;
-  do n = read(fd, p, len);
-  while (n < 0 && errno == EINTR);
-  return lw_io_result(env, n, "read");
-}
+static napi_value js_read(napi_env env, napi_callback_info info) { return lw_transfer(env, info, LW_READ); }
 
 /* write(fd, buf, off, len) -> n (-1 = EAGAIN) */
-static napi_value js_write(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  int fd;
-  uint8_t *p;
-  size_t len;
-  ssize_t n;
-  if (!lw_args(env, info, 4, argv, NULL) || !lw_fd(env, argv[0], &fd) || !lw_window(env, argv + 1, &p, &len))
-    return NULL;
-  do n = write(fd, p, len);
-  while (n < 0 && errno == EINTR);
-  return lw_io_result(env, n, "write");
-}
+static napi_value js_write(napi_env env, napi_callback_info info) { return lw_transfer(env, info, LW_WRITE); }
 
 /* writev(fd, buffers) -> n (-1 = EAGAIN). Past IOV_MAX buffers, only the first IOV_MAX are written. */
 static napi_value js_writev(napi_env env, napi_callback_info info) {

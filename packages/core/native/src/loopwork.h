@@ -83,6 +83,14 @@ bool lw_window(napi_env env, napi_value *argv, uint8_t **data, size_t *len);
 
 /* The result of a non-blocking read or write (errno read right after the call): n, -1 for EAGAIN, or throws. */
 napi_value lw_io_result(napi_env env, ssize_t n, const char *syscall);
+
+/* The system calls that move bytes between an fd and a window of a buffer. */
+enum lw_transfer { LW_READ, LW_WRITE, LW_SEND, LW_RECV };
+/*
+ * The whole binding of one of them: read/write take (fd, buf, off, len), send/recv (fd, buf, off, len,
+ * flags = 0), and send adds MSG_NOSIGNAL. Retries on EINTR; returns lw_io_result.
+ */
+napi_value lw_transfer(napi_env env, napi_callback_info info, enum lw_transfer op);
 napi_value lw_number(napi_env env, double v);
 napi_value lw_undefined(napi_env env);
 napi_value lw_null(napi_env env);

@@ -290,36 +290,10 @@ static napi_value js_shutdown(napi_env env, napi_callback_info info) {
 }
 
 /* send(fd, buf, off, len, flags = 0) -> n, or -1 on EAGAIN. MSG_NOSIGNAL is always added. */
-static napi_value js_send(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  uint8_t *p;
-  size_t len;
-  int fd;
-  int32_t flags;
-  ssize_t n;
-  if (!lw_args(env, info, 5, argv, NULL) || !lw_fd(env, argv[0], &fd) || !lw_window(env, argv + 1, &p, &len) ||
-      !lw_int_or(env, argv[4], "flags", 0, &flags))
-    return NULL;
-  do n = send(fd, p, len, flags | MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  return lw_io_result(env, n, "send");
-}
+static napi_value js_send(napi_env env, napi_callback_info info) { return lw_transfer(env, info, LW_SEND); }
 
 /* recv(fd, buf, off, len, flags = 0) -> n (0 = EOF), or -1 on EAGAIN. */
-static napi_value js_recv(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  uint8_t *p;
-  size_t len;
-  int fd;
-  int32_t flags;
-  ssize_t n;
-  if (!lw_args(env, info, 5, argv, NULL) || !lw_fd(env, argv[0], &fd) || !lw_window(env, argv + 1, &p, &len) ||
-      !lw_int_or(env, argv[4], "flags", 0, &flags))
-    return NULL;
-  do n = recv(fd, p, len, flags);
-  while (n < 0 && errno == EINTR);
-  return lw_io_result(env, n, "recv");
-}
+static napi_value js_recv(napi_env env, napi_callback_info info) { return lw_transfer(env, info, LW_RECV); }
 
 /* sendto(fd, buf, off, len, address, flags = 0) -> n, or -1 on EAGAIN. */
 static napi_value js_sendto(napi_env env, napi_callback_info info) {
