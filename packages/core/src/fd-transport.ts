@@ -60,6 +60,7 @@ import {
 } from './native.js';
 import { onLoopClose } from './node-event-loop.js';
 import type { Address, BaseProtocol } from './protocols.js';
+import { protocolBuffer } from './protocols.js';
 import { TransportSocket } from './socket-transport.js';
 import type { ExtraInfo, Transport } from './transports.js';
 import { checkBytes } from './transports.js';
@@ -596,10 +597,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
     const proto = this._protocol as unknown as BufferedLike;
     let buf: Uint8Array;
     try {
-      buf = proto.getBuffer(-1);
-      if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
-        throw new RuntimeError('getBuffer() returned an empty buffer');
-      }
+      buf = protocolBuffer(proto, -1);
     } catch (exc) {
       this._fatalError(exc, 'Fatal error: protocol.getBuffer() call failed.');
       return;

@@ -56,6 +56,7 @@ export {
   Protocol,
   SubprocessProtocol,
   isBufferedProtocol,
+  protocolBuffer,
 } from './protocols.js';
 export type { Address, ProtocolFactory } from './protocols.js';
 export { DEFAULT_HIGH_WATER, FlowControlTransport, checkBytes, setWriteBufferLimits } from './transports.js';

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { RuntimeError } from './errors.js';
 import type { BaseTransport, DatagramTransport, SubprocessTransport, Transport } from './transports.js';
 
 /** A network address as asyncio gives it: `[host, port]`, `[host, port, flowinfo, scopeId]`, or a Unix path. */
@@ -114,6 +115,20 @@ export function isBufferedProtocol(protocol: BaseProtocol): boolean {
     protocol instanceof BufferedProtocol ||
     typeof (protocol as unknown as { getBuffer?: unknown }).getBuffer === 'function'
   );
+}
+
+/**
+ * @internal The buffer a `BufferedProtocol` hands out for the next bytes (asyncio's check: an empty one is an
+ * error).
+ *
+ * @throws RuntimeError `getBuffer() returned an empty buffer`; what `getBuffer` throws.
+ */
+export function protocolBuffer(protocol: Pick<BufferedProtocol, 'getBuffer'>, sizehint: number): Uint8Array {
+  const buf = protocol.getBuffer(sizehint);
+  if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
+    throw new RuntimeError('getBuffer() returned an empty buffer');
+  }
+  return buf;
 }
 
 /** A protocol for datagram (UDP, Unix datagram) endpoints. */

@@ -30,6 +30,7 @@ import {
   shutdown,
 } from './native.js';
 import type { Address, BaseProtocol } from './protocols.js';
+import { protocolBuffer } from './protocols.js';
 import type { ExtraInfo, Transport } from './transports.js';
 import { checkBytes } from './transports.js';
 
@@ -587,10 +588,7 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
     while (off < end) {
       let buf: Uint8Array;
       try {
-        buf = proto.getBuffer(-1);
-        if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
-          throw new RuntimeError('getBuffer() returned an empty buffer');
-        }
+        buf = protocolBuffer(proto, -1);
       } catch (exc) {
         this._fatalError(exc, 'Fatal error: protocol.getBuffer() call failed.');
         return;

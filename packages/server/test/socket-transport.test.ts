@@ -293,6 +293,32 @@ test('BufferedProtocol: pausing inside bufferUpdated keeps the rest of the chunk
     await closeServer(server);
   }));
 
+test('BufferedProtocol: an empty buffer from getBuffer() is a fatal error of that connection (RuntimeError)', () =>
+  runLoop(async (loop, errors) => {
+    const { server, port, first } = await serve(loop, (l) => new SmallBuffers(l, 0));
+    const client = await nodeClient(port);
+    // The server ends the connection: a FIN, or a reset when the bytes were left unread in its socket.
+    client.on('error', () => {});
+    const ended = new Promise((resolve) => {
+      client.once('end', resolve);
+      client.once('close', resolve);
+    });
+    client.write('data');
+    const proto = await first;
+    const lost = (await settle(proto.lost)) as Error;
+    assert.ok(RuntimeError.isInstance(lost));
+    assert.equal(lost.message, 'getBuffer() returned an empty buffer');
+    assert.deepEqual(proto.received, []);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.message, 'Fatal error: protocol.getBuffer() call failed.');
+    assert.equal(errors[0]!.exception, lost);
+    assert.equal(errors[0]!.protocol, proto);
+    await ended;
+    client.destroy();
+    assert.equal(server.isServing(), true);
+    await closeServer(server);
+  }));
+
 test('flow control: a slow reader keeps the write buffer near the high-water mark', () =>
   runLoop(async (loop) => {
     const CHUNK = 16 * 1024;

@@ -27,6 +27,7 @@ import {
   enterScope,
   exitScope,
   isBufferedProtocol,
+  protocolBuffer,
   runInScope,
 } from '@loopwork/core';
 import type {
@@ -451,10 +452,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     const protocol = this._protocol as BufferedProtocol;
     let offset = 0;
     while (offset < chunk.length && !this._lost) {
-      const buf = protocol.getBuffer(chunk.length - offset);
-      if (!(buf instanceof Uint8Array) || buf.length === 0) {
-        throw new Error('getBuffer() returned an empty buffer');
-      }
+      const buf = protocolBuffer(protocol, chunk.length - offset);
       const n = Math.min(buf.length, chunk.length - offset);
       buf.set(chunk.subarray(offset, offset + n));
       offset += n;

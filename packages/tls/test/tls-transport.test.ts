@@ -11,6 +11,7 @@ import {
   NotImplementedError,
   PROTOCOL_TLS_CLIENT,
   PROTOCOL_TLS_SERVER,
+  RuntimeError,
   SSLContext,
   TimeoutError,
   TransportSocket,
@@ -148,6 +149,47 @@ describe('handshake and data', () => {
         await proto.done;
         assert.deepEqual(Buffer.concat(proto.got), payload);
         assert.ok(proto.got.every((c) => c.length <= 7));
+      } finally {
+        client.destroy();
+        st.abort();
+        await closeServer(l.server);
+      }
+    });
+  });
+
+  test('a BufferedProtocol whose getBuffer() returns an empty buffer: that connection fails with RuntimeError', async () => {
+    await runLoop(async (loop, errors) => {
+      class Empty extends BufferedProtocol {
+        readonly lost = loop.createFuture<Error | null>();
+        updates = 0;
+        override getBuffer(): Uint8Array {
+          return new Uint8Array(0);
+        }
+        override bufferUpdated(): void {
+          this.updates++;
+        }
+        override connectionLost(exc: Error | null): void {
+          this.lost.setResult(exc);
+        }
+      }
+      const l = await listen();
+      const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
+      const proto = new Empty();
+      const waiter = loop.createFuture<unknown>();
+      const st = createTLSTransport(loop, proto, accepted, serverContext(), { serverSide: true, waiter });
+      const client = tls.connect({ socket: raw, ca: certs.ca.cert, servername: 'localhost' });
+      client.on('error', () => {});
+      try {
+        await waiter;
+        client.write('data');
+        const exc = await proto.lost;
+        assert.ok(RuntimeError.isInstance(exc));
+        assert.equal(exc.message, 'getBuffer() returned an empty buffer');
+        assert.equal(proto.updates, 0);
+        assert.equal(errors.length, 1);
+        assert.equal(errors[0]!.exception, exc);
+        assert.equal(errors[0]!.protocol, proto);
+        assert.equal(st.isClosing(), true);
       } finally {
         client.destroy();
         st.abort();
