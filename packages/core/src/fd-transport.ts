@@ -128,6 +128,20 @@ function copyOut(src: Buffer, offset: number, n: number): Buffer {
   return data;
 }
 
+/**
+ * @internal A paused `net.Socket` (half-open allowed) on the fd of a connected socket; it owns the fd from now
+ * on. How a connection goes from an fd to Node: for TLS, and when a transport is detached.
+ */
+export function netSocketOf(fd: number): net.Socket {
+  return new net.Socket({
+    fd,
+    allowHalfOpen: true,
+    readable: true,
+    writable: true,
+    pauseOnCreate: true,
+  } as net.SocketConstructorOpts);
+}
+
 /** The open transports of each loop, closed with it. */
 const live = new WeakMap<BaseEventLoop, Set<FdTransport>>();
 
@@ -433,13 +447,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
     this._server = null;
     let sock: net.Socket;
     try {
-      sock = new net.Socket({
-        fd,
-        allowHalfOpen: true,
-        readable: true,
-        writable: true,
-        pauseOnCreate: true,
-      } as net.SocketConstructorOpts);
+      sock = netSocketOf(fd);
     } catch (err) {
       closeQuietly(fd);
       server?._detach(this);

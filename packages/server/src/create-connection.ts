@@ -35,6 +35,7 @@ import {
   fdTransportEnabled,
   isSocket,
   native,
+  netSocketOf,
 } from '@loopwork/core';
 import type { Socket as CoreSocket } from '@loopwork/core';
 import { emptyAddrinfoError, ensureResolved, formatAddress, interleaveAddrinfos } from './addresses.js';
@@ -228,17 +229,6 @@ export function closeConnected(sock: ConnectedSock): void {
   } catch {
     // already gone
   }
-}
-
-/** @internal A `net.Socket` on the fd of a connected native socket; it owns the fd from now on. */
-export function netSocketOf(fd: number): net.Socket {
-  return new net.Socket({
-    fd,
-    allowHalfOpen: true,
-    readable: true,
-    writable: true,
-    pauseOnCreate: true,
-  } as net.SocketConstructorOpts);
 }
 
 /**

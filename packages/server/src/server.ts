@@ -38,10 +38,11 @@ import {
   fdTransportEnabled,
   isCancelledError,
   native,
+  netSocketOf,
   sleep,
 } from '@loopwork/core';
 import { formatAddress, fromNodeAddress } from './addresses.js';
-import { closeConnected, netSocketOf } from './create-connection.js';
+import { closeConnected } from './create-connection.js';
 import type { SSLContextLike } from './ssl.js';
 import { tlsTransportFactory } from './ssl.js';
 
