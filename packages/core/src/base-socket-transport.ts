@@ -139,6 +139,17 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
     return items;
   }
 
+  /**
+   * @internal For `_detach()`: from now on the transport is closed to its protocol, and nothing will report it
+   * lost (the socket lives on elsewhere).
+   */
+  _markDetached(): void {
+    this._detached = true;
+    this._closing = true;
+    this._lost = true;
+    this._lostScheduled = true;
+  }
+
   /** @internal Makes the socket deliver received data exactly when the protocol may receive it. */
   abstract _updateReading(): void;
 

@@ -495,10 +495,7 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
     sock.pause();
     if (this._pending !== null) sock.unshift(this._pending.subarray(this._pendingOffset));
     this._pending = null;
-    this._detached = true;
-    this._closing = true;
-    this._lost = true;
-    this._lostScheduled = true;
+    this._markDetached();
     this._socket = null;
     const server = this._server;
     this._server = null;

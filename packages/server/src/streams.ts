@@ -26,6 +26,7 @@ import {
 import type { BaseEventLoop, ExtraInfo, Future, Task, Transport } from '@loopwork/core';
 import type { SSLContext, StartTlsOptions } from '@loopwork/tls';
 import type { CreateConnectionOptions, CreateUnixConnectionOptions } from './create-connection.js';
+import { isOptionsArg } from './create-connection.js';
 import type { CreateServerOptions, CreateUnixServerOptions } from './create-server.js';
 import type { Server } from './server.js';
 
@@ -902,17 +903,6 @@ export interface OpenUnixConnectionOptions extends StreamOptions, CreateUnixConn
 /** Options of {@link startUnixServer}: `limit` and every option of `loop.createUnixServer()`. */
 export interface StartUnixServerOptions extends StreamOptions, CreateUnixServerOptions {}
 
-function isOptionsObject(v: unknown): v is Record<string, unknown> {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    !Array.isArray(v) &&
-    !Buffer.isBuffer(v) &&
-    !(v instanceof URL) &&
-    typeof (v as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== 'function'
-  );
-}
-
 /**
  * Splits `(a?, b?, options?)` or `(options)` into the positional arguments, the loop method's options (without
  * `limit`), and the limit.
@@ -922,7 +912,7 @@ function splitStreamArgs<O extends StreamOptions>(
   positional: number,
 ): { positional: unknown[] | null; options: Omit<O, 'limit'>; limit: number | undefined } {
   const first = args[0];
-  if (args.length === 1 && isOptionsObject(first)) {
+  if (args.length === 1 && isOptionsArg(first)) {
     const { limit, ...rest } = first as O;
     return { positional: null, options: rest, limit };
   }
