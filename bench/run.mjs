@@ -20,22 +20,45 @@ import { formatValue, regenerate, rowsOf, writeResults } from './lib/report.mjs'
 import { summarize } from './lib/stats.mjs';
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
-const { values: opt, positionals: names } = parseArgs({
-  allowPositionals: true,
-  options: {
-    smoke: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    duration: { type: 'string' },
-    full: { type: 'boolean', default: false },
-    src: { type: 'boolean', default: false },
-    list: { type: 'boolean', default: false },
-    report: { type: 'boolean', default: false },
-    'no-install': { type: 'boolean', default: false },
-    'no-save': { type: 'boolean', default: false },
-    'quiet-wait': { type: 'string' },
-    profile: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: node bench/run.mjs [name…] [--smoke] [--rounds N] [--duration S] [--full] [--src] [--list]
+                        [--no-install] [--quiet-wait S] [--no-save] [--profile]
+       node bench/run.mjs --report
+A name is a group (core), a workload (net/tcp-protocol-1KiB-c10) or a prefix (net/tcp-protocol). See bench/README.md.`;
+
+let parsed;
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h', default: false },
+      smoke: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      full: { type: 'boolean', default: false },
+      src: { type: 'boolean', default: false },
+      list: { type: 'boolean', default: false },
+      report: { type: 'boolean', default: false },
+      'no-install': { type: 'boolean', default: false },
+      'no-save': { type: 'boolean', default: false },
+      'quiet-wait': { type: 'string' },
+      profile: { type: 'boolean', default: false },
+    },
+  });
+} catch (err) {
+  console.error(`bench: ${err.message}\n${USAGE}`);
+  process.exit(2);
+}
+const { values: opt, positionals: names } = parsed;
+if (opt.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+for (const key of ['rounds', 'duration', 'quiet-wait']) {
+  if (opt[key] !== undefined && !(Number(opt[key]) >= 0 && Number.isFinite(Number(opt[key])))) {
+    console.error(`bench: --${key} must be a number, got ${JSON.stringify(opt[key])}\n${USAGE}`);
+    process.exit(2);
+  }
+}
 
 const ctx = {
   root,
