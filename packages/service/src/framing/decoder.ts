@@ -35,7 +35,7 @@ export interface FrameDecoder {
 /**
  * The part of {@link FrameDecoder}'s contract that every decoder shares, for a decoder to extend: the call
  * order (`feedData* -> feedEof?`, `InvalidStateError` for data after the end, a second `feedEof` ignored) and
- * the sticky error (once `decode` or `end` throws, what the decoder holds is dropped and every later call throws
+ * the sticky error (once `_decode` or `_end` throws, what the decoder holds is dropped and every later call throws
  * that error again). A subclass says only how to decode.
  */
 export abstract class StreamDecoder implements FrameDecoder {
