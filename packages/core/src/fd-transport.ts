@@ -66,7 +66,7 @@ import { protocolBuffer } from './protocols.js';
 import { TransportSocket } from './socket-transport.js';
 import type { ExtraInfo, Transport } from './transports.js';
 import { checkBytes } from './transports.js';
-import { registerTransportFd, unregisterTransportFd } from './unix-events.js';
+import { registerTransportFd, unregisterTransportFd } from './fd-watchers.js';
 
 /** The most one readiness event reads (asyncio's `max_size`). */
 const MAX_READ = 256 * 1024;

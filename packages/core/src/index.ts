@@ -41,6 +41,9 @@ export type {
   TaskFactory,
 } from './base-event-loop.js';
 export { NodeEventLoop } from './node-event-loop.js';
+export { ensureFdNoTransport, registerTransportFd, unregisterTransportFd } from './fd-watchers.js';
+export type { FileDescriptorLike } from './fd-watchers.js';
+export type { PipeLike, ReadPipeProtocol } from './pipes.js';
 export * from './unix-events.js';
 export { getEventLoop, getRunningLoop, getRunningLoopOrNull, newEventLoop, setEventLoop } from './events.js';
 export type { EventLoop } from './events.js';

@@ -25,7 +25,7 @@ import type { SocketAddress, SocketAddressLike } from './native.js';
 import * as native from './native.js';
 import type { Socket } from './socket.js';
 import { formatSocketAddress, isSocket, numericHostFamily } from './socket.js';
-import { ensureFdNoTransport } from './unix-events.js';
+import { ensureFdNoTransport } from './fd-watchers.js';
 
 /** Receives up to this size go through one reused buffer and are copied out at their real length. */
 const SCRATCH_SIZE = 64 * 1024;
