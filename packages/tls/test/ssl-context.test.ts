@@ -100,13 +100,9 @@ describe('checkHostname and verifyMode', () => {
       const old = createDefaultContext({ cafile: certs.ca.certfile });
       old.minimumVersion = TLSVersion.TLSv1;
       old.maximumVersion = TLSVersion.TLSv1_1;
-      const pair = await tlsPair(loop, serverContext(), old);
-      try {
-        assert.ok((await outcome(pair.client.waiter)) !== null);
-        assert.ok((await outcome(pair.server.waiter)) !== null);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), old);
+      assert.ok((await outcome(pair.client.waiter)) !== null);
+      assert.ok((await outcome(pair.server.waiter)) !== null);
     });
   });
 
@@ -114,15 +110,11 @@ describe('checkHostname and verifyMode', () => {
     await runLoop(async (loop) => {
       const sctx = serverContext();
       sctx.maximumVersion = TLSVersion.TLSv1_2;
-      const pair = await tlsPair(loop, sctx, createDefaultContext({ cafile: certs.ca.certfile }));
-      try {
-        await Promise.all([pair.client.waiter, pair.server.waiter]);
-        const cipher = pair.client.transport.getExtraInfo('cipher');
-        assert.equal(cipher?.[1], 'TLSv1.2');
-        assert.equal((pair.client.transport.getExtraInfo('ssl_object') as tls.TLSSocket).getProtocol(), 'TLSv1.2');
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, sctx, createDefaultContext({ cafile: certs.ca.certfile }));
+      await Promise.all([pair.client.waiter, pair.server.waiter]);
+      const cipher = pair.client.transport.getExtraInfo('cipher');
+      assert.equal(cipher?.[1], 'TLSv1.2');
+      assert.equal((pair.client.transport.getExtraInfo('ssl_object') as tls.TLSSocket).getProtocol(), 'TLSv1.2');
     });
   });
 
@@ -132,17 +124,9 @@ describe('checkHostname and verifyMode', () => {
       const sctx = serverContext();
       sctx.maximumVersion = TLSVersion.TLSv1_2;
       sctx.setCiphers('ECDHE-ECDSA-AES128-GCM-SHA256');
-      const pair = await tlsPair(loop, sctx, createDefaultContext({ cafile: certs.ca.certfile }));
-      try {
-        await Promise.all([pair.client.waiter, pair.server.waiter]);
-        assert.deepEqual(pair.client.transport.getExtraInfo('cipher'), [
-          'ECDHE-ECDSA-AES128-GCM-SHA256',
-          'TLSv1.2',
-          128,
-        ]);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, sctx, createDefaultContext({ cafile: certs.ca.certfile }));
+      await Promise.all([pair.client.waiter, pair.server.waiter]);
+      assert.deepEqual(pair.client.transport.getExtraInfo('cipher'), ['ECDHE-ECDSA-AES128-GCM-SHA256', 'TLSv1.2', 128]);
     });
   });
 });
@@ -229,12 +213,8 @@ describe('loadVerifyLocations', () => {
     await runLoop(async (loop) => {
       const ctx = createDefaultContext();
       ctx.loadVerifyLocations({ cafile: certs.ca.certfile });
-      const pair = await tlsPair(loop, serverContext(), ctx);
-      try {
-        await Promise.all([pair.client.waiter, pair.server.waiter]);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), ctx);
+      await Promise.all([pair.client.waiter, pair.server.waiter]);
     });
   });
 });

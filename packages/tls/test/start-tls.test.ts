@@ -206,30 +206,26 @@ describe('startTls', () => {
 
   test('TLS inside TLS: a transport without a socket to hand over is upgraded through a stream adapter', async () => {
     await runLoop(async (loop, errors) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        const inner = new SSLContext(PROTOCOL_TLS_SERVER);
-        inner.loadCertChain(certs.server2.certfile, certs.server2.keyfile);
-        const [sTls, cTls] = await Promise.all([
-          loop.startTls(pair.server.transport, pair.server.protocol, inner, { serverSide: true }),
-          loop.startTls(pair.client.transport, pair.client.protocol, clientContext(), {
-            serverHostname: 'other.test',
-          }),
-        ]);
-        assert.equal((cTls.getExtraInfo('peercert') as { subject: { CN: string } }).subject.CN, 'other.test');
-        const big = Buffer.alloc(300_000, 7);
-        cTls.write(big);
-        assert.equal((await pair.server.protocol.receive(big.length)).length, big.length);
-        sTls.write(Buffer.from('inner'));
-        assert.equal((await pair.client.protocol.receive(5)).toString(), 'inner');
-        cTls.close();
-        assert.equal(await pair.server.protocol.lost, null);
-        assert.equal(await pair.client.protocol.lost, null);
-        assert.deepEqual(errors, []);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      const inner = new SSLContext(PROTOCOL_TLS_SERVER);
+      inner.loadCertChain(certs.server2.certfile, certs.server2.keyfile);
+      const [sTls, cTls] = await Promise.all([
+        loop.startTls(pair.server.transport, pair.server.protocol, inner, { serverSide: true }),
+        loop.startTls(pair.client.transport, pair.client.protocol, clientContext(), {
+          serverHostname: 'other.test',
+        }),
+      ]);
+      assert.equal((cTls.getExtraInfo('peercert') as { subject: { CN: string } }).subject.CN, 'other.test');
+      const big = Buffer.alloc(300_000, 7);
+      cTls.write(big);
+      assert.equal((await pair.server.protocol.receive(big.length)).length, big.length);
+      sTls.write(Buffer.from('inner'));
+      assert.equal((await pair.client.protocol.receive(5)).toString(), 'inner');
+      cTls.close();
+      assert.equal(await pair.server.protocol.lost, null);
+      assert.equal(await pair.client.protocol.lost, null);
+      assert.deepEqual(errors, []);
     });
   });
 });

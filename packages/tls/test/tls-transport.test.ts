@@ -41,23 +41,19 @@ function clientContext(): SSLContext {
 describe('handshake and data', () => {
   test('connectionMade comes after the handshake; data flows both ways; waiters resolve', async () => {
     await runLoop(async (loop, errors) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        assert.equal(pair.server.protocol.events.length, 0);
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        assert.deepEqual(pair.server.protocol.events, ['made']);
-        assert.deepEqual(pair.client.protocol.events, ['made']);
-        // The TLS details were known when connectionMade ran.
-        assert.ok(Array.isArray(pair.server.protocol.cipherAtMade));
-        assert.equal(pair.client.protocol.transport, pair.client.transport);
-        pair.client.transport.write(Buffer.from('ping'));
-        assert.equal((await pair.server.protocol.receive(4)).toString(), 'ping');
-        pair.server.transport.writelines([Buffer.from('po'), Buffer.from('ng')]);
-        assert.equal((await pair.client.protocol.receive(4)).toString(), 'pong');
-        assert.deepEqual(errors, []);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      assert.equal(pair.server.protocol.events.length, 0);
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      assert.deepEqual(pair.server.protocol.events, ['made']);
+      assert.deepEqual(pair.client.protocol.events, ['made']);
+      // The TLS details were known when connectionMade ran.
+      assert.ok(Array.isArray(pair.server.protocol.cipherAtMade));
+      assert.equal(pair.client.protocol.transport, pair.client.transport);
+      pair.client.transport.write(Buffer.from('ping'));
+      assert.equal((await pair.server.protocol.receive(4)).toString(), 'ping');
+      pair.server.transport.writelines([Buffer.from('po'), Buffer.from('ng')]);
+      assert.equal((await pair.client.protocol.receive(4)).toString(), 'pong');
+      assert.deepEqual(errors, []);
     });
   });
 
@@ -65,40 +61,36 @@ describe('handshake and data', () => {
     await runLoop(async (loop) => {
       const sctx = serverContext();
       const cctx = clientContext();
-      const pair = await tlsPair(loop, sctx, cctx);
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        const c = pair.client.transport;
-        const s = pair.server.transport;
-        assert.equal(c.getExtraInfo('sslcontext'), cctx);
-        assert.equal(s.getExtraInfo('sslcontext'), sctx);
-        const peercert = c.getExtraInfo('peercert') as tls.PeerCertificate;
-        assert.equal(peercert.subject.CN, 'localhost');
-        assert.match(peercert.subjectaltname ?? '', /IP Address:127\.0\.0\.1/);
-        // No client certificate was asked for.
-        assert.equal(s.getExtraInfo('peercert'), null);
-        const cipher = c.getExtraInfo('cipher');
-        assert.ok(Array.isArray(cipher) && cipher.length === 3);
-        assert.equal(typeof cipher[0], 'string');
-        assert.equal(cipher[1], 'TLSv1.3');
-        assert.ok(cipher[2] === 128 || cipher[2] === 256, `bits ${cipher[2]}`);
-        assert.equal(c.getExtraInfo('compression'), null);
-        const sslObject = c.getExtraInfo('ssl_object');
-        assert.ok(sslObject instanceof tls.TLSSocket);
-        assert.equal(sslObject.getProtocol(), 'TLSv1.3');
-        const peer = c.getExtraInfo('peername');
-        const local = s.getExtraInfo('sockname');
-        assert.ok(Array.isArray(peer) && Array.isArray(local));
-        assert.equal(peer[0], '127.0.0.1');
-        assert.equal(peer[1], local[1]);
-        assert.deepEqual(s.getExtraInfo('peername'), c.getExtraInfo('sockname'));
-        const sock = c.getExtraInfo('socket');
-        assert.ok(sock instanceof TransportSocket);
-        assert.ok(sock.fileno() >= 0);
-        assert.equal(c.getExtraInfo('nonexistent' as 'pipe', 'dflt'), 'dflt');
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, sctx, cctx);
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      const c = pair.client.transport;
+      const s = pair.server.transport;
+      assert.equal(c.getExtraInfo('sslcontext'), cctx);
+      assert.equal(s.getExtraInfo('sslcontext'), sctx);
+      const peercert = c.getExtraInfo('peercert') as tls.PeerCertificate;
+      assert.equal(peercert.subject.CN, 'localhost');
+      assert.match(peercert.subjectaltname ?? '', /IP Address:127\.0\.0\.1/);
+      // No client certificate was asked for.
+      assert.equal(s.getExtraInfo('peercert'), null);
+      const cipher = c.getExtraInfo('cipher');
+      assert.ok(Array.isArray(cipher) && cipher.length === 3);
+      assert.equal(typeof cipher[0], 'string');
+      assert.equal(cipher[1], 'TLSv1.3');
+      assert.ok(cipher[2] === 128 || cipher[2] === 256, `bits ${cipher[2]}`);
+      assert.equal(c.getExtraInfo('compression'), null);
+      const sslObject = c.getExtraInfo('ssl_object');
+      assert.ok(sslObject instanceof tls.TLSSocket);
+      assert.equal(sslObject.getProtocol(), 'TLSv1.3');
+      const peer = c.getExtraInfo('peername');
+      const local = s.getExtraInfo('sockname');
+      assert.ok(Array.isArray(peer) && Array.isArray(local));
+      assert.equal(peer[0], '127.0.0.1');
+      assert.equal(peer[1], local[1]);
+      assert.deepEqual(s.getExtraInfo('peername'), c.getExtraInfo('sockname'));
+      const sock = c.getExtraInfo('socket');
+      assert.ok(sock instanceof TransportSocket);
+      assert.ok(sock.fileno() >= 0);
+      assert.equal(c.getExtraInfo('nonexistent' as 'pipe', 'dflt'), 'dflt');
     });
   });
 
@@ -107,16 +99,12 @@ describe('handshake and data', () => {
     { skip: !native.nativeAvailable() },
     async () => {
       await runLoop(async (loop) => {
-        const pair = await tlsPair(loop, serverContext(), clientContext());
-        try {
-          await Promise.all([pair.server.waiter, pair.client.waiter]);
-          const C = native.constants;
-          for (const t of [pair.server.transport, pair.client.transport]) {
-            const sock = t.getExtraInfo('socket') as TransportSocket;
-            assert.equal(sock.getsockopt(C.IPPROTO_TCP, C.TCP_NODELAY), 1);
-          }
-        } finally {
-          await pair.close();
+        await using pair = await tlsPair(loop, serverContext(), clientContext());
+        await Promise.all([pair.server.waiter, pair.client.waiter]);
+        const C = native.constants;
+        for (const t of [pair.server.transport, pair.client.transport]) {
+          const sock = t.getExtraInfo('socket') as TransportSocket;
+          assert.equal(sock.getsockopt(C.IPPROTO_TCP, C.TCP_NODELAY), 1);
         }
       });
     },
@@ -203,20 +191,16 @@ describe('verification', () => {
   test('a server certificate from an unknown CA fails the client handshake; no callback runs', async () => {
     await runLoop(async (loop, errors) => {
       // Node's bundled roots do not know the test CA.
-      const pair = await tlsPair(loop, serverContext(), createDefaultContext());
-      try {
-        const err = await outcome(pair.client.waiter);
-        assert.ok(err !== null);
-        assert.equal((err as { code?: string }).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
-        await pair.client.transport._sslObject.destroyed;
-        assert.deepEqual(pair.client.protocol.events, []);
-        assert.equal(pair.client.transport.isClosing(), true);
-        // The server saw the client's alert.
-        assert.ok((await outcome(pair.server.waiter)) !== null || pair.server.protocol.events.includes('lost'));
-        assert.deepEqual(errors, []);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), createDefaultContext());
+      const err = await outcome(pair.client.waiter);
+      assert.ok(err !== null);
+      assert.equal((err as { code?: string }).code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+      await pair.client.transport._sslObject.destroyed;
+      assert.deepEqual(pair.client.protocol.events, []);
+      assert.equal(pair.client.transport.isClosing(), true);
+      // The server saw the client's alert.
+      assert.ok((await outcome(pair.server.waiter)) !== null || pair.server.protocol.events.includes('lost'));
+      assert.deepEqual(errors, []);
     });
   });
 
@@ -224,13 +208,9 @@ describe('verification', () => {
     await runLoop(async (loop) => {
       const sctx = new SSLContext(PROTOCOL_TLS_SERVER);
       sctx.loadCertChain(certs.untrustedServer.certfile, certs.untrustedServer.keyfile);
-      const pair = await tlsPair(loop, sctx, clientContext());
-      try {
-        const err = await outcome(pair.client.waiter);
-        assert.match(String((err as { code?: string }).code), /UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY/);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, sctx, clientContext());
+      const err = await outcome(pair.client.waiter);
+      assert.match(String((err as { code?: string }).code), /UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY/);
     });
   });
 
@@ -257,13 +237,9 @@ describe('verification', () => {
         sni = name;
         return null;
       };
-      const pair = await tlsPair(loop, sctx, clientContext(), { client: { serverHostname: '127.0.0.1' } });
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        assert.equal(sni, null);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, sctx, clientContext(), { client: { serverHostname: '127.0.0.1' } });
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      assert.equal(sni, null);
     });
   });
 
@@ -274,12 +250,8 @@ describe('verification', () => {
       const cctx = new SSLContext(PROTOCOL_TLS_CLIENT);
       cctx.checkHostname = false;
       cctx.verifyMode = CERT_NONE;
-      const pair = await tlsPair(loop, sctx, cctx, { client: { serverHostname: 'wrong.example' } });
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, sctx, cctx, { client: { serverHostname: 'wrong.example' } });
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
     });
   });
 
@@ -314,34 +286,26 @@ describe('mutual TLS', () => {
     await runLoop(async (loop) => {
       const cctx = clientContext();
       cctx.loadCertChain(certs.client.certfile, certs.client.keyfile);
-      const pair = await tlsPair(loop, mtlsServer(), cctx);
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        const peer = pair.server.transport.getExtraInfo('peercert') as tls.PeerCertificate;
-        assert.equal(peer.subject.CN, 'client');
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, mtlsServer(), cctx);
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      const peer = pair.server.transport.getExtraInfo('peercert') as tls.PeerCertificate;
+      assert.equal(peer.subject.CN, 'client');
     });
   });
 
   test('no client certificate: the server handshake fails; the client connection does not survive', async () => {
     await runLoop(async (loop, errors) => {
-      const pair = await tlsPair(loop, mtlsServer(), clientContext());
-      try {
-        const err = await outcome(pair.server.waiter);
-        assert.equal((err as { code?: string }).code, 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE');
-        assert.deepEqual(pair.server.protocol.events, []);
-        // TLS 1.3: the client finished its side first, then gets the alert.
-        const clientErr = await outcome(pair.client.waiter);
-        if (clientErr === null) {
-          const lost = await pair.client.protocol.lost;
-          assert.match(String((lost as { code?: string } | null)?.code), /CERTIFICATE_REQUIRED/);
-        }
-        assert.deepEqual(errors, []);
-      } finally {
-        await pair.close();
+      await using pair = await tlsPair(loop, mtlsServer(), clientContext());
+      const err = await outcome(pair.server.waiter);
+      assert.equal((err as { code?: string }).code, 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE');
+      assert.deepEqual(pair.server.protocol.events, []);
+      // TLS 1.3: the client finished its side first, then gets the alert.
+      const clientErr = await outcome(pair.client.waiter);
+      if (clientErr === null) {
+        const lost = await pair.client.protocol.lost;
+        assert.match(String((lost as { code?: string } | null)?.code), /CERTIFICATE_REQUIRED/);
       }
+      assert.deepEqual(errors, []);
     });
   });
 
@@ -349,14 +313,10 @@ describe('mutual TLS', () => {
     await runLoop(async (loop) => {
       const cctx = clientContext();
       cctx.loadCertChain(certs.untrustedClient.certfile, certs.untrustedClient.keyfile);
-      const pair = await tlsPair(loop, mtlsServer(), cctx);
-      try {
-        const err = await outcome(pair.server.waiter);
-        assert.match(String((err as { code?: string }).code), /UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY/);
-        assert.deepEqual(pair.server.protocol.events, []);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, mtlsServer(), cctx);
+      const err = await outcome(pair.server.waiter);
+      assert.match(String((err as { code?: string }).code), /UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY/);
+      assert.deepEqual(pair.server.protocol.events, []);
     });
   });
 
@@ -388,15 +348,11 @@ describe('ALPN and SNI', () => {
       sctx.setAlpnProtocols(['h2', 'http/1.1']);
       const cctx = clientContext();
       cctx.setAlpnProtocols(['http/1.1', 'foo']);
-      const pair = await tlsPair(loop, sctx, cctx);
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        const proto = (t: TLSTransport): unknown => (t.getExtraInfo('ssl_object') as tls.TLSSocket).alpnProtocol;
-        assert.equal(proto(pair.client.transport), 'http/1.1');
-        assert.equal(proto(pair.server.transport), 'http/1.1');
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, sctx, cctx);
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      const proto = (t: TLSTransport): unknown => (t.getExtraInfo('ssl_object') as tls.TLSSocket).alpnProtocol;
+      assert.equal(proto(pair.client.transport), 'http/1.1');
+      assert.equal(proto(pair.server.transport), 'http/1.1');
     });
   });
 
@@ -438,13 +394,9 @@ describe('ALPN and SNI', () => {
       sctx.setServernameCallback(() => {
         throw new Error('no such host here');
       });
-      const pair = await tlsPair(loop, sctx, clientContext());
-      try {
-        assert.ok((await outcome(pair.server.waiter)) !== null);
-        assert.ok((await outcome(pair.client.waiter)) !== null);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, sctx, clientContext());
+      assert.ok((await outcome(pair.server.waiter)) !== null);
+      assert.ok((await outcome(pair.client.waiter)) !== null);
     });
   });
 });
@@ -555,26 +507,22 @@ describe('timeouts', () => {
 describe('closing', () => {
   test('client close: close_notify both ways, eofReceived then connectionLost(null) on both sides, quietly', async () => {
     await runLoop(async (loop, errors) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        pair.client.transport.write(Buffer.from('last words'));
-        pair.client.transport.close();
-        assert.equal(pair.client.transport.isClosing(), true);
-        // Writes after close() are dropped.
-        pair.client.transport.write(Buffer.from('dropped'));
-        assert.equal(await pair.server.protocol.lost, null);
-        assert.equal(await pair.client.protocol.lost, null);
-        assert.equal(pair.server.protocol.received().toString(), 'last words');
-        assert.deepEqual(pair.server.protocol.events, ['made', 'data', 'eof', 'lost']);
-        // The client's close_notify was answered: the client saw the server's as EOF too.
-        assert.deepEqual(pair.client.protocol.events, ['made', 'eof', 'lost']);
-        assert.deepEqual(errors, []);
-        assert.equal(pair.client.transport._sslObject.destroyed, true);
-        assert.equal(pair.server.transport._sslObject.destroyed, true);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      pair.client.transport.write(Buffer.from('last words'));
+      pair.client.transport.close();
+      assert.equal(pair.client.transport.isClosing(), true);
+      // Writes after close() are dropped.
+      pair.client.transport.write(Buffer.from('dropped'));
+      assert.equal(await pair.server.protocol.lost, null);
+      assert.equal(await pair.client.protocol.lost, null);
+      assert.equal(pair.server.protocol.received().toString(), 'last words');
+      assert.deepEqual(pair.server.protocol.events, ['made', 'data', 'eof', 'lost']);
+      // The client's close_notify was answered: the client saw the server's as EOF too.
+      assert.deepEqual(pair.client.protocol.events, ['made', 'eof', 'lost']);
+      assert.deepEqual(errors, []);
+      assert.equal(pair.client.transport._sslObject.destroyed, true);
+      assert.equal(pair.server.transport._sslObject.destroyed, true);
     });
   });
 
@@ -629,57 +577,45 @@ describe('closing', () => {
 
   test('abort: connectionLost(null) at once, the peer sees the connection end', async () => {
     await runLoop(async (loop) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        pair.server.transport.abort();
-        assert.equal(await pair.server.protocol.lost, null);
-        await pair.client.protocol.lost;
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      pair.server.transport.abort();
+      assert.equal(await pair.server.protocol.lost, null);
+      await pair.client.protocol.lost;
     });
   });
 
   test('close during the handshake aborts; the waiter fails; no callbacks', async () => {
     await runLoop(async (loop) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        pair.client.transport.close();
-        const err = await outcome(pair.client.waiter);
-        assert.equal(err?.name, 'ConnectionResetError');
-        assert.deepEqual(pair.client.protocol.events, []);
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      pair.client.transport.close();
+      const err = await outcome(pair.client.waiter);
+      assert.equal(err?.name, 'ConnectionResetError');
+      assert.deepEqual(pair.client.protocol.events, []);
     });
   });
 
   test('writeEof is refused (NotImplementedError), canWriteEof() is false; eofReceived cannot keep it open', async () => {
     await runLoop(async (loop) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        const t = pair.client.transport;
-        assert.equal(t.canWriteEof(), false);
-        assert.throws(
-          () => t.writeEof(),
-          (e: unknown) => {
-            assert.ok(NotImplementedError.isInstance(e));
-            assert.equal((e as Error).message, "SSL doesn't support half-closes");
-            return true;
-          },
-        );
-        // A protocol that asks to stay open after EOF is closed anyway.
-        pair.server.protocol.eofReceived = () => {
-          pair.server.protocol.events.push('eof');
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      const t = pair.client.transport;
+      assert.equal(t.canWriteEof(), false);
+      assert.throws(
+        () => t.writeEof(),
+        (e: unknown) => {
+          assert.ok(NotImplementedError.isInstance(e));
+          assert.equal((e as Error).message, "SSL doesn't support half-closes");
           return true;
-        };
-        t.close();
-        assert.equal(await pair.server.protocol.lost, null);
-      } finally {
-        await pair.close();
-      }
+        },
+      );
+      // A protocol that asks to stay open after EOF is closed anyway.
+      pair.server.protocol.eofReceived = () => {
+        pair.server.protocol.events.push('eof');
+        return true;
+      };
+      t.close();
+      assert.equal(await pair.server.protocol.lost, null);
     });
   });
 });
@@ -687,99 +623,83 @@ describe('closing', () => {
 describe('flow control and errors', () => {
   test('pauseWriting above the high-water mark, resumeWriting once the peer reads', async () => {
     await runLoop(async (loop) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        const calls: string[] = [];
-        const resumed = loop.createFuture<void>();
-        pair.server.protocol.pauseWriting = () => calls.push('pause');
-        pair.server.protocol.resumeWriting = () => {
-          calls.push('resume');
-          if (!resumed.done()) resumed.setResult(undefined);
-        };
-        const st = pair.server.transport;
-        st.setWriteBufferLimits(64 * 1024, 16 * 1024);
-        assert.deepEqual(st.getWriteBufferLimits(), [16 * 1024, 64 * 1024]);
-        pair.client.transport.pauseReading();
-        assert.equal(pair.client.transport.isReading(), false);
-        const chunk = Buffer.alloc(64 * 1024, 1);
-        let written = 0;
-        while (!calls.includes('pause') && written < 64 * 1024 * 1024) {
-          st.write(chunk);
-          written += chunk.length;
-          // Let the kernel buffers fill between writes.
-          if (st.getWriteBufferSize() === 0) await new Promise((r) => setImmediate(r));
-        }
-        assert.deepEqual(calls, ['pause']);
-        assert.ok(st.getWriteBufferSize() > 64 * 1024);
-        pair.client.transport.resumeReading();
-        await resumed;
-        assert.deepEqual(calls, ['pause', 'resume']);
-        assert.equal((await pair.client.protocol.receive(written)).length, written);
-      } finally {
-        await pair.close();
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      const calls: string[] = [];
+      const resumed = loop.createFuture<void>();
+      pair.server.protocol.pauseWriting = () => calls.push('pause');
+      pair.server.protocol.resumeWriting = () => {
+        calls.push('resume');
+        if (!resumed.done()) resumed.setResult(undefined);
+      };
+      const st = pair.server.transport;
+      st.setWriteBufferLimits(64 * 1024, 16 * 1024);
+      assert.deepEqual(st.getWriteBufferLimits(), [16 * 1024, 64 * 1024]);
+      pair.client.transport.pauseReading();
+      assert.equal(pair.client.transport.isReading(), false);
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      let written = 0;
+      while (!calls.includes('pause') && written < 64 * 1024 * 1024) {
+        st.write(chunk);
+        written += chunk.length;
+        // Let the kernel buffers fill between writes.
+        if (st.getWriteBufferSize() === 0) await new Promise((r) => setImmediate(r));
       }
+      assert.deepEqual(calls, ['pause']);
+      assert.ok(st.getWriteBufferSize() > 64 * 1024);
+      pair.client.transport.resumeReading();
+      await resumed;
+      assert.deepEqual(calls, ['pause', 'resume']);
+      assert.equal((await pair.client.protocol.receive(written)).length, written);
     });
   });
 
   test('pauseReading holds data back until resumeReading', async () => {
     await runLoop(async (loop) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        pair.server.transport.pauseReading();
-        pair.client.transport.write(Buffer.from('held'));
-        await new Promise((r) => setTimeout(r, 50));
-        assert.equal(pair.server.protocol.received().length, 0);
-        pair.server.transport.resumeReading();
-        assert.equal(pair.server.transport.isReading(), true);
-        assert.equal((await pair.server.protocol.receive(4)).toString(), 'held');
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      pair.server.transport.pauseReading();
+      pair.client.transport.write(Buffer.from('held'));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(pair.server.protocol.received().length, 0);
+      pair.server.transport.resumeReading();
+      assert.equal(pair.server.transport.isReading(), true);
+      assert.equal((await pair.server.protocol.receive(4)).toString(), 'held');
     });
   });
 
   test('an exception in dataReceived goes to the exception handler and aborts that connection', async () => {
     await runLoop(async (loop, errors) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        const boom = new Error('boom');
-        pair.server.protocol.dataReceived = () => {
-          throw boom;
-        };
-        pair.client.transport.write(Buffer.from('x'));
-        assert.equal(await pair.server.protocol.lost, boom);
-        assert.equal(errors.length, 1);
-        assert.equal(errors[0]?.exception, boom);
-        assert.equal(errors[0]?.transport, pair.server.transport);
-        assert.equal(errors[0]?.protocol, pair.server.protocol);
-        await pair.client.protocol.lost;
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      const boom = new Error('boom');
+      pair.server.protocol.dataReceived = () => {
+        throw boom;
+      };
+      pair.client.transport.write(Buffer.from('x'));
+      assert.equal(await pair.server.protocol.lost, boom);
+      assert.equal(errors.length, 1);
+      assert.equal(errors[0]?.exception, boom);
+      assert.equal(errors[0]?.transport, pair.server.transport);
+      assert.equal(errors[0]?.protocol, pair.server.protocol);
+      await pair.client.protocol.lost;
     });
   });
 
   test('write() refuses a string; setProtocol switches the receiver; inspect shows the state', async () => {
     await runLoop(async (loop) => {
-      const pair = await tlsPair(loop, serverContext(), clientContext());
-      try {
-        await Promise.all([pair.server.waiter, pair.client.waiter]);
-        assert.throws(() => pair.client.transport.write('text' as unknown as Uint8Array), TypeError);
-        const next = new Recorder(loop);
-        pair.server.transport.setProtocol(next);
-        assert.equal(pair.server.transport.getProtocol(), next);
-        pair.client.transport.write(Buffer.from('to next'));
-        assert.equal((await next.receive(7)).toString(), 'to next');
-        assert.match(
-          (pair.server.transport as unknown as { _describe(): string })._describe(),
-          /^<TLSTransport WRAPPED server peer=127\.0\.0\.1:\d+ read=polling bufsize=\d+>$/,
-        );
-      } finally {
-        await pair.close();
-      }
+      await using pair = await tlsPair(loop, serverContext(), clientContext());
+      await Promise.all([pair.server.waiter, pair.client.waiter]);
+      assert.throws(() => pair.client.transport.write('text' as unknown as Uint8Array), TypeError);
+      const next = new Recorder(loop);
+      pair.server.transport.setProtocol(next);
+      assert.equal(pair.server.transport.getProtocol(), next);
+      pair.client.transport.write(Buffer.from('to next'));
+      assert.equal((await next.receive(7)).toString(), 'to next');
+      assert.match(
+        (pair.server.transport as unknown as { _describe(): string })._describe(),
+        /^<TLSTransport WRAPPED server peer=127\.0\.0\.1:\d+ read=polling bufsize=\d+>$/,
+      );
     });
   });
 });

@@ -139,7 +139,7 @@ export async function tlsPair(
   serverCtx: SSLContext,
   clientCtx: SSLContext,
   options: PairOptions = {},
-): Promise<{ server: Side; client: Side; close(): Promise<void> }> {
+): Promise<{ server: Side; client: Side; close(): Promise<void>; [Symbol.asyncDispose](): Promise<void> }> {
   const l = await listen();
   const [raw, accepted] = await Promise.all([connect(l.port), l.accept()]);
   const make = (ctx: SSLContext, sock: net.Socket, serverSide: boolean, opts: PairOptions['server']): Side => {
@@ -159,15 +159,13 @@ export async function tlsPair(
   };
   const server = make(serverCtx, accepted, true, options.server);
   const client = make(clientCtx, raw, false, options.client);
-  return {
-    server,
-    client,
-    async close() {
-      server.transport.abort();
-      client.transport.abort();
-      await closeServer(l.server);
-    },
+  const close = async (): Promise<void> => {
+    server.transport.abort();
+    client.transport.abort();
+    await closeServer(l.server);
   };
+  // `await using pair = await tlsPair(…)` closes both sides and the listener when the test's block ends.
+  return { server, client, close, [Symbol.asyncDispose]: close };
 }
 
 /** Settles with the waiter's error (or `null` on success), without throwing. */
