@@ -1,10 +1,8 @@
 #!/usr/bin/env node
 // The benchmark harness: runs the workloads of bench/<group>/workloads.mjs, every registered system side by side
 // in one run, interleaved (A B C, B C A, …) for several rounds, and reports medians, ratios and goals.
-//   node bench/run.mjs [name…] [--smoke] [--rounds N] [--duration S] [--full] [--src] [--list] [--no-install]
-//                      [--quiet-wait S] [--no-save] [--profile]
-//   node bench/run.mjs --report      only regenerate RESULTS.md and the chart from bench/results/*.json
-// A name selects a group (`core`), a workload (`net/tcp-protocol-1KiB-c10`) or a prefix (`net/tcp-protocol`).
+// Usage: USAGE below (`--help` prints it); `--report` only regenerates RESULTS.md and the chart from
+// bench/results/*.json.
 // Exits 1 when a system failed (its script crashed or printed no result), in smoke runs only: noisy figures and
 // unmet goals never fail a run, a missing anchor is announced, a feature loopwork does not have yet is reported.
 // See bench/README.md.

@@ -141,13 +141,17 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
 
   /**
    * @internal For `_detach()`: from now on the transport is closed to its protocol, and nothing will report it
-   * lost (the socket lives on elsewhere).
+   * lost (the socket lives on elsewhere). Returns the server it was counted by, which the caller now answers for
+   * (`server._detach(this)` once the socket is gone).
    */
-  _markDetached(): void {
+  _markDetached(): TransportServer | null {
     this._detached = true;
     this._closing = true;
     this._lost = true;
     this._lostScheduled = true;
+    const server = this._server;
+    this._server = null;
+    return server;
   }
 
   /** @internal Makes the socket deliver received data exactly when the protocol may receive it. */

@@ -441,9 +441,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
     if (fd < 0 || this._closing) throw new RuntimeError(`transport ${inspect(this)} is closing`);
     // The poll must be gone before a Node handle watches the same fd (libuv keeps one watcher per fd).
     this._releaseFd();
-    this._markDetached();
-    const server = this._server;
-    this._server = null;
+    const server = this._markDetached();
     let sock: net.Socket;
     try {
       sock = netSocketOf(fd);

@@ -495,10 +495,8 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
     sock.pause();
     if (this._pending !== null) sock.unshift(this._pending.subarray(this._pendingOffset));
     this._pending = null;
-    this._markDetached();
+    const server = this._markDetached();
     this._socket = null;
-    const server = this._server;
-    this._server = null;
     // The connection lives on in the new transport: the server counts this one until the socket is closed, so
     // that waitClosed() cannot slip through between the hand-over and the new transport's attach.
     if (server !== null) sock.once('close', () => server._detach(this));
