@@ -16,9 +16,10 @@
  * was measured twice as slow at 100 KiB echo, because V8 frees an external buffer only in a full collection,
  * where Node's own are freed by the young generation's scavenges. Slabs of 2 MiB huge pages (`madvise`) cut the
  * page faults at 100 KiB echo eightfold and the CPU per request not at all: what costs is the cold memory each
- * read lands in, not the faults. `write()` calls `send` at once while nothing is buffered, and only what the
- * kernel does not take is buffered and written (`writev`) when the fd becomes writable. No Node stream sits in
- * between.
+ * read lands in, not the faults (V8 frees ArrayBuffer memory in the scavenges it starts after each 32 MiB of it,
+ * so the reads cycle through that much memory; bench/README.md, on the 100 KiB rows). `write()` calls `send` at
+ * once while nothing is buffered, and only what the kernel does not take is buffered and written (`writev`) when
+ * the fd becomes writable. No Node stream sits in between.
  *
  * It behaves as `SocketTransport` does (see socket-transport.ts): the same callback order and scheduling
  * (`connectionMade` with `callSoon`, reading from the callback after it, `connectionLost` exactly once with
