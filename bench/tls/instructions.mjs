@@ -47,8 +47,9 @@ try {
 const { values: opt, positionals } = args;
 const modes = positionals.length > 0 ? positionals : ['handshake', 'bulk'];
 const numbers = [opt.rounds, opt.warmup, opt.duration].map(Number);
-if (opt.help || modes.some((m) => m !== 'handshake' && m !== 'bulk') || numbers.some((n) => !(n > 0))) {
-  console.log(USAGE);
+const bad = modes.some((m) => m !== 'handshake' && m !== 'bulk') || numbers.some((n) => !(n > 0));
+if (opt.help || bad || !Number.isInteger(numbers[0])) {
+  (opt.help ? console.log : console.error)(USAGE);
   process.exit(opt.help ? 0 : 2);
 }
 const [rounds, warmup, duration] = numbers;
