@@ -43,7 +43,7 @@ async function echoSample(system, ctx, { transport, size, conns, depth }) {
 /**
  * The goals of a row: those of issue 4 and BENCH.md, which take the uvloop echo benchmark's method, and so apply
  * where it measured: 10 connections (its published report: "1.0KiB, c 10", "10.0KiB, c 10", "100.0KiB, c 10").
- * The 1- and 100-connection rows are shown beside them, without goals.
+ * The 1- and 100-connection rows are measured and shown in RESULTS.md's details, without goals.
  */
 function goalsFor(mode, conns) {
   if (conns !== 10) return [];
