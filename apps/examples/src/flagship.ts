@@ -623,7 +623,8 @@ async function tlsContext(app: App, dir: string): Promise<Ssl | null> {
 // ---- main ----------------------------------------------------------------------------------------------------
 
 async function main(loop: BaseEventLoop, config: Config): Promise<void> {
-  const app = createApp({ logger: { level: config.logLevel, name: 'flagship' } });
+  // A key is up to 256 characters, each of them up to 3 in the path when percent-encoded (`%40` for `@`).
+  const app = createApp({ logger: { level: config.logLevel, name: 'flagship' }, router: { maxParamLength: 3 * 256 } });
   const store = new KvStore(() => loop.time());
   httpRoutes(app, store);
 

@@ -78,6 +78,14 @@ test('the flagship serves one store over HTTP, RESP, TLS and the admin socket, a
     );
     await api.delete('/kv/other').expect(204);
     await api.delete('/kv/other').expect(404);
+    // The longest key (256 characters), percent-encoded at that: a route, not a 404 or a 414.
+    const longKey = '@'.repeat(256);
+    await api
+      .put(`/kv/${encodeURIComponent(longKey)}`)
+      .send({ value: 'long' })
+      .expect(201);
+    await api.get(`/kv/${encodeURIComponent(longKey)}`).expect(200, { key: longKey, value: 'long' });
+    await api.delete(`/kv/${encodeURIComponent(longKey)}`).expect(204);
     await api.get('/healthz').expect(200);
     await api.get('/readyz').expect(200, { status: 'ready' });
   });

@@ -11,6 +11,7 @@
  * @module
  */
 import cluster from 'node:cluster';
+import { METHODS } from 'node:http';
 import { parse as parseForm } from 'node:querystring';
 import type { BaseEventLoop, EventLoop, ExceptionHandler, ProtocolFactory, SSLContext, Server } from '@loopwork/server';
 import { Context } from '@loopwork/server';
@@ -136,6 +137,7 @@ export interface AppOptions {
     readonly ignoreTrailingSlash?: boolean;
     readonly ignoreDuplicateSlashes?: boolean;
     readonly caseSensitive?: boolean;
+    /** The longest path parameter, in characters as sent (percent-encoded); default 100; longer: 414. */
     readonly maxParamLength?: number;
   };
   /** Answer HEAD for every GET route that has no HEAD route of its own; default true. */
@@ -246,6 +248,19 @@ interface RouteRecord extends RouteInfo {
 type Router = FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
 
 const NOOP_HANDLER = (): void => undefined;
+
+/**
+ * The methods a route can have (find-my-way's, which are node:http's). Any other is answered 501 (RFC 9110
+ * §9.1) and counted in the metrics as `_OTHER`, so that clients cannot make up label values.
+ */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+
+/**
+ * find-my-way answers a bad percent-encoding and a parameter over `maxParamLength` with a match that has no
+ * route (`store` null); its handler calls these, and so tells which: the status to answer.
+ */
+const BAD_URL = (): number => 400;
+const PARAM_TOO_LONG = (): number => 414;
 const GRACEFUL_SHARE = 0.8;
 const AFTER_ABORT_WAIT = 1;
 
@@ -263,10 +278,19 @@ function positiveSeconds(name: string, value: number | undefined, fallback: numb
   return value;
 }
 
-function isJsonType(ct: string): boolean {
+/** The media type of a `Content-Type` value, without parameters, in lower case (RFC 9110 §8.3.1). */
+function mediaType(ct: string): string {
   const semi = ct.indexOf(';');
-  const t = (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase();
-  return t === 'application/json' || (t.startsWith('application/') && t.endsWith('+json'));
+  return (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase();
+}
+
+function isJsonType(type: string): boolean {
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+/** The status of a match with no route behind it: 400 (bad percent-encoding) or 414 (a parameter too long). */
+function noRouteStatus(found: FindMyWay.FindResult<FindMyWay.HTTPVersion.V1>): number {
+  return (found.handler as unknown as () => number)();
 }
 
 /**
@@ -313,6 +337,8 @@ export class App implements RequestHost, ReplyHost {
   readonly #tracker: ConnectionTracker;
   readonly #httpFactory: ProtocolFactory;
   readonly #notFound: RouteRecord;
+  readonly #paramTooLong: RouteRecord;
+  readonly #notImplemented: RouteRecord;
   readonly #badUrl: RouteRecord;
   readonly #shutdownTimeout: number;
   readonly #signals: readonly NodeJS.Signals[];
@@ -355,8 +381,9 @@ export class App implements RequestHost, ReplyHost {
       ignoreDuplicateSlashes: routerOptions.ignoreDuplicateSlashes ?? false,
       caseSensitive: routerOptions.caseSensitive ?? true,
       maxParamLength: routerOptions.maxParamLength ?? 100,
-      // A bad percent-encoding: a match with no route behind it, answered 400.
-      onBadUrl: NOOP_HANDLER,
+      // Matches with no route behind them: answered 400 and 414 (as fastify does).
+      onBadUrl: BAD_URL,
+      onMaxParamLength: PARAM_TOO_LONG,
     });
     this.#endpoint = {
       connectionMade: (_t: MessageTransport<never>): void => undefined,
@@ -370,6 +397,12 @@ export class App implements RequestHost, ReplyHost {
     this.#notFound = this.#record('*', '', {}, (req, reply) => this.#answerNoRoute(req, reply));
     this.#badUrl = this.#record('*', '', {}, (_req, reply) => {
       reply.code(400).send(JSON.parse(errorBody(400, 'Invalid URL encoding')) as unknown);
+    });
+    this.#paramTooLong = this.#record('*', '', {}, (req, reply) => {
+      reply.code(414).send(JSON.parse(errorBody(414, `'${req.path}' is exceeding the max param length`)) as unknown);
+    });
+    this.#notImplemented = this.#record('*', '', {}, (req, reply) => {
+      reply.code(501).send(JSON.parse(errorBody(501, `Method ${req.method} is not implemented`)) as unknown);
     });
     const metricsOpt = options.metrics ?? true;
     this.#metrics =
@@ -822,14 +855,14 @@ export class App implements RequestHost, ReplyHost {
 
   #dispatch(ex: HttpExchange): void {
     const raw = ex.request;
-    const found = this.#router.find(raw.method as FindMyWay.HTTPMethod, raw.url);
+    const found = KNOWN_METHODS.has(raw.method) ? this.#router.find(raw.method as FindMyWay.HTTPMethod, raw.url) : null;
     let route: RouteRecord;
     let request: Request;
     if (found === null) {
-      route = this.#notFound;
+      route = KNOWN_METHODS.has(raw.method) ? this.#notFound : this.#notImplemented;
       request = new Request(this, ex, route, {}, {}, ++this.#seq);
     } else {
-      route = (found.store as RouteRecord | null) ?? this.#badUrl;
+      route = (found.store as RouteRecord | null) ?? this.#noRouteRecord(found);
       request = new Request(this, ex, route, found.params, found.searchParams as DefaultQuery, ++this.#seq);
     }
     const reply = new Reply(this, ex, request);
@@ -893,10 +926,16 @@ export class App implements RequestHost, ReplyHost {
   }
 
   #expectContinue(req: ParsedRequest): number | null {
+    if (!KNOWN_METHODS.has(req.method)) return 501;
     const found = this.#router.find(req.method as FindMyWay.HTTPMethod, req.url);
     if (found !== null && found.store !== null) return null;
-    if (found !== null) return 400;
+    if (found !== null) return noRouteStatus(found);
     return this.#allowedMethods(req).length > 0 ? 405 : 404;
+  }
+
+  /** The record answering a match with no route behind it (see {@link BAD_URL}). */
+  #noRouteRecord(found: FindMyWay.FindResult<FindMyWay.HTTPVersion.V1>): RouteRecord {
+    return noRouteStatus(found) === 414 ? this.#paramTooLong : this.#badUrl;
   }
 
   /** @internal A handler failed: one error line through the loop's exception handler. */
@@ -925,10 +964,11 @@ export class App implements RequestHost, ReplyHost {
     const seconds = (this.#lease?.loop.time() ?? performance.now() / 1000) - ex.startTime;
     if (metrics !== null && outcome === 'completed') {
       // The catch-all records (404, 405, bad URLs) see every method: their cache is keyed by method too.
-      const key = route.method === '*' ? `${ex.request.method} ${status}` : status;
+      const method = KNOWN_METHODS.has(ex.request.method) ? ex.request.method : '_OTHER';
+      const key = route.method === '*' ? `${method} ${status}` : status;
       let m = route.metrics.get(key);
       if (m === undefined) {
-        m = metrics.forRoute(ex.request.method, route.url === '' ? '<unmatched>' : route.url, status);
+        m = metrics.forRoute(method, route.url === '' ? '<unmatched>' : route.url, status);
         route.metrics.set(key, m);
       }
       m.observe(seconds);
@@ -995,17 +1035,17 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
 /** Parses the body by its content type; answers 400 and returns false when it cannot. */
 function parseBody(request: Request, reply: Reply): boolean {
   const body = request.exchange.body;
-  const ct = request.raw.headers['content-type'] ?? '';
-  if (isJsonType(ct)) {
+  const type = mediaType(request.raw.headers['content-type'] ?? '');
+  if (isJsonType(type)) {
     try {
       request.body = JSON.parse(body.toString('utf8')) as unknown;
     } catch (err) {
       reply.code(400).send(JSON.parse(errorBody(400, `Body is not valid JSON: ${(err as Error).message}`)) as unknown);
       return false;
     }
-  } else if (ct.startsWith('text/')) {
+  } else if (type.startsWith('text/')) {
     request.body = body.toString('utf8');
-  } else if (ct.startsWith('application/x-www-form-urlencoded')) {
+  } else if (type === 'application/x-www-form-urlencoded') {
     request.body = { ...parseForm(body.toString('utf8')) };
   } else {
     request.body = body;

@@ -494,7 +494,8 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
 
   /**
    * Graceful close: requests already received (and the one arriving) are answered, the last with
-   * `Connection: close`; no further request is read. A connection nothing was received on yet is kept for its
+   * `Connection: close` (unless its response was already made, with keep-alive, and held behind a slower one:
+   * the connection then counts as idle, below); no further request is read. A connection nothing was received on yet is kept for its
    * first request (answered, with `Connection: close`), or until the keep-alive timeout: an HTTP client speaks
    * first, so that request is on its way to a server that accepted the connection. An idle keep-alive
    * connection is kept readable for `IDLE_SHUTDOWN_GRACE` seconds (at most until its keep-alive deadline): a
@@ -507,10 +508,17 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
     const midRequest = this.#receiving !== null || this.#headStart >= 0;
     if (midRequest) return;
     if (this.#queue.length > 0) this.#pauseReading();
-    else if (this.#spoken) {
-      this.#idleGraceEnd = this.#loop.time() + IDLE_SHUTDOWN_GRACE;
-      this.#arm(this.#idleGraceEnd);
+    else if (this.#spoken) this.#idleUnderShutdown();
+  }
+
+  /** An idle connection under shutdown stays readable for `IDLE_SHUTDOWN_GRACE` seconds (see `shutdown()`). */
+  #idleUnderShutdown(): void {
+    this.#idleGraceEnd = this.#loop.time() + IDLE_SHUTDOWN_GRACE;
+    if (this.#readingPaused) {
+      this.#readingPaused = false;
+      this.#outer.resumeReading();
     }
+    this.#arm(Math.min(this.#idleSince + this.#opts.keepAliveTimeout, this.#idleGraceEnd));
   }
 
   // ---- Http1ParserHandlers ------------------------------------------------------------------------------
@@ -648,8 +656,16 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
       this.#outer.resumeReading();
     }
     if (queue.length === 0 && this.#receiving === null) {
-      if (this.#closing || this.#eof || (this.#draining && this.#headStart < 0)) {
+      if (this.#closing || this.#eof) {
         this.#closeOuter();
+        return;
+      }
+      if (this.#draining && this.#headStart < 0) {
+        // The last response went out with keep-alive (it was complete, held behind an earlier one, before the
+        // shutdown began): the client may send another request, so the connection is now an idle one under
+        // shutdown, readable for the grace period, its next request answered with `Connection: close`.
+        this.#idleSince = this.#loop.time();
+        this.#idleUnderShutdown();
         return;
       }
       if (this.#headStart < 0) {

@@ -7,7 +7,7 @@ import request from 'supertest';
 import { z } from 'zod';
 import net from 'node:net';
 import { HttpError, Protocol, requestId, sleep } from '@loopwork/service';
-import { listen, recordingLogger, testApp } from './helpers.js';
+import { RawClient, listen, portOf, recordingLogger, testApp } from './helpers.js';
 
 test('routes with params and query strings as find-my-way parses them', async (t) => {
   const app = testApp();
@@ -66,6 +66,41 @@ test('invalid JSON bodies are 400, form and text bodies are parsed', async (t) =
   assert.deepEqual(form.body, { body: { a: '1', b: '2' } });
   const text = await request(url).post('/echo').set('content-type', 'text/plain').send('hi').expect(200);
   assert.deepEqual(text.body, { body: 'hi' });
+  // Media types are case-insensitive (RFC 9110 §8.3.1).
+  const upperText = await request(url).post('/echo').set('content-type', 'Text/Plain; charset=UTF-8').send('hi');
+  assert.deepEqual(upperText.body, { body: 'hi' });
+  const upperForm = await request(url)
+    .post('/echo')
+    .set('content-type', 'Application/X-WWW-Form-Urlencoded')
+    .send('a=1');
+  assert.deepEqual(upperForm.body, { body: { a: '1' } });
+  const upperJson = await request(url).post('/echo').set('content-type', 'APPLICATION/JSON').send('{"a":1}');
+  assert.deepEqual(upperJson.body, { body: { a: 1 } });
+});
+
+test('a path parameter over maxParamLength is 414, as fastify answers, not 404', async (t) => {
+  const app = testApp();
+  app.get('/kv/:key', (req) => ({ key: req.params.key }));
+  app.put('/kv/:key', () => 'stored');
+  const wide = testApp({ router: { maxParamLength: 300 } });
+  wide.get('/kv/:key', (req) => ({ key: req.params.key }));
+  const url = await listen(t, app);
+  const wideUrl = await listen(t, wide);
+  const key = 'k'.repeat(150);
+  await request(url)
+    .get(`/kv/${'k'.repeat(100)}`)
+    .expect(200);
+  const long = await request(url).get(`/kv/${key}`).expect(414);
+  assert.deepEqual(long.body, {
+    statusCode: 414,
+    error: 'URI Too Long',
+    message: `'/kv/${key}' is exceeding the max param length`,
+  });
+  // Expect: 100-continue gets the same answer, before the body is sent.
+  const client = await RawClient.connect(portOf(url), t);
+  client.write(`PUT /kv/${key} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n`);
+  assert.equal((await client.response()).status, 414);
+  assert.deepEqual((await request(wideUrl).get(`/kv/${key}`).expect(200)).body, { key });
 });
 
 test('404 for unknown paths and 405 with Allow for known paths with another method', async (t) => {

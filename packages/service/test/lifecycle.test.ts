@@ -128,6 +128,53 @@ test('close: an idle keep-alive connection answers a request sent just after the
   assert.deepEqual(await closing, { clean: true });
 });
 
+test('close: pipelined responses made before the close keep their keep-alive; the connection then counts as idle', async (t) => {
+  const app = testApp();
+  let running = 0;
+  const bothInHandler = latch();
+  const release = latch();
+  app.get('/slow', async () => {
+    if (++running === 2) bothInHandler.open();
+    await release.wait();
+    return 'slow';
+  });
+  app.get('/fast', () => 'fast');
+  const port = portOf(await listen(t, app));
+  // On each, the /fast ones are answered at once and held behind /slow: made with keep-alive, before the close.
+  const racing = await RawClient.connect(port, t);
+  const quiet = await RawClient.connect(port, t);
+  racing.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n' + 'GET /fast HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2));
+  quiet.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n');
+  await bothInHandler.wait();
+  await sleep(0.05);
+  const closing = app.close({ deadline: 5 });
+  await sleep(0.05);
+  release.open();
+  const answers = [await racing.response(), await racing.response(), await racing.response()];
+  assert.deepEqual(
+    answers.map((r) => [r.status, r.body.toString(), r.headers.connection]),
+    [
+      [200, 'slow', undefined],
+      [200, 'fast', undefined],
+      [200, 'fast', undefined],
+    ],
+  );
+  await quiet.response();
+  assert.equal((await quiet.response()).headers.connection, undefined);
+  const t0 = performance.now();
+  // The last response said keep-alive: a request sent next is answered (Connection: close), not met by a
+  // closed connection; a connection that stays silent is closed after the grace.
+  racing.write('GET /fast HTTP/1.1\r\nHost: x\r\n\r\n');
+  const last = await racing.response();
+  assert.equal(last.status, 200);
+  assert.equal(last.headers.connection, 'close');
+  assert.ok(await racing.endedWithin(2));
+  assert.ok(await quiet.endedWithin(3), 'the quiet connection is closed');
+  const after = (performance.now() - t0) / 1000;
+  assert.ok(after >= 0.8 && after < 3, `closed after ${after.toFixed(2)} s`);
+  assert.deepEqual(await closing, { clean: true });
+});
+
 test('close: connections parked over maxConnections are admitted as places free, and answered', async (t) => {
   const app = testApp({ maxConnections: 1 });
   const inHandler = latch();

@@ -47,3 +47,23 @@ test('metrics: false turns them off', async () => {
   assert.equal((await app.inject('/metrics')).statusCode, 404);
   assert.equal(app.metricsRegistry, null);
 });
+
+test('methods no route can have are answered 501 and counted as one _OTHER series, however many a client invents', async (t) => {
+  const app = testApp();
+  app.get('/kv/:key', (req) => ({ key: req.params.key }));
+  const url = await listen(t, app);
+  const client = await RawClient.connect(portOf(url), t);
+  for (let i = 0; i < 20; i++) {
+    client.write(`M${i}X /kv/a HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const res = await client.response();
+    assert.equal(res.status, 501);
+    assert.deepEqual(JSON.parse(res.body.toString()), {
+      statusCode: 501,
+      error: 'Not Implemented',
+      message: `Method M${i}X is not implemented`,
+    });
+  }
+  const text = (await request(url).get('/metrics').expect(200)).text;
+  assert.match(text, /http_requests_total\{method="_OTHER",route="<unmatched>",status_code="501"\} 20/);
+  assert.doesNotMatch(text, /method="M\d+X"/);
+});
