@@ -80,7 +80,9 @@ test('requests the app refuses (bad JSON, bad percent-encoding) get 4xx and the 
     [`GET /ok%zz HTTP/1.1\r\n${H}\r\n`, 400],
     [`GET /nowhere HTTP/1.1\r\n${H}\r\n`, 404],
     [`DELETE /ok HTTP/1.1\r\n${H}\r\n`, 405],
-    [`get /ok HTTP/1.1\r\n${H}\r\n`, 405],
+    // Methods are case-sensitive (RFC 9110 §9.1): `get` is a method no route can have, answered 501.
+    [`get /ok HTTP/1.1\r\n${H}\r\n`, 501],
+    [`BREW /ok HTTP/1.1\r\n${H}\r\n`, 501],
   ];
   for (const [data, status] of cases) {
     c.write(data);

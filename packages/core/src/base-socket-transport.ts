@@ -14,7 +14,7 @@ import { captureContext } from './context.js';
 import type { Future } from './futures.js';
 import type { BaseProtocol } from './protocols.js';
 import { isBufferedProtocol } from './protocols.js';
-import { RuntimeError } from './errors.js';
+import { RuntimeError, connectionError } from './errors.js';
 import type { ExtraInfo, Transport } from './transports.js';
 import { FlowControlTransport, checkBytes } from './transports.js';
 
@@ -260,12 +260,15 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
     this._forceClose(exc instanceof Error ? exc : new Error(String(exc)));
   }
 
-  /** @internal asyncio's `_force_close`. */
+  /**
+   * @internal asyncio's `_force_close`. A system error (`read ECONNRESET`) is passed on as Python's OSError
+   * (`ConnectionResetError: [Errno 104] Connection reset by peer`).
+   */
   _forceClose(exc: Error | null): void {
     if (this._lost) return;
     this._closing = true;
     this._updateReading();
-    this._destroy(exc);
+    this._destroy(exc === null ? null : connectionError(exc));
   }
 
   /** @internal */

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { getSystemErrorMap } from 'node:util';
+
 type ErrorBase = new (message?: string, options?: ErrorOptions) => Error;
 
 /** What every loopwork error carries besides the standard `Error` fields. */
@@ -187,6 +189,116 @@ export interface SystemErrorLike extends Error {
   errno?: number;
   /** The system call that failed. */
   syscall?: string;
+}
+
+/**
+ * Python's `OSError`: a system call failed (`code` is then its errno name, e.g. `EADDRINUSE`, and `errno`,
+ * `syscall` are set, Node's way: `errno` negative), or a network operation failed as a whole (`Multiple
+ * exceptions: …`, `could not bind on any address out of …`; `code` is then `ERR_LOOPWORK_OS_ERROR`). As in
+ * Python, an errno of a connection error makes one of its subclasses: {@link ConnectionResetError}
+ * (`ECONNRESET`), {@link BrokenPipeError} (`EPIPE`, `ESHUTDOWN`), {@link ConnectionRefusedError}
+ * (`ECONNREFUSED`), {@link ConnectionAbortedError} (`ECONNABORTED`).
+ */
+export const OSError = makeError('ERR_LOOPWORK_OS_ERROR', 'OSError', Error);
+/** Python's `ConnectionError`: the base of the connection errors below. */
+export const ConnectionError = makeError('ERR_LOOPWORK_CONNECTION_ERROR', 'ConnectionError', OSError);
+/**
+ * Python's `ConnectionResetError`: the peer reset the connection (`[Errno 104] Connection reset by peer`), or
+ * the connection was lost while something waited on it (`Connection lost`: streams' `drain()`, a TLS handshake).
+ */
+export const ConnectionResetError = makeError('ERR_LOOPWORK_CONNECTION_LOST', 'ConnectionResetError', ConnectionError);
+/** Python's `BrokenPipeError`: a write to a connection or pipe whose other end is closed (`EPIPE`). */
+export const BrokenPipeError = makeError('ERR_LOOPWORK_BROKEN_PIPE', 'BrokenPipeError', ConnectionError);
+/** Python's `ConnectionRefusedError`: nothing listens there (`ECONNREFUSED`). */
+export const ConnectionRefusedError = makeError(
+  'ERR_LOOPWORK_CONNECTION_REFUSED',
+  'ConnectionRefusedError',
+  ConnectionError,
+);
+/**
+ * Python's `ConnectionAbortedError`: the connection was aborted on this side (`ECONNABORTED`, or a TLS handshake
+ * that did not finish within `sslHandshakeTimeout`).
+ */
+export const ConnectionAbortedError = makeError(
+  'ERR_LOOPWORK_CONNECTION_ABORTED',
+  'ConnectionAbortedError',
+  ConnectionError,
+);
+
+/** The fields an `OSError` made from a system error carries. */
+export interface OSErrorFields extends Partial<SystemErrorLike> {
+  /** The address involved, when Node gave one. */
+  address?: string;
+  /** The port involved, when Node gave one. */
+  port?: number;
+}
+
+/** The `OSError` subclass Python raises for an errno name. */
+function osErrorClass(code: unknown): typeof OSError {
+  switch (code) {
+    case 'ECONNRESET':
+      return ConnectionResetError;
+    case 'EPIPE':
+    case 'ESHUTDOWN':
+      return BrokenPipeError;
+    case 'ECONNREFUSED':
+      return ConnectionRefusedError;
+    case 'ECONNABORTED':
+      return ConnectionAbortedError;
+    default:
+      return OSError;
+  }
+}
+
+/** @internal The libuv text for an errno name or number, lower case: `address already in use`. */
+export function strerror(err: { code?: unknown; errno?: unknown }): string {
+  const map = getSystemErrorMap();
+  if (typeof err.errno === 'number') {
+    const hit = map.get(err.errno < 0 ? err.errno : -err.errno);
+    if (hit !== undefined) return hit[1];
+  }
+  if (typeof err.code === 'string') {
+    for (const [name, text] of map.values()) if (name === err.code) return text;
+  }
+  return typeof err.code === 'string' ? err.code : 'unknown error';
+}
+
+/** @internal The positive errno number of a system error, or 0. */
+export function errnoOf(err: { errno?: unknown }): number {
+  return typeof err.errno === 'number' ? Math.abs(err.errno) : 0;
+}
+
+/**
+ * @internal An `OSError` (of the subclass Python would raise for its errno) carrying the system error's `code`,
+ * `errno`, `syscall`, `address` and `port`, and the system error as `cause`. The message is `message`, by
+ * default Python's `[Errno 104] Connection reset by peer`.
+ */
+export function osErrorFrom(cause: unknown, message?: string): Error & OSErrorFields {
+  const c = (typeof cause === 'object' && cause !== null ? cause : {}) as OSErrorFields;
+  if (message === undefined) {
+    const text = strerror(c);
+    message = `[Errno ${errnoOf(c)}] ${text.charAt(0).toUpperCase()}${text.slice(1)}`;
+  }
+  const Cls = osErrorClass(c.code);
+  const err = new Cls(message, { cause }) as Error & OSErrorFields;
+  if (typeof c.code === 'string') Object.defineProperty(err, 'code', { value: c.code, enumerable: true });
+  if (typeof c.errno === 'number') err.errno = c.errno;
+  if (typeof c.syscall === 'string') err.syscall = c.syscall;
+  if (typeof c.address === 'string') err.address = c.address;
+  if (typeof c.port === 'number') err.port = c.port;
+  return err;
+}
+
+/**
+ * @internal An error of a connection as asyncio reports it: a Node system error (`read ECONNRESET`) becomes the
+ * `OSError` Python would raise (`ConnectionResetError: [Errno 104] Connection reset by peer`), the Node error its
+ * `cause`; anything else (a loopwork `OSError` already, a protocol's exception) is returned as it is.
+ */
+export function connectionError<E>(exc: E): E | (Error & OSErrorFields) {
+  if (!(exc instanceof Error) || OSError.isInstance(exc)) return exc;
+  const e = exc as Error & { code?: unknown; syscall?: unknown; errno?: unknown };
+  if (typeof e.code !== 'string' || typeof e.syscall !== 'string' || typeof e.errno !== 'number') return exc;
+  return osErrorFrom(exc);
 }
 
 /** True when `err` is a CancelledError (from any installed copy of loopwork). */

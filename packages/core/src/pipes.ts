@@ -17,7 +17,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, ValueError } from './errors.js';
+import { InvalidArgTypeError, ValueError, connectionError } from './errors.js';
 import type { Future } from './futures.js';
 import { setResultUnlessCancelled } from './futures.js';
 import type { Handle } from './handles.js';
@@ -194,9 +194,10 @@ abstract class ReadPipeTransportBase<P> implements ReadTransport {
   }
 
   /** @internal */
-  _fatalError(exc: Error, message = 'Fatal error on pipe transport'): void {
+  _fatalError(error: Error, message = 'Fatal error on pipe transport'): void {
     const loop = this._loop;
     if (loop === null) return;
+    const exc = connectionError(error);
     reportFatalError(loop, this, this._protocol, exc, message, errorCode(exc) === 'EIO');
     this._close(exc);
   }
@@ -329,7 +330,9 @@ abstract class WritePipeTransportBase<P> extends FlowControlTransport implements
   }
 
   /** @internal */
-  _fatalError(exc: Error, message = 'Fatal error on pipe transport'): void {
+  _fatalError(error: Error, message = 'Fatal error on pipe transport'): void {
+    // A system error (`write EPIPE`) as Python's OSError (`BrokenPipeError: [Errno 32] Broken pipe`).
+    const exc = connectionError(error);
     const code = errorCode(exc);
     reportFatalError(
       this._loop,

@@ -19,7 +19,7 @@ import type { BaseEventLoop } from './base-event-loop.js';
 import type { BaseSocketTransportOptions, BufferedLike, StreamLike } from './base-socket-transport.js';
 import { BaseSocketTransport } from './base-socket-transport.js';
 import { enterScope, exitScope } from './context.js';
-import { RuntimeError, ValueError } from './errors.js';
+import { RuntimeError, ValueError, connectionError } from './errors.js';
 import {
   getpeername,
   getsockname,
@@ -317,7 +317,7 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
     if (!this._lost) {
       this._lost = true;
       this._closing = true;
-      this._lostExc = err;
+      this._lostExc = connectionError(err);
     }
   };
   /** @internal */

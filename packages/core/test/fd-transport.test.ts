@@ -10,9 +10,13 @@ import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { inspect } from 'node:util';
 import {
+  BrokenPipeError,
   BufferedProtocol,
+  ConnectionError,
+  ConnectionResetError,
   ContextVar,
   FdTransport,
+  OSError,
   Protocol,
   RuntimeError,
   TransportSocket,
@@ -277,14 +281,19 @@ describe('FdTransport: closing', { skip }, () => {
       }
     }));
 
-  test('a peer reset reaches connectionLost as Node reports it: read ECONNRESET', (t) =>
+  test('a peer reset reaches connectionLost as asyncio reports it: ConnectionResetError, [Errno 104]', (t) =>
     runLoop(async (loop) => {
       const { proto, peer } = await tcpTransport(t, loop);
       peer.resetAndDestroy();
-      const err = (await settle(proto.lost)) as Error & { code?: string; syscall?: string };
+      const lost = await settle(proto.lost);
+      assert.ok(ConnectionResetError.isInstance(lost) && OSError.isInstance(lost) && ConnectionError.isInstance(lost));
+      const err = lost as Error & { code?: string; syscall?: string; errno?: number };
+      assert.equal(err.name, 'ConnectionResetError');
+      assert.equal(err.message, '[Errno 104] Connection reset by peer');
       assert.equal(err.code, 'ECONNRESET');
+      assert.equal(err.errno, -104);
       assert.equal(err.syscall, 'read');
-      assert.equal(err.message, 'read ECONNRESET');
+      assert.equal((err.cause as Error).message, 'read ECONNRESET');
       assert.match(proto.grammar(), /^connectionMade,connectionLost$/);
     }));
 
@@ -303,7 +312,9 @@ describe('FdTransport: closing', { skip }, () => {
         proto.tp!.write(Buffer.from('late'));
         assert.equal(proto.tp!.isClosing(), false, 'reported later, as a Node socket does');
         const err = (await settle(proto.lost)) as Error & { code?: string };
-        assert.equal(err.message, 'write EPIPE');
+        assert.ok(BrokenPipeError.isInstance(err), `${err.name}: ${err.message}`);
+        assert.equal(err.message, '[Errno 32] Broken pipe');
+        assert.equal(err.code, 'EPIPE');
       }
       {
         const { fd, peer } = await connectTo(t, server);

@@ -25,6 +25,7 @@ import {
   SOCK_STREAM,
   ValueError,
   checkBytes,
+  connectionError,
   enterScope,
   exitScope,
   extendEventLoop,
@@ -327,8 +328,9 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
   }
 
   /** @internal */
-  _forceClose(exc: Error | null): void {
+  _forceClose(error: Error | null): void {
     if (this._connLost) return;
+    const exc = error === null ? null : connectionError(error);
     this._clearQueue();
     if (!this._closing) {
       this._closing = true;
@@ -356,7 +358,8 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
     const protocol = this._protocol as unknown as DatagramCallbacks;
     try {
       if (method === 'datagramReceived') protocol.datagramReceived(a as Buffer, b as Address);
-      else protocol.errorReceived(a as Error);
+      // A system error (`recvmsg ECONNREFUSED`) as Python's OSError (`ConnectionRefusedError`).
+      else protocol.errorReceived(connectionError(a as Error));
     } catch (exception) {
       this._loop.callExceptionHandler({
         message: `Exception in callback ${this.constructor.name}: protocol.${method}() call failed`,

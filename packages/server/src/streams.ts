@@ -11,6 +11,7 @@
  */
 import { inspect } from 'node:util';
 import {
+  ConnectionResetError,
   IncompleteReadError,
   InvalidArgTypeError,
   LimitOverrunError,
@@ -20,7 +21,6 @@ import {
   checkBytes,
   getEventLoop,
   getRunningLoop,
-  makeError,
   sleep,
 } from '@loopwork/core';
 import type { BaseEventLoop, ExtraInfo, Future, Task, Transport } from '@loopwork/core';
@@ -32,12 +32,6 @@ import type { Server } from './server.js';
 
 /** The default buffer limit of a {@link StreamReader}, in bytes (asyncio's 64 KiB). */
 const DEFAULT_LIMIT = 2 ** 16;
-
-/**
- * The connection was lost while a writer waited in `drain()`, or `drain()` was called after it was lost
- * (asyncio's `ConnectionResetError('Connection lost')`).
- */
-export const ConnectionResetError = makeError('ERR_LOOPWORK_CONNECTION_LOST', 'ConnectionResetError', Error);
 
 const EMPTY = Buffer.alloc(0);
 /** What `drain()` returns when there is nothing to wait for. */

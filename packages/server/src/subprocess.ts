@@ -6,7 +6,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { InvalidArgTypeError, gather, getRunningLoop } from '@loopwork/core';
+import { ConnectionResetError, InvalidArgTypeError, gather, getRunningLoop } from '@loopwork/core';
 import type {
   BaseEventLoop,
   Future,
@@ -15,7 +15,7 @@ import type {
   Transport,
   UnixSubprocessTransport,
 } from '@loopwork/core';
-import { ConnectionResetError, FlowControlMixin, StreamReader, StreamWriter } from './streams.js';
+import { FlowControlMixin, StreamReader, StreamWriter } from './streams.js';
 
 /** The default buffer limit of the stdout and stderr readers, in bytes (asyncio's 64 KiB). */
 const DEFAULT_LIMIT = 2 ** 16;

@@ -4,9 +4,11 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
 import {
+  ConnectionResetError,
   FdTransport,
   ContextVar,
   InvalidArgTypeError,
+  OSError,
   RuntimeError,
   SocketTransport,
   TransportSocket,
@@ -542,6 +544,9 @@ test('a peer reset reaches connectionLost with the error, once', () =>
     client.resetAndDestroy();
     const exc = await settle(proto.lost);
     assert.equal((exc as NodeJS.ErrnoException).code, 'ECONNRESET');
+    // As asyncio has it: ConnectionResetError('[Errno 104] Connection reset by peer'), an OSError.
+    assert.ok(ConnectionResetError.isInstance(exc) && OSError.isInstance(exc));
+    assert.equal((exc as Error).message, '[Errno 104] Connection reset by peer');
     proto.tp!.close();
     proto.tp!.abort();
     assert.equal(proto.events.filter((e) => e === 'connectionLost').length, 1);

@@ -9,10 +9,12 @@ import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import {
   CancelledError,
+  BrokenPipeError,
   ConnectionResetError,
   FlowControlMixin,
   IncompleteReadError,
   LimitOverrunError,
+  OSError,
   PROTOCOL_TLS_CLIENT,
   PROTOCOL_TLS_SERVER,
   SSLContext,
@@ -784,9 +786,26 @@ describe('StreamWriter over TCP', () => {
             await cw.drain();
           }
         })(),
-        (e: any) => ConnectionResetError.isInstance(e) || ['ECONNRESET', 'EPIPE'].includes(e.code),
+        // asyncio's: ConnectionResetError or BrokenPipeError, both OSErrors.
+        (e: any) => ConnectionResetError.isInstance(e) || BrokenPipeError.isInstance(e),
       );
       assert.deepEqual(errors, []);
+    }));
+
+  test('a peer reset: read() and waitClosed() raise ConnectionResetError [Errno 104], as asyncio', (t) =>
+    runLoop(async (loop) => {
+      const p = await streamPair(loop);
+      t.after(() => closePair(p));
+      const [cr, cw] = p.client;
+      p.serverSocket.resetAndDestroy();
+      const isReset = (e: any): boolean =>
+        ConnectionResetError.isInstance(e) &&
+        OSError.isInstance(e) &&
+        e.message === '[Errno 104] Connection reset by peer' &&
+        e.code === 'ECONNRESET';
+      await assert.rejects(cr.read(), isReset);
+      cw.close();
+      await assert.rejects(cw.waitClosed(), isReset);
     }));
 
   test('write then drain after close raises ConnectionResetError', (t) =>

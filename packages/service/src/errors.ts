@@ -4,7 +4,7 @@
  * @module
  */
 import { STATUS_CODES } from 'node:http';
-import { makeError } from '@loopwork/server';
+import { ConnectionResetError, makeError } from '@loopwork/server';
 
 /**
  * An error a handler throws to answer with a given status: for a 4xx status its message is sent to the client
@@ -63,8 +63,11 @@ export interface ValidationIssue {
 /** A codec stage could not decode a message (invalid UTF-8, invalid JSON). */
 export const MessageDecodeError = makeError('ERR_LOOPWORK_MESSAGE_DECODE', 'MessageDecodeError', Error);
 
-/** The connection was lost while a writer waited for it to drain (asyncio's `ConnectionResetError('Connection lost')`). */
-export const ConnectionLostError = makeError('ERR_LOOPWORK_CONNECTION_LOST', 'ConnectionResetError', Error);
+/**
+ * The connection was lost while a writer waited for it to drain (asyncio's `ConnectionResetError('Connection
+ * lost')`): `@loopwork/server`'s `ConnectionResetError` itself, under the name the framework's docs use.
+ */
+export const ConnectionLostError = ConnectionResetError;
 
 /** `app.listen()` or `app.route()` was called in a state that does not allow it (closed, already listening). */
 export const AppStateError = makeError('ERR_LOOPWORK_APP_STATE', 'AppStateError', Error);

@@ -1,6 +1,6 @@
 // @loopwork/tls: TLS for loopwork transports on node:tls.
 export * from '@loopwork/core';
-export { ConnectionAbortedError, NotImplementedError } from './errors.js';
+export { NotImplementedError } from './errors.js';
 export {
   CERT_NONE,
   CERT_OPTIONAL,

@@ -17,6 +17,8 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { inspect } from 'node:util';
 import {
+  ConnectionAbortedError,
+  ConnectionResetError,
   FlowControlTransport,
   InvalidArgTypeError,
   RuntimeError,
@@ -24,6 +26,7 @@ import {
   TransportSocket,
   ValueError,
   checkBytes,
+  connectionError,
   enterScope,
   exitScope,
   isBufferedProtocol,
@@ -42,7 +45,7 @@ import type {
   Transport,
   TransportServer,
 } from '@loopwork/core';
-import { ConnectionAbortedError, ConnectionLostError, NotImplementedError } from './errors.js';
+import { NotImplementedError } from './errors.js';
 import type { SSLContext } from './ssl-context.js';
 import { defaultClientContext, isSSLContext } from './ssl-context.js';
 import { checkSslHandshakeTimeout, checkSslShutdownTimeout } from './ssl-options.js';
@@ -159,7 +162,7 @@ export function createTLSTransport(
   });
   if (gone) {
     // A client that connected and left before we got the socket: Node would never say anything more about it.
-    loop.callSoon(() => transport._onHandshakeComplete(new ConnectionLostError('Connection lost')));
+    loop.callSoon(() => transport._onHandshakeComplete(new ConnectionResetError('Connection lost')));
   }
   return transport;
 }
@@ -466,7 +469,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
   /** @internal The peer sent close_notify (or the socket reached EOF). */
   _onEnd(): void {
     if (this._state === 'DO_HANDSHAKE') {
-      this._onHandshakeComplete(new ConnectionLostError('Connection lost'));
+      this._onHandshakeComplete(new ConnectionResetError('Connection lost'));
       return;
     }
     if (this._eofReceived) return;
@@ -632,7 +635,9 @@ export class TLSTransport extends FlowControlTransport implements Transport {
   }
 
   /** @internal An error of the connection: never the exception handler's business (asyncio's OSError rule). */
-  _onSocketError(err: Error): void {
+  _onSocketError(error: Error): void {
+    // A system error (`read ECONNRESET`) as Python's OSError (`ConnectionResetError`); TLS errors as they are.
+    const err = connectionError(error);
     if (this._state === 'DO_HANDSHAKE') {
       this._onHandshakeComplete(err);
       return;
@@ -665,7 +670,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     this._handshakeTimer = null;
     this._shutdownTimer = null;
     if (!this._sslObject.destroyed) this._sslObject.destroy();
-    if (this._waiter !== null) this._wakeupWaiter(exc ?? new ConnectionLostError('Connection lost'));
+    if (this._waiter !== null) this._wakeupWaiter(exc ?? new ConnectionResetError('Connection lost'));
     const callProtocol = this._appState === 'CON_MADE' || this._appState === 'EOF';
     this._appState = 'CON_LOST';
     const finish = (): void => {
