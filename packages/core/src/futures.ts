@@ -10,7 +10,7 @@
 import { inspect } from 'node:util';
 import type { Context } from './context.js';
 import { captureContext, currentScopeTask } from './context.js';
-import { CancelledError, InvalidArgTypeError, InvalidStateError } from './errors.js';
+import { CancelledError, InvalidArgTypeError, InvalidStateError, RuntimeError } from './errors.js';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { captureStack } from './handles.js';
 import { getEventLoopForFuture } from './loop-access.js';
@@ -40,6 +40,7 @@ interface CallbackEntry {
 
 /** The part of a Task a Future needs to know about when the task awaits it. */
 export interface AwaitingTask {
+  _loop: BaseEventLoop;
   _futWaiter: Future<unknown> | null;
   _mustCancel: boolean;
   _makeCancelledError(): Error;
@@ -249,6 +250,15 @@ export class Future<T = unknown> implements PromiseLike<T> {
     onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
   ): Promise<R1 | R2> {
     const task = currentScopeTask() as AwaitingTask | null;
+    if (task !== null && (task === (this as unknown) || task._loop !== this._loop)) {
+      // asyncio's Task.__step refuses both: the task would wait forever.
+      const t = (task as unknown as Future<unknown>)._describe();
+      const why =
+        task === (this as unknown)
+          ? `Task cannot await on itself: ${t}`
+          : `Task ${t} got Future ${this._describe()} attached to a different loop`;
+      return Promise.reject(new RuntimeError(why)).then(onfulfilled, onrejected);
+    }
     let resolve!: (v: R1 | R2 | PromiseLike<R1 | R2>) => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<R1 | R2>((a, b) => {
@@ -258,7 +268,7 @@ export class Future<T = unknown> implements PromiseLike<T> {
     const waiter = new ThenWaiter<T, R1, R2>(this, task, onfulfilled, onrejected, resolve, reject);
     if (this._state !== FutureState.PENDING) this._loop._pushRunnable(waiter);
     else this._callbacks.push({ fn: null, arg: waiter, context: null, key: waiter });
-    if (task !== null && task !== (this as unknown)) {
+    if (task !== null) {
       // asyncio's Task.__step: the task now waits on this future; a cancel() requested while the task was not
       // suspended on a future is carried out on the first future it awaits.
       task._futWaiter = this as Future<unknown>;
@@ -377,10 +387,13 @@ function wakeThenWaiter(w: ThenWaiter<unknown, unknown, unknown>): void {
     if (task._futWaiter === fut) task._futWaiter = null;
     if (task._mustCancel) {
       // A cancel() arrived while the future was already done: the task sees CancelledError here, as asyncio's
-      // __step throws it into the coroutine whatever the future's outcome.
+      // __step throws it into the coroutine whatever the future's outcome; a cancelled future's own
+      // CancelledError (below) is that error already, with the first cancel()'s message, as asyncio keeps it.
       task._mustCancel = false;
-      fut._markRetrieved();
-      return w.fail(task._makeCancelledError());
+      if (!fut.cancelled()) {
+        fut._markRetrieved();
+        return w.fail(task._makeCancelledError());
+      }
     }
   }
   if (fut._state === FutureState.CANCELLED) return w.fail(fut._makeCancelledError());

@@ -26,7 +26,8 @@ import { Handle } from './handles.js';
 import { captureContext } from './context.js';
 import { InvalidArgTypeError, RuntimeError, ValueError } from './errors.js';
 
-const KEEP_ALIVE_INTERVAL_MS = 2 ** 31 - 1;
+/** The longest delay Node's timers take (2 ** 31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const RESOLVED = Promise.resolve();
 
 function noop(): void {}
@@ -111,8 +112,9 @@ export class NodeEventLoop extends BaseEventLoop {
   /** @internal */
   protected _armTimer(delay: number): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
-    // Round up: Node's timers have millisecond resolution and a timer that fires early is re-armed anyway.
-    this.#timer = setTimeout(this.#onTimer, Math.ceil(delay * 1000));
+    // Round up: Node's timers have millisecond resolution and a timer that fires early is re-armed anyway. At
+    // most MAX_TIMER_MS: Node fires a longer one after 1 ms (a loop asleep for 30 days would spin).
+    this.#timer = setTimeout(this.#onTimer, Math.min(Math.ceil(delay * 1000), MAX_TIMER_MS));
   }
 
   /** @internal */
@@ -125,7 +127,7 @@ export class NodeEventLoop extends BaseEventLoop {
 
   /** @internal */
   protected _keepAlive(on: boolean): void {
-    if (on && this.#keepAlive === null) this.#keepAlive = setInterval(noop, KEEP_ALIVE_INTERVAL_MS);
+    if (on && this.#keepAlive === null) this.#keepAlive = setInterval(noop, MAX_TIMER_MS);
     else if (!on && this.#keepAlive !== null) {
       clearInterval(this.#keepAlive);
       this.#keepAlive = null;

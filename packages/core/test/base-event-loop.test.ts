@@ -178,6 +178,30 @@ describe('timers', () => {
     loop.close();
   });
 
+  test('a timer 30 days away keeps the loop asleep: no spinning, no TimeoutOverflowWarning', async () => {
+    const loop = newEventLoop();
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      // Before it, Node fired a timer over 2 ** 31 - 1 ms after 1 ms, with a warning, and the loop re-armed it.
+      const far = loop.callLater(30 * 86400, () => assert.fail('not yet'));
+      loop.callLater(0.3, () => {
+        far.cancel();
+        loop.stop();
+      });
+      const cpu = process.cpuUsage();
+      await loop.runForever();
+      const used = process.cpuUsage(cpu);
+      assert.ok(used.user + used.system < 100_000, `CPU ${(used.user + used.system) / 1000} ms in 0.3 s`);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+      loop.close();
+    }
+  });
+
   test('equal callAt deadlines run in scheduling order', async () => {
     const loop = newEventLoop();
     const when = loop.time() + 0.01;

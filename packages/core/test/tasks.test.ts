@@ -6,6 +6,7 @@ import {
   FIRST_COMPLETED,
   FIRST_EXCEPTION,
   Future,
+  RuntimeError,
   Task,
   TimeoutError,
   allTasks,
@@ -64,6 +65,46 @@ describe('Task', () => {
       assert.deepEqual(log, ['start', 'finally']);
       assert.equal(t.cancelled(), true);
       assert.equal(t.cancel(), false, 'cancelling a done task is false');
+    }));
+
+  test('cancel() twice before the task wakes: it sees the first message, as asyncio keeps it', () =>
+    withLoop(async (loop) => {
+      const t = loop.createTask(async () => await sleep(10));
+      await sleep(0);
+      t.cancel('first');
+      t.cancel('second');
+      await assert.rejects(
+        async () => await t,
+        (e: unknown) => isCancelled(e) && (e as Error).message === 'first',
+      );
+      assert.equal(t.cancelling(), 2);
+    }));
+
+  test('a task awaiting itself, or a Future of another loop, gets RuntimeError instead of waiting forever', () =>
+    withLoop(async (loop) => {
+      const self: { t: Task<void> | null } = { t: null };
+      self.t = loop.createTask(async () => {
+        await sleep(0);
+        await self.t!;
+      });
+      await assert.rejects(
+        async () => await self.t!,
+        (e: unknown) =>
+          RuntimeError.isInstance(e) &&
+          /^Task cannot await on itself: <Task pending name='Task-\d+'/.test((e as Error).message),
+      );
+      const other = newEventLoop();
+      try {
+        const foreign = other.createFuture<number>();
+        await assert.rejects(
+          async () => await foreign,
+          (e: unknown) =>
+            RuntimeError.isInstance(e) &&
+            / got Future <Future pending> attached to a different loop$/.test((e as Error).message),
+        );
+      } finally {
+        other.close();
+      }
     }));
 
   test('cancel() through nested async functions reaches the innermost awaited Future', () =>
