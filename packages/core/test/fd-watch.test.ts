@@ -242,6 +242,22 @@ describe('arguments and states', () => {
     assert.equal(loop.removeReader(a), false);
   });
 
+  test('an fd closed in the same turn as addReader/addWriter, or after its watch changed, is taken quietly', async () => {
+    // libuv registers a watch with epoll in its next poll phase and aborted the process when the fd was gone by
+    // then: run in a child, so that an abort is a failed test.
+    const out = new Lines(spawnFixture('./close-watched-fd.ts'));
+    const [code, signal] = await out.closed;
+    assert.deepEqual([code, signal], [0, null], out.stderr);
+    assert.deepEqual(
+      out.lines.map((l) => JSON.parse(l) as unknown),
+      [
+        { check: 'addReader then close', value: true },
+        { check: 'addWriter then close', value: true },
+        { check: 'changed then close', value: [true, true] },
+      ],
+    );
+  });
+
   test('an fd owned by a transport is refused until the transport is closing', async (t) => {
     const { loop } = quietLoop(t);
     const [r, w] = pipe();

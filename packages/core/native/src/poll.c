@@ -17,6 +17,11 @@
  *
  * libuv keeps one watcher per fd per loop: polling an fd that a Node handle (net.Socket...) already watches
  * fails with EEXIST, and must not be worked around.
+ *
+ * libuv tells epoll about a started or changed watcher only in its next poll phase, and aborts the process if
+ * epoll_ctl fails then: an fd closed right after `addReader` (which asyncio, registering at once, takes
+ * quietly) would kill it. So the polls started or changed since the last poll phase are kept on a list, and a
+ * uv_prepare handle, which runs just before that phase, stops those whose fd is no longer open.
  */
 #include "loopwork.h"
 
@@ -38,11 +43,14 @@ typedef struct lw_poll {
   bool closing; /* uv_close was called */
   bool closed;  /* the uv_close callback ran */
   bool finalized;
+  bool dirty;                 /* on the dispatcher's list of polls to check before the poll phase */
+  struct lw_poll *next_dirty; /* the next on that list */
 } lw_poll;
 
 /* The per-environment dispatcher: the JS function, the queue it reads, and the check handle that calls it. */
 typedef struct lw_dispatch {
   uv_check_t check;
+  uv_prepare_t prepare; /* checks the fds of the polls on `dirty` before libuv's poll phase */
   napi_env env;
   lw_instance *inst;
   napi_ref fn;              /* dispatch(count) */
@@ -52,6 +60,8 @@ typedef struct lw_dispatch {
   uint32_t queued;          /* triples waiting */
   napi_async_context async; /* the async resource the dispatcher runs as */
   napi_ref resource;
+  lw_poll *dirty; /* polls started or changed since the last poll phase */
+  int handles;    /* uv handles not closed yet (check, prepare): freed when none is left */
   bool closing;
 } lw_dispatch;
 
@@ -81,9 +91,52 @@ static void on_check(uv_check_t *handle) {
 
 static void on_dispatch_close(uv_handle_t *handle) {
   lw_dispatch *d = handle->data;
+  if (--d->handles > 0) return;
   lw_instance *inst = d->inst;
   free(d);
   lw_instance_release(inst);
+}
+
+/* Puts a poll started or changed now on the list checked before the next poll phase. */
+static void mark_dirty(lw_poll *p) {
+  lw_dispatch *d = p->inst->dispatch;
+  if (p->dirty || d == NULL) return;
+  p->dirty = true;
+  p->next_dirty = d->dirty;
+  d->dirty = p;
+}
+
+/* Takes a poll off that list (it is closing). */
+static void unmark_dirty(lw_poll *p) {
+  lw_dispatch *d = p->inst->dispatch;
+  if (!p->dirty) return;
+  p->dirty = false;
+  if (d == NULL) return;
+  for (lw_poll **at = &d->dirty; *at != NULL; at = &(*at)->next_dirty) {
+    if (*at == p) {
+      *at = p->next_dirty;
+      break;
+    }
+  }
+  p->next_dirty = NULL;
+}
+
+/* Before the poll phase: a poll whose fd was closed since it was started or changed is stopped (see above). */
+static void on_prepare(uv_prepare_t *handle) {
+  lw_dispatch *d = handle->data;
+  lw_poll *p = d->dirty;
+  d->dirty = NULL;
+  while (p != NULL) {
+    lw_poll *next = p->next_dirty;
+    p->dirty = false;
+    p->next_dirty = NULL;
+    uv_os_fd_t fd;
+    if (!p->closing && uv_is_active((uv_handle_t *)&p->handle) && uv_fileno((uv_handle_t *)&p->handle, &fd) == 0 &&
+        fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      uv_poll_stop(&p->handle);
+    }
+    p = next;
+  }
 }
 
 static void close_dispatch(lw_instance *inst) {
@@ -95,8 +148,12 @@ static void close_dispatch(lw_instance *inst) {
   napi_delete_reference(d->env, d->queue_ref);
   napi_async_destroy(d->env, d->async);
   napi_delete_reference(d->env, d->resource);
+  for (lw_poll *p = d->dirty; p != NULL; p = p->next_dirty) p->dirty = false;
+  d->dirty = NULL;
   uv_check_stop(&d->check);
+  uv_prepare_stop(&d->prepare);
   uv_close((uv_handle_t *)&d->check, on_dispatch_close);
+  uv_close((uv_handle_t *)&d->prepare, on_dispatch_close);
 }
 
 static void on_close(uv_handle_t *handle) {
@@ -118,6 +175,7 @@ static void unlink_poll(lw_poll *p) {
 static void close_poll(lw_poll *p, bool js) {
   if (p->closing) return;
   p->closing = true;
+  unmark_dirty(p);
   uv_poll_stop(&p->handle);
   unlink_poll(p);
   if (js) napi_delete_reference(p->env, p->self);
@@ -150,6 +208,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)handle, &fd) == 0 && fcntl(fd, F_GETFD) != -1 &&
         uv_poll_start(handle, p->events, on_poll) == 0) {
+      mark_dirty(p);
       status = 0;
       events = p->events & (UV_READABLE | UV_WRITABLE);
     }
@@ -213,6 +272,9 @@ static napi_value poll_set_dispatch(napi_env env, napi_callback_info info) {
   d->capacity = (uint32_t)(length / 3);
   uv_check_init(loop, &d->check);
   d->check.data = d;
+  uv_prepare_init(loop, &d->prepare);
+  d->prepare.data = d;
+  d->handles = 2;
   lw_instance_hold(inst);
   napi_create_reference(env, argv[0], 1, &d->fn);
   napi_create_reference(env, argv[1], 1, &d->queue_ref);
@@ -223,6 +285,8 @@ static napi_value poll_set_dispatch(napi_env env, napi_callback_info info) {
   /* Started after Node's immediate check handle, so run before it (libuv runs the latest started first). */
   uv_check_start(&d->check, on_check);
   uv_unref((uv_handle_t *)&d->check);
+  uv_prepare_start(&d->prepare, on_prepare);
+  uv_unref((uv_handle_t *)&d->prepare);
   inst->dispatch = d;
   return lw_undefined(env);
 }
@@ -272,6 +336,7 @@ static napi_value poll_start(napi_env env, napi_callback_info info) {
     close_poll(p, true);
     return lw_throw_errno(env, -r, "uv_poll_start");
   }
+  mark_dirty(p);
   return ext;
 }
 
@@ -286,6 +351,7 @@ static napi_value poll_update(napi_env env, napi_callback_info info) {
   r = events == 0 ? uv_poll_stop(&p->handle) : uv_poll_start(&p->handle, events, on_poll);
   if (r < 0) return lw_throw_errno(env, -r, "uv_poll_start");
   p->events = events;
+  if (events != 0) mark_dirty(p);
   return lw_undefined(env);
 }
 
