@@ -211,8 +211,9 @@ class DuplexFeeder extends Protocol {
   }
   override eofReceived(): boolean {
     this.duplex.push(null);
-    // Our close_notify may still have to go out.
-    return true;
+    // Our close_notify may still have to go out: keep the write side open where there is one to keep (a TLS
+    // transport underneath, TLS in TLS, has none and closes itself whatever this returns).
+    return this.duplex._transport.canWriteEof();
   }
   override connectionLost(exc: Error | null): void {
     if (exc !== null) this.duplex.destroy(exc);
