@@ -18,7 +18,15 @@ import type { ResourceLimits } from 'node:worker_threads';
 import type { BaseEventLoop, Executor } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { Deque } from './deque.js';
-import { CancelledError, InvalidArgTypeError, RuntimeError, ValueError, makeError } from './errors.js';
+import {
+  CancelledError,
+  InvalidArgTypeError,
+  NoRunningLoopError,
+  RuntimeError,
+  ValueError,
+  makeError,
+} from './errors.js';
+import { peekRunningLoop } from './running.js';
 import type { Future } from './futures.js';
 
 /**
@@ -919,3 +927,27 @@ extendEventLoop({
     this._defaultExecutor = executor;
   },
 });
+
+/**
+ * Runs `func(...args)` in a worker thread of the running loop's default executor and returns a Future of its
+ * result (asyncio's `to_thread`). As with `runInExecutor`, `func` must be self-contained (see
+ * {@link PoolExecutor}); context variables do not cross into the worker, which shares no memory with this one.
+ *
+ * @example
+ * ```ts
+ * const sum = await toThread((n: number) => {
+ *   let s = 0;
+ *   for (let i = 0; i < n; i++) s += i;
+ *   return s;
+ * }, 1e8);
+ * ```
+ * @throws RuntimeError ("no running event loop") outside a running loop; as `runInExecutor` otherwise.
+ */
+export function toThread<A extends unknown[], R>(
+  func: (...args: A) => R | PromiseLike<R>,
+  ...args: A
+): Future<Awaited<R>> {
+  const loop = peekRunningLoop() as BaseEventLoop | null;
+  if (loop === null) throw new NoRunningLoopError();
+  return loop.runInExecutor(null, func, ...args);
+}

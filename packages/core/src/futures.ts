@@ -404,6 +404,40 @@ function wakeThenWaiter(w: ThenWaiter<unknown, unknown, unknown>): void {
   w.fulfil(fut._result);
 }
 
+/** Where a promise loopwork returns keeps how to cancel the work behind it (see {@link cancellablePromise}). */
+const CANCEL = Symbol.for('loopwork.promise.cancel');
+
+/** How to cancel the work behind a promise: cancel the loop Future it waits on now; false if there is none. */
+export type PromiseCanceller = (msg?: string) => boolean;
+
+/**
+ * @internal Marks a promise loopwork returns (`sleep()`, a stream's `readline()`, `drain()`…) as cancellable.
+ * JavaScript runs such a promise's code at once, in its caller's task, so a Task made from the promise later
+ * (`waitFor(reader.readline(), 1)`, `gather`, `ensureFuture`) has no await of its own to interrupt; its
+ * `cancel()` calls `cancel` instead, which cancels the loop Future the work waits on, as cancelling asyncio's
+ * task running that coroutine would.
+ *
+ * @returns `promise`.
+ */
+export function cancellablePromise<T>(promise: Promise<T>, cancel: PromiseCanceller): Promise<T> {
+  (promise as Promise<T> & { [CANCEL]?: PromiseCanceller })[CANCEL] = cancel;
+  return promise;
+}
+
+/** @internal A promise of `fut`'s outcome, cancellable (see {@link cancellablePromise}) by cancelling `fut`. */
+export function cancellableWait<T>(fut: Future<T>): Promise<T> {
+  return cancellablePromise(outcomeOf(fut), (msg) => fut.cancel(msg));
+}
+
+async function outcomeOf<T>(fut: Future<T>): Promise<T> {
+  return await fut;
+}
+
+/** @internal The canceller of a promise marked by {@link cancellablePromise}, if any. */
+export function promiseCanceller(promise: PromiseLike<unknown>): PromiseCanceller | undefined {
+  return (promise as PromiseLike<unknown> & { [CANCEL]?: PromiseCanceller })[CANCEL];
+}
+
 /**
  * True when `obj` is a loopwork Future or Task (from any installed copy of loopwork).
  */

@@ -8,8 +8,8 @@ export { Context, ContextVar, Token, copyContext, enterScope, exitScope, runInSc
 export type { Scope } from './context.js';
 export { Handle, TimerHandle } from './handles.js';
 export type { Callback, ExceptionContextInput } from './handles.js';
-export { Future, isFuture } from './futures.js';
-export type { DoneCallback, FutureOptions } from './futures.js';
+export { Future, cancellablePromise, cancellableWait, isFuture, promiseCanceller } from './futures.js';
+export type { DoneCallback, FutureOptions, PromiseCanceller } from './futures.js';
 export {
   ALL_COMPLETED,
   FIRST_COMPLETED,

@@ -15,8 +15,16 @@ import {
   ValueError,
   isCancelledError,
 } from './errors.js';
-import { Future, FutureState, isFuture, setResultUnlessCancelled } from './futures.js';
+import {
+  Future,
+  FutureState,
+  cancellablePromise,
+  isFuture,
+  promiseCanceller,
+  setResultUnlessCancelled,
+} from './futures.js';
 import type { BaseEventLoop } from './base-event-loop.js';
+import type { TimerHandle } from './handles.js';
 import { getEventLoopForFuture } from './loop-access.js';
 import { splitOptions } from './options.js';
 import { peekRunningLoop } from './running.js';
@@ -81,7 +89,7 @@ export class Task<T = unknown> extends Future<T> {
       throw new InvalidArgTypeError(`a coroutine was expected, got ${inspect(coro, { depth: 0 })}`);
     }
     this._coro = coro;
-    this._name = options.name ?? `Task-${++taskCounter}`;
+    this._name = options.name == null ? `Task-${++taskCounter}` : String(options.name);
     this._context = options.context ?? copyContext();
     this._loop._checkClosed();
     this._loop._tasks.add(this as Task<unknown>);
@@ -135,6 +143,9 @@ export class Task<T = unknown> extends Future<T> {
       // Leave _futWaiter: it may be a Task that catches the cancellation, to be cancelled again later.
       return true;
     }
+    // A started promise that loopwork made (sleep(), a stream read…): cancel the Future its work waits on.
+    const coro = this._coro;
+    if (typeof coro !== 'function' && promiseCanceller(coro)?.(msg) === true) return true;
     this._mustCancel = true;
     this._cancelMessage = msg;
     return true;
@@ -339,10 +350,14 @@ class Yield<T> {
   }
 }
 
-async function sleepFor<T>(delay: number, result: T): Promise<T> {
+function sleepFor<T>(delay: number, result: T): Promise<T> {
   const loop = runningOrCurrentLoop();
   const fut = loop.createFuture<T>();
   const h = loop.callLater(delay, setResultUnlessCancelled, fut, result);
+  return cancellablePromise(sleepOn(fut, h), (msg) => fut.cancel(msg));
+}
+
+async function sleepOn<T>(fut: Future<T>, h: TimerHandle): Promise<T> {
   try {
     return await fut;
   } finally {

@@ -25,6 +25,7 @@ import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
 import { InvalidArgTypeError, NativeUnavailableError, RuntimeError, ValueError } from './errors.js';
 import type { Future } from './futures.js';
+import { cancellableWait } from './futures.js';
 import * as native from './native.js';
 import { fdHasTransport, requireNative } from './fd-watchers.js';
 import { closePipe, inspectExtra, isStream, soon } from './pipes.js';
@@ -492,11 +493,12 @@ export class UnixSubprocessTransport implements SubprocessTransport {
    * @internal Resolves with the return code once the process has exited and, when its pipes were connected,
    * after `connectionLost` (what `Process.wait()` awaits).
    */
-  async _wait(): Promise<number> {
-    if (this._returncode !== null) return this._returncode;
+  _wait(): Promise<number> {
+    if (this._returncode !== null) return Promise.resolve(this._returncode);
     const waiter = (this._loop as BaseEventLoop).createFuture<number>();
     this._exitWaiters?.push(waiter);
-    return await waiter;
+    // Cancellable at its wait (`waitFor(proc.wait(), 1)`): only this waiter, as a cancelled asyncio wait() is.
+    return cancellableWait(waiter);
   }
 
   /** @internal */

@@ -17,6 +17,7 @@ import {
   getRunningLoop,
   newEventLoop,
   run,
+  toThread,
 } from '@loopwork/core';
 import type { BaseEventLoop, Executor, PoolExecutor } from '@loopwork/core';
 
@@ -100,6 +101,19 @@ test('ThreadPoolExecutor: a CPU-bound function runs in another thread and gives 
   assert.equal(r.sum, expected);
   assert.notEqual(r.thread, mainThreadId);
   assert.equal(r.pid, process.pid);
+});
+
+test("toThread runs a function in the running loop's default executor, in another thread (asyncio.to_thread)", async () => {
+  await run(async () => {
+    const r = await toThread(cpuBound, 1000);
+    assert.notEqual(r.thread, mainThreadId);
+    assert.equal(r.pid, process.pid);
+    await getRunningLoop().shutdownDefaultExecutor();
+  });
+  assert.throws(
+    () => toThread(cpuBound, 1),
+    (e: unknown) => RuntimeError.isInstance(e) && /no running event loop/.test(String(e)),
+  );
 });
 
 test('ThreadPoolExecutor: two calls run at once in two threads', async (t) => {

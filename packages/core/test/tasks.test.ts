@@ -107,6 +107,28 @@ describe('Task', () => {
       }
     }));
 
+  test("sleep()'s promise is cancellable where JavaScript started it: waitFor, gather, a task made from it", () =>
+    withLoop(async (loop) => {
+      // asyncio's wait_for(asyncio.sleep(10), 0.05) gets the coroutine; here sleep() has started, and its
+      // promise cancels its wait when the Task wrapping it is cancelled.
+      const t0 = loop.time();
+      await assert.rejects(waitFor(sleep(10), 0.05), TimeoutError);
+      assert.ok(loop.time() - t0 < 1, `waitFor took ${loop.time() - t0} s`);
+      const g = gather(sleep(10, 'a'), sleep(10, 'b'));
+      await sleep(0);
+      g.cancel('stop');
+      await assert.rejects(
+        async () => await g,
+        (e: unknown) => isCancelled(e) && (e as Error).message === 'stop',
+      );
+      const t = loop.createTask(sleep(10));
+      await sleep(0);
+      t.cancel();
+      await assert.rejects(async () => await t, isCancelled);
+      assert.ok(loop.time() - t0 < 1, `all took ${loop.time() - t0} s`);
+      assert.equal(new Task(sleep(0), { name: 42 as unknown as string }).getName(), '42');
+    }));
+
   test('cancel() through nested async functions reaches the innermost awaited Future', () =>
     withLoop(async (loop) => {
       const inner = loop.createFuture();

@@ -12,6 +12,7 @@
 import { inspect } from 'node:util';
 import {
   ConnectionResetError,
+  cancellablePromise,
   IncompleteReadError,
   InvalidArgTypeError,
   LimitOverrunError,
@@ -187,6 +188,18 @@ export class StreamReader implements AsyncIterable<Buffer> {
     }
   }
 
+  /**
+   * @internal A read's promise, marked as cancellable when the read waits for data (see `cancellablePromise`):
+   * `waitFor(reader.readline(), 1)` then cancels the read at its wait, as asyncio's `wait_for` does, and the
+   * data stays buffered for the next read.
+   */
+  _cancellable(read: Promise<Buffer>): Promise<Buffer> {
+    return this._waiter === null ? read : cancellablePromise(read, this._cancelWait);
+  }
+
+  /** @internal Cancels the wait of the read in progress. */
+  readonly _cancelWait = (msg?: string): boolean => this._waiter?.cancel(msg) ?? false;
+
   /** @internal The future `_waitForData` awaits, made current; `read()` awaits it itself (one promise less). */
   _newWaiter(funcName: string): Future<void> {
     // Two reads waiting at once could not tell which one gets the next data.
@@ -211,10 +224,15 @@ export class StreamReader implements AsyncIterable<Buffer> {
    * @throws ValueError when the line is longer than the limit: the line is dropped from the buffer if its end
    * was found, else the whole buffer is dropped. The exception set on the stream, if any.
    */
-  async readline(): Promise<Buffer> {
+  readline(): Promise<Buffer> {
+    return this._cancellable(this._readline());
+  }
+
+  /** @internal */
+  async _readline(): Promise<Buffer> {
     const seplen = 1;
     try {
-      return await this.readuntil(NEWLINE);
+      return await this._readuntil(NEWLINE);
     } catch (e) {
       if (IncompleteReadError.isInstance(e)) return (e as IncompleteReadError).partial;
       if (LimitOverrunError.isInstance(e)) {
@@ -240,7 +258,12 @@ export class StreamReader implements AsyncIterable<Buffer> {
    * finding one, is longer than the limit: the data stays in the buffer, `consumed` says how far. ValueError for
    * an empty separator or list.
    */
-  async readuntil(separator: Separator = NEWLINE): Promise<Buffer> {
+  readuntil(separator: Separator = NEWLINE): Promise<Buffer> {
+    return this._cancellable(this._readuntil(separator));
+  }
+
+  /** @internal */
+  async _readuntil(separator: Separator): Promise<Buffer> {
     const seps = normalizeSeparators(separator);
     const minSeplen = seps[0]!.length;
     const maxSeplen = seps[seps.length - 1]!.length;
@@ -281,7 +304,12 @@ export class StreamReader implements AsyncIterable<Buffer> {
    * buffer at EOF.
    * @throws the exception set on the stream, if any.
    */
-  async read(n = -1): Promise<Buffer> {
+  read(n = -1): Promise<Buffer> {
+    return this._cancellable(this._read(n));
+  }
+
+  /** @internal */
+  async _read(n: number): Promise<Buffer> {
     if (this._exception !== null) throw this._exception;
     if (n === 0) return EMPTY;
     if (n < 0) {
@@ -289,7 +317,7 @@ export class StreamReader implements AsyncIterable<Buffer> {
       // never deliver the EOF.
       const blocks: Buffer[] = [];
       for (;;) {
-        const block = await this.read(this._limit);
+        const block = await this._read(this._limit);
         if (block.length === 0) break;
         blocks.push(block);
       }
@@ -315,7 +343,12 @@ export class StreamReader implements AsyncIterable<Buffer> {
    * @throws IncompleteReadError at EOF before `n` bytes: `partial` holds them (now removed from the buffer),
    * `expected` is `n`. ValueError ("readexactly size can not be less than zero") for a negative `n`.
    */
-  async readexactly(n: number): Promise<Buffer> {
+  readexactly(n: number): Promise<Buffer> {
+    return this._cancellable(this._readexactly(n));
+  }
+
+  /** @internal */
+  async _readexactly(n: number): Promise<Buffer> {
     if (n < 0) throw new ValueError('readexactly size can not be less than zero');
     if (this._exception !== null) throw this._exception;
     if (n === 0) return EMPTY;
@@ -482,6 +515,8 @@ export class FlowControlMixin extends Protocol {
   _paused = false;
   /** @internal */
   readonly _drainWaiters = new Set<Future<void>>();
+  /** @internal The waiter the latest `_drainHelper()` made (what `drain()` marks its promise cancellable with). */
+  _newestDrainWaiter: Future<void> | null = null;
   /** @internal */
   _connectionLost = false;
 
@@ -528,6 +563,7 @@ export class FlowControlMixin extends Protocol {
     if (!this._paused) return;
     const waiter = this._loop.createFuture<void>();
     this._drainWaiters.add(waiter);
+    this._newestDrainWaiter = waiter;
     try {
       await waiter;
     } finally {
@@ -813,7 +849,11 @@ export class StreamWriter {
     if (!protocol._paused && !protocol._connectionLost && !this._transport.isClosing()) {
       if (this._reader === null || this._reader.exception() === null) return DRAINED;
     }
-    return this._drain();
+    protocol._newestDrainWaiter = null;
+    const drained = this._drain();
+    // Waiting: cancellable at its wait (`waitFor(writer.drain(), 1)`; see `cancellablePromise`).
+    const waiter = protocol._newestDrainWaiter as Future<void> | null;
+    return waiter === null ? drained : cancellablePromise(drained, (msg) => waiter.cancel(msg));
   }
 
   /** @internal `drain()` when it may have to wait or throw. */

@@ -6,7 +6,15 @@
  * @module
  */
 import { inspect } from 'node:util';
-import { ConnectionResetError, InvalidArgTypeError, gather, getRunningLoop } from '@loopwork/core';
+import {
+  ConnectionResetError,
+  InvalidArgTypeError,
+  cancellablePromise,
+  gather,
+  getRunningLoop,
+  promiseCanceller,
+} from '@loopwork/core';
+import type { PromiseCanceller } from '@loopwork/core';
 import type {
   BaseEventLoop,
   Future,
@@ -169,7 +177,7 @@ export class Process {
    *
    * @returns the exit code (`-N` for signal N).
    */
-  async wait(): Promise<number> {
+  wait(): Promise<number> {
     return this._transport._wait();
   }
 
@@ -226,19 +234,29 @@ export class Process {
    * @param input - bytes for stdin (needs `stdin: PIPE`), or `null`.
    * @returns `[stdout, stderr]`: the output of each stream that is a pipe, else `null`.
    */
-  async communicate(input: Uint8Array | null = null): Promise<[stdout: Buffer | null, stderr: Buffer | null]> {
-    if (input !== null && !(input instanceof Uint8Array)) {
-      throw new InvalidArgTypeError(`input must be bytes, not ${typeof input}`);
-    }
-    // A new no-op each time: gather() takes one awaitable given twice as one child.
-    const noop = () => async (): Promise<null> => null;
-    const [, stdout, stderr] = await gather(
-      this.stdin !== null ? () => this._feedStdin(input) : noop(),
-      this.stdout !== null ? () => this._readStream(1) : noop(),
-      this.stderr !== null ? () => this._readStream(2) : noop(),
-    );
-    await this.wait();
-    return [stdout, stderr];
+  communicate(input: Uint8Array | null = null): Promise<[stdout: Buffer | null, stderr: Buffer | null]> {
+    // What it waits on now, which cancelling it cancels (`waitFor(proc.communicate(), 1)`): the gather of the
+    // three streams' tasks, then the exit.
+    let waitingOn: PromiseCanceller | null = null;
+    const run = async (): Promise<[Buffer | null, Buffer | null]> => {
+      if (input !== null && !(input instanceof Uint8Array)) {
+        throw new InvalidArgTypeError(`input must be bytes, not ${typeof input}`);
+      }
+      // A new no-op each time: gather() takes one awaitable given twice as one child.
+      const noop = () => async (): Promise<null> => null;
+      const streams = gather(
+        this.stdin !== null ? () => this._feedStdin(input) : noop(),
+        this.stdout !== null ? () => this._readStream(1) : noop(),
+        this.stderr !== null ? () => this._readStream(2) : noop(),
+      );
+      waitingOn = (msg) => streams.cancel(msg);
+      const [, stdout, stderr] = await streams;
+      const exit = this.wait();
+      waitingOn = (msg) => promiseCanceller(exit)?.(msg) ?? false;
+      await exit;
+      return [stdout, stderr];
+    };
+    return cancellablePromise(run(), (msg) => waitingOn?.(msg) ?? false);
   }
 
   /** @internal */

@@ -649,6 +649,26 @@ describe('StreamReader flow control and cancellation', () => {
       assert.deepEqual(await s.read(100), b('late'));
     }));
 
+  test("waitFor(reader.readline(), t) with the read's promise times out at t, and loses no data", () =>
+    runLoop(async (loop) => {
+      // JavaScript started the read already (asyncio's wait_for would get the coroutine): its promise is
+      // cancellable at its wait, so the idiom keeps asyncio's meaning.
+      const s = new StreamReader({ loop });
+      s.feedData(b('part'));
+      const t0 = loop.time();
+      await assert.rejects(waitFor(s.readline(), 0.05), TimeoutError);
+      assert.ok(loop.time() - t0 < 1, `timed out after ${loop.time() - t0} s`);
+      assert.equal(s._waiter, null);
+      await assert.rejects(waitFor(new StreamReader({ loop }).read(10), 0.01), TimeoutError);
+      await assert.rejects(waitFor(s.readexactly(10), 0.01), TimeoutError);
+      await assert.rejects(waitFor(s.readuntil(b('!')), 0.01), TimeoutError);
+      s.feedData(b('ial\n'));
+      assert.deepEqual(await s.readline(), b('partial\n'));
+      // A read that does not wait is a plain promise, and gives its data.
+      s.feedData(b('ready\n'));
+      assert.deepEqual(await waitFor(s.readline(), 0.05), b('ready\n'));
+    }));
+
   test('async iteration over lines', () =>
     runLoop(async (loop) => {
       const s = new StreamReader({ loop });
@@ -730,6 +750,11 @@ describe('StreamWriter over TCP', () => {
       for (let i = 0; i < 20; i++) await sleep(0);
       assert.equal(drained, false);
       assert.ok(p.clientTransport.isReading() === false || cr._len > 0);
+      // waitFor(writer.drain(), t) with drain()'s promise times out at t; the other drain() waits on.
+      const t0 = loop.time();
+      await assert.rejects(waitFor(sw.drain(), 0.05), TimeoutError);
+      assert.ok(loop.time() - t0 < 1, `timed out after ${loop.time() - t0} s`);
+      assert.equal(drained, false);
       // Now the client reads everything; drain() returns once the buffer is under the low-water mark.
       const got = await cr.readexactly(total);
       assert.equal(got.length, total);

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
-import { DEVNULL, PIPE, STDOUT, createSubprocessExec, createSubprocessShell, waitFor } from '@loopwork/server';
+import {
+  DEVNULL,
+  PIPE,
+  STDOUT,
+  TimeoutError,
+  createSubprocessExec,
+  createSubprocessShell,
+  waitFor,
+} from '@loopwork/server';
 import type { Process } from '@loopwork/server';
 import { runLoop } from './helpers.js';
 
@@ -90,6 +98,22 @@ describe('createSubprocessExec and Process', () => {
         assert.equal(await waitFor(() => proc.wait(), 10), expected);
         assert.equal(proc.returncode, expected);
       }
+    }));
+
+  test('waitFor(proc.communicate(), t) and waitFor(proc.wait(), t) time out at t; the child can be killed then', (t) =>
+    runLoop(async (loop) => {
+      // The asyncio idiom for a child that runs too long, with the promises JavaScript has started already.
+      const proc = await createSubprocessExec('sleep', '30', { stdin: PIPE, stdout: PIPE });
+      reap(t, proc);
+      let t0 = loop.time();
+      await assert.rejects(waitFor(proc.communicate(b('x')), 0.2), TimeoutError);
+      assert.ok(loop.time() - t0 < 5, `communicate timed out after ${loop.time() - t0} s`);
+      t0 = loop.time();
+      await assert.rejects(waitFor(proc.wait(), 0.1), TimeoutError);
+      assert.ok(loop.time() - t0 < 5, `wait timed out after ${loop.time() - t0} s`);
+      assert.equal(proc.returncode, null);
+      proc.kill();
+      assert.equal(await proc.wait(), -9);
     }));
 
   test('stderr to a pipe, or merged into stdout', () =>
