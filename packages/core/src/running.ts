@@ -13,9 +13,25 @@ export interface RunningLoopLike {
 
 let running: RunningLoopLike | null = null;
 
+/** What waits for the next loop to run in this thread (see {@link whenALoopRuns}). */
+let onNextRun: ((loop: RunningLoopLike) => void)[] = [];
+
 /** @internal Sets (or clears, with `null`) the running loop. */
 export function setRunningLoop(loop: RunningLoopLike | null): void {
   running = loop;
+  if (loop !== null && onNextRun.length > 0) {
+    const waiting = onNextRun;
+    onNextRun = [];
+    for (const start of waiting) start(loop);
+  }
+}
+
+/**
+ * @internal Calls `start` with the next loop that runs in this thread, as it starts: how work made while no
+ * loop runs (`loop.runUntilComplete(sleep(1))`) starts where an asyncio coroutine would, in the loop that runs it.
+ */
+export function whenALoopRuns(start: (loop: RunningLoopLike) => void): void {
+  onNextRun.push(start);
 }
 
 /** @internal The running loop, or `null`. */

@@ -27,7 +27,7 @@ import type { BaseEventLoop } from './base-event-loop.js';
 import type { TimerHandle } from './handles.js';
 import { getEventLoopForFuture } from './loop-access.js';
 import { splitOptions } from './options.js';
-import { peekRunningLoop } from './running.js';
+import { peekRunningLoop, whenALoopRuns } from './running.js';
 import { timeout as timeoutContext } from './timeouts.js';
 
 /**
@@ -351,7 +351,21 @@ class Yield<T> {
 }
 
 function sleepFor<T>(delay: number, result: T): Promise<T> {
-  const loop = runningOrCurrentLoop();
+  const loop = peekRunningLoop() as BaseEventLoop | null;
+  if (loop !== null) return sleepIn(loop, delay, result);
+  // No loop runs (`loop.runUntilComplete(sleep(1))`): the sleep starts in the next loop that runs, as asyncio's
+  // coroutine starts in the loop whose task runs it.
+  let started: Promise<T> | null = null;
+  const sleeping = new Promise<T>((resolve, reject) => {
+    whenALoopRuns((l) => {
+      started = sleepIn(l as BaseEventLoop, delay, result);
+      started.then(resolve, reject);
+    });
+  });
+  return cancellablePromise(sleeping, (msg) => (started === null ? false : promiseCanceller(started)?.(msg) === true));
+}
+
+function sleepIn<T>(loop: BaseEventLoop, delay: number, result: T): Promise<T> {
   const fut = loop.createFuture<T>();
   const h = loop.callLater(delay, setResultUnlessCancelled, fut, result);
   return cancellablePromise(sleepOn(fut, h), (msg) => fut.cancel(msg));

@@ -129,6 +129,19 @@ describe('Task', () => {
       assert.equal(new Task(sleep(0), { name: 42 as unknown as string }).getName(), '42');
     }));
 
+  test('loop.runUntilComplete(sleep(t)) on a loop not running yet: the sleep starts in that loop', async () => {
+    // asyncio's loop.run_until_complete(asyncio.sleep(t, 'ok')): the coroutine runs in the loop that runs it.
+    const loop = newEventLoop();
+    try {
+      const t0 = loop.time();
+      assert.equal(await loop.runUntilComplete(sleep(0.03, 'ok')), 'ok');
+      const took = loop.time() - t0;
+      assert.ok(took >= 0.03 && took < 1, `slept ${took} s`);
+    } finally {
+      loop.close();
+    }
+  });
+
   test('cancel() through nested async functions reaches the innermost awaited Future', () =>
     withLoop(async (loop) => {
       const inner = loop.createFuture();
