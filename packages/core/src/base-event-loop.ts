@@ -186,6 +186,8 @@ export abstract class BaseEventLoop {
    * A callback that runs longer than this many seconds is logged in debug mode (0.1 s by default).
    */
   slowCallbackDuration = 0.1;
+  /** @internal In debug mode, the handle that resumed a coroutine whose step runs now, and when it started. */
+  _debugStep: { handle: Runnable; start: number } | null = null;
 
   constructor(options: EventLoopOptions = {}) {
     this._debug = options.debug ?? debugFromEnv();
@@ -501,6 +503,14 @@ export abstract class BaseEventLoop {
    */
   _runNextHandle(): void {
     const ready = this._ready;
+    const step = this._debugStep;
+    if (step !== null) {
+      // The coroutine step a handle resumed has run to its next await: time it with its handle, as asyncio times
+      // a task's __step.
+      this._debugStep = null;
+      const dt = this.time() - step.start;
+      if (dt >= this.slowCallbackDuration) this._reportSlowCallback(step.handle, dt);
+    }
     while (this._ntodo > 0) {
       this._ntodo--;
       const handle = ready.shift() as Runnable;
@@ -508,8 +518,12 @@ export abstract class BaseEventLoop {
       if (this._debug) {
         const t0 = this.time();
         handle._run();
-        const dt = this.time() - t0;
-        if (dt >= this.slowCallbackDuration) this._reportSlowCallback(handle, dt);
+        if (handle._resumes) {
+          this._debugStep = { handle, start: t0 };
+        } else {
+          const dt = this.time() - t0;
+          if (dt >= this.slowCallbackDuration) this._reportSlowCallback(handle, dt);
+        }
       } else {
         handle._run();
       }
@@ -626,7 +640,9 @@ export abstract class BaseEventLoop {
 
   /** @internal */
   _reportSlowCallback(handle: Runnable, seconds: number): void {
-    const message = `Executing ${inspect(handle)} took ${seconds.toFixed(3)} seconds`;
+    // A task's wake-up is named by its task, as asyncio names a step by its Task.
+    const task = (handle as { task?: unknown }).task;
+    const message = `Executing ${inspect(task ?? handle)} took ${seconds.toFixed(3)} seconds`;
     const h = handle as Partial<Handle>;
     this.logger.warn({ handle: h._describe?.() ?? inspect(handle), seconds, createdAt: h._sourceTraceback }, message);
     if (slowCallbackChannel.hasSubscribers) slowCallbackChannel.publish({ loop: this, handle, seconds });

@@ -560,6 +560,28 @@ describe('debug mode', () => {
     assert.ok(rec.seconds >= 0.02);
     loop.close();
   });
+
+  test("a slow step of a task is logged with the task, as asyncio times a task's step", async () => {
+    const lines: string[] = [];
+    const { default: pino } = await import('pino');
+    const loop = newEventLoop({ debug: true, logger: pino({}, { write: (s: string) => void lines.push(s) }) });
+    loop.slowCallbackDuration = 0.02;
+    await loop.runUntilComplete(
+      loop.createTask(
+        async () => {
+          await sleep(0);
+          const end = Date.now() + 40; // blocks the loop inside the step that sleep(0) resumed
+          while (Date.now() < end);
+          await sleep(0);
+        },
+        { name: 'blocker' },
+      ),
+    );
+    const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.equal(msgs.length, 1, msgs.join('\n'));
+    assert.match(msgs[0]!, /^Executing <Task pending name='blocker' coro=<anonymous\(\)>> took 0\.0\d\d seconds$/);
+    loop.close();
+  });
 });
 
 describe('sleep and iterations', () => {
