@@ -65,8 +65,8 @@ class Unretrieved {
     const context: Record<string, unknown> & { message: string } = {
       message: `${this.kind} exception was never retrieved`,
       exception: this.exception,
-      [this.kind === 'Task' ? 'task' : 'future']:
-        `<${this.label} finished exception=${inspect(this.exception, { depth: 0 }).split('\n')[0]}>`,
+      // asyncio's key for a Task too. The future is gone (this runs once it is collected): its description.
+      future: `<${this.label} finished exception=${inspect(this.exception, { depth: 0 }).split('\n')[0]}>`,
     };
     if (this.sourceTraceback !== undefined) context.sourceTraceback = this.sourceTraceback;
     this.loop.callExceptionHandler(context);
@@ -230,6 +230,9 @@ export class Future<T = unknown> implements PromiseLike<T> {
     this._exception = exception;
     this._state = FutureState.FINISHED;
     this._scheduleCallbacks();
+    // V8 keeps an error's stack frames, with their receivers (this future, its task), until `stack` is read:
+    // read it now, or the error that the registry holds would keep the future alive, never to be reported.
+    if (exception instanceof Error) void exception.stack;
     const u = new Unretrieved(this._loop, exception, this._label(), this._kind(), this._sourceTraceback);
     this._unretrieved = u;
     this._loop._unretrieved.add(u);

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   ALL_COMPLETED,
   CancelledError,
@@ -288,6 +290,37 @@ describe('Task', () => {
     loop.close();
     assert.equal(errors.length, 1);
     assert.equal(errors[0]!.message, 'Task exception was never retrieved');
+  });
+});
+
+describe('exceptions nobody retrieved', () => {
+  test("a failed task nobody refers to is reported once collected, while the loop runs, under asyncio's keys", async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const loop = newEventLoop();
+    const errors: ExceptionContext[] = [];
+    loop.setExceptionHandler((_l, c) => errors.push(c));
+    await loop.runUntilComplete(async () => {
+      loop.createTask(
+        async () => {
+          throw new Error('nobody looks');
+        },
+        { name: 'forgotten' },
+      );
+      for (let i = 0; i < 50 && errors.length === 0; i++) {
+        await sleep(0.01);
+        gc();
+      }
+    });
+    assert.equal(errors.length, 1, 'reported before the loop closes');
+    loop.close();
+    const c = errors[0]!;
+    assert.equal(c.message, 'Task exception was never retrieved');
+    assert.equal((c.exception as Error).message, 'nobody looks');
+    assert.match(
+      String(c.future),
+      /^<Task name='forgotten' coro=<anonymous\(\)> finished exception=Error: nobody looks>$/,
+    );
   });
 });
 

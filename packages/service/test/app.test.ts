@@ -307,10 +307,11 @@ test('errors from protocols and tasks are one structured line each, with transpo
     { name: 'doomed' },
   );
   await new Promise<void>((resolve) => task.addDoneCallback(() => resolve()));
-  // An exception nobody retrieved is reported when the task is collected or its loop closes (here, at close).
+  // An exception nobody retrieved is reported when the task is collected or its loop closes (here, at close:
+  // `task` still refers to it).
   await app.close({ deadline: 1 });
   const taskLine = lines.find((l) => (l.err as { message?: string } | undefined)?.message === 'task failed');
   assert.ok(taskLine, 'the task error was logged');
   assert.equal(taskLine.msg, 'Task exception was never retrieved');
-  assert.match(String(taskLine.task), /doomed/);
+  assert.match(String(taskLine.future), /<Task name='doomed' .* finished exception=Error: task failed>/);
 });
