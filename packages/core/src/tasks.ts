@@ -10,6 +10,7 @@ import { copyContext, currentScopeTask, runInScope } from './context.js';
 import {
   CancelledError,
   InvalidArgTypeError,
+  NoRunningLoopError,
   RuntimeError,
   TimeoutError,
   ValueError,
@@ -265,9 +266,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /**
  * The Task whose coroutine is running now, or `null` outside any task (e.g. in a plain callback).
  *
- * @param loop - only return a task of this loop.
+ * @param loop - only return a task of this loop; by default the running loop.
+ * @throws RuntimeError ("no running event loop") without `loop` when no loop is running, as asyncio's.
  */
 export function currentTask(loop?: BaseEventLoop): Task<unknown> | null {
+  if (loop === undefined && peekRunningLoop() === null) throw new NoRunningLoopError();
   const task = currentScopeTask() as Task<unknown> | null;
   if (task === null || task.done()) return null;
   if (loop !== undefined && task._loop !== loop) return null;
@@ -276,9 +279,12 @@ export function currentTask(loop?: BaseEventLoop): Task<unknown> | null {
 
 /**
  * The set of tasks of `loop` (by default the running loop) that are not done yet.
+ *
+ * @throws RuntimeError ("no running event loop") without `loop` when no loop is running, as asyncio's.
  */
 export function allTasks(loop?: BaseEventLoop): Set<Task<unknown>> {
-  const l = loop ?? (peekRunningLoop() as BaseEventLoop | null) ?? getEventLoopForFuture();
+  const l = loop ?? (peekRunningLoop() as BaseEventLoop | null);
+  if (l === null) throw new NoRunningLoopError();
   const out = new Set<Task<unknown>>();
   for (const t of l._tasks) if (!t.done()) out.add(t);
   return out;

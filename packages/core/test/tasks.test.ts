@@ -273,8 +273,14 @@ describe('Task', () => {
       assert.throws(() => loop.setTaskFactory(3 as never), TypeError);
     }));
 
-  test('createTask() outside a running loop is refused', () => {
+  test('createTask(), currentTask() and allTasks() outside a running loop are refused, as asyncio refuses them', () => {
     assert.throws(() => createTask(async () => undefined), { message: 'no running event loop' });
+    assert.throws(() => currentTask(), { message: 'no running event loop' });
+    assert.throws(() => allTasks(), { message: 'no running event loop' });
+    const loop = newEventLoop();
+    assert.equal(currentTask(loop), null);
+    assert.equal(allTasks(loop).size, 0);
+    loop.close();
   });
 
   test('an unretrieved task exception is reported when the loop closes', async () => {
