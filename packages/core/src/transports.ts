@@ -163,8 +163,13 @@ export abstract class FlowControlTransport {
 
   /** See `WriteTransport.setWriteBufferLimits`. */
   setWriteBufferLimits(high?: number | null, low?: number | null): void {
-    setWriteBufferLimits(this, high, low);
+    setWriteBufferLimits(this, high, low, this._defaultHighWater());
     this._maybePauseProtocol();
+  }
+
+  /** @internal The high-water mark when none is given (asyncio's differs for TLS). */
+  _defaultHighWater(): number {
+    return DEFAULT_HIGH_WATER;
   }
 
   /** See `WriteTransport.getWriteBufferLimits`. */
@@ -206,8 +211,8 @@ export abstract class FlowControlTransport {
 }
 
 /**
- * Validates and applies write buffer limits the way asyncio does (`high` defaults to 64 KiB or `4 * low`, `low`
- * to `high / 4`).
+ * Validates and applies write buffer limits the way asyncio does (`high` defaults to `defaultHigh`, 64 KiB, or
+ * `4 * low`; `low` to `high / 4`).
  *
  * @throws ValueError unless `high >= low >= 0`.
  */
@@ -215,6 +220,7 @@ export function setWriteBufferLimits(
   target: { _highWater: number; _lowWater: number },
   high?: number | null,
   low?: number | null,
+  defaultHigh = DEFAULT_HIGH_WATER,
 ): void {
   for (const [name, v] of [
     ['high', high],
@@ -225,7 +231,7 @@ export function setWriteBufferLimits(
     }
   }
   let h: number;
-  if (high === undefined || high === null) h = low === undefined || low === null ? DEFAULT_HIGH_WATER : 4 * low;
+  if (high === undefined || high === null) h = low === undefined || low === null ? defaultHigh : 4 * low;
   else h = high;
   const l = low === undefined || low === null ? Math.floor(h / 4) : low;
   if (!(h >= l && l >= 0)) throw new ValueError(`high (${h}) must be >= low (${l}) must be >= 0`);

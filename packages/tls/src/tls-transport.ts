@@ -79,6 +79,8 @@ export interface TLSTransportOptions {
   callConnectionMade?: boolean;
 }
 
+/** The default high-water mark of a TLS transport's write buffer (asyncio's `FLOW_CONTROL_HIGH_WATER_SSL_WRITE`). */
+const SSL_WRITE_HIGH_WATER = 512 * 1024;
 /** After this many writes to a closed transport, each further write logs a warning (asyncio's threshold). */
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
 
@@ -272,12 +274,19 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     this._server = init.server;
     this._extra = init.extra;
     this._callConnectionMade = init.callConnectionMade;
+    this._highWater = SSL_WRITE_HIGH_WATER;
+    this._lowWater = SSL_WRITE_HIGH_WATER / 4;
     this._onData = this._onData.bind(this);
     this._onDiscard = this._onDiscard.bind(this);
     this._onWriteDone = this._onWriteDone.bind(this);
     this._flushPending = this._flushPending.bind(this);
     this._server?._attach(this);
     this._startHandshake();
+  }
+
+  /** @internal asyncio's SSL transports buffer more before pausing the protocol (512 KiB, low 128 KiB). */
+  override _defaultHighWater(): number {
+    return SSL_WRITE_HIGH_WATER;
   }
 
   // ---- the state machine ----------------------------------------------------------------------------------

@@ -633,6 +633,12 @@ describe('flow control and errors', () => {
         if (!resumed.done()) resumed.setResult(undefined);
       };
       const st = pair.server.transport;
+      // asyncio's defaults for TLS: 512 KiB, and a quarter of it; the same with no arguments.
+      assert.deepEqual(st.getWriteBufferLimits(), [128 * 1024, 512 * 1024]);
+      st.setWriteBufferLimits(1024);
+      assert.deepEqual(st.getWriteBufferLimits(), [256, 1024]);
+      st.setWriteBufferLimits();
+      assert.deepEqual(st.getWriteBufferLimits(), [128 * 1024, 512 * 1024]);
       st.setWriteBufferLimits(64 * 1024, 16 * 1024);
       assert.deepEqual(st.getWriteBufferLimits(), [16 * 1024, 64 * 1024]);
       pair.client.transport.pauseReading();
