@@ -21,6 +21,7 @@ export {
   currentTask,
   ensureFuture,
   gather,
+  runCancellable,
   shield,
   sleep,
   wait,

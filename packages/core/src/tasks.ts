@@ -20,6 +20,7 @@ import {
   Future,
   FutureState,
   cancellablePromise,
+  cancellableWait,
   isFuture,
   promiseCanceller,
   setResultUnlessCancelled,
@@ -701,4 +702,13 @@ export function asCompleted<T>(
       };
     },
   };
+}
+
+/**
+ * @internal Runs `work` in a Task of `loop` and returns a promise of its outcome, marked cancellable (see
+ * `cancellablePromise`): `waitFor(loop.createConnection(…), 5)` then cancels the work at its current await, as
+ * asyncio's `wait_for` cancels the coroutine, and a task awaiting the promise passes its cancellation on.
+ */
+export function runCancellable<T>(loop: BaseEventLoop, work: () => Promise<T>): Promise<T> {
+  return cancellableWait(new Task(work, { loop }));
 }

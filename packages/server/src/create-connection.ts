@@ -32,6 +32,7 @@ import {
   TimeoutError,
   ValueError,
   extendEventLoop,
+  runCancellable,
   fdTransportEnabled,
   isSocket,
   native,
@@ -672,4 +673,13 @@ async function createUnixConnection<P extends BaseProtocol>(
   );
 }
 
-extendEventLoop({ createConnection, createUnixConnection });
+// Each connection is made in a Task of its own, whose promise is cancellable (`waitFor(loop.createConnection(…),
+// 5)` cancels the attempts, as asyncio's wait_for cancels the coroutine).
+extendEventLoop({
+  createConnection(this: BaseEventLoop, ...args: Parameters<typeof createConnection>) {
+    return runCancellable(this, () => createConnection.apply(this, args));
+  },
+  createUnixConnection(this: BaseEventLoop, ...args: Parameters<typeof createUnixConnection>) {
+    return runCancellable(this, () => createUnixConnection.apply(this, args));
+  },
+});

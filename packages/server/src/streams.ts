@@ -13,6 +13,7 @@ import { inspect } from 'node:util';
 import {
   ConnectionResetError,
   cancellablePromise,
+  runCancellable,
   IncompleteReadError,
   InvalidArgTypeError,
   LimitOverrunError,
@@ -977,14 +978,24 @@ function readerOptions(loop: BaseEventLoop, limit: number | undefined): StreamRe
  * await writer.waitClosed();
  * ```
  */
-export async function openConnection(
+export function openConnection(
   host?: string | null,
   port?: number | string | null,
   options?: OpenConnectionOptions,
 ): Promise<[StreamReader, StreamWriter]>;
-export async function openConnection(options: OpenConnectionOptions): Promise<[StreamReader, StreamWriter]>;
-export async function openConnection(...args: unknown[]): Promise<[StreamReader, StreamWriter]> {
-  const loop = getRunningLoop();
+export function openConnection(options: OpenConnectionOptions): Promise<[StreamReader, StreamWriter]>;
+export function openConnection(...args: unknown[]): Promise<[StreamReader, StreamWriter]> {
+  // In a Task of its own, cancellable (`waitFor(openConnection(host, port), 5)`; see `runCancellable`).
+  let loop: BaseEventLoop;
+  try {
+    loop = getRunningLoop();
+  } catch (exc) {
+    return Promise.reject(exc as Error);
+  }
+  return runCancellable(loop, () => openConnectionIn(loop, args));
+}
+
+async function openConnectionIn(loop: BaseEventLoop, args: unknown[]): Promise<[StreamReader, StreamWriter]> {
   const { positional, options, limit } = splitStreamArgs<OpenConnectionOptions>(args, 2);
   const reader = new StreamReader(readerOptions(loop, limit));
   const protocol = new StreamReaderProtocol(reader, null, { loop });
@@ -1056,13 +1067,23 @@ export async function startServer(clientConnectedCb: ClientConnectedCallback, ..
  * @returns `[reader, writer]`.
  * @throws what `loop.createUnixConnection()` throws (`ENOENT`, `ECONNREFUSED`…).
  */
-export async function openUnixConnection(
+export function openUnixConnection(
   path?: string | Buffer | URL | null,
   options?: OpenUnixConnectionOptions,
 ): Promise<[StreamReader, StreamWriter]>;
-export async function openUnixConnection(options: OpenUnixConnectionOptions): Promise<[StreamReader, StreamWriter]>;
-export async function openUnixConnection(...args: unknown[]): Promise<[StreamReader, StreamWriter]> {
-  const loop = getRunningLoop();
+export function openUnixConnection(options: OpenUnixConnectionOptions): Promise<[StreamReader, StreamWriter]>;
+export function openUnixConnection(...args: unknown[]): Promise<[StreamReader, StreamWriter]> {
+  // In a Task of its own, cancellable, as openConnection.
+  let loop: BaseEventLoop;
+  try {
+    loop = getRunningLoop();
+  } catch (exc) {
+    return Promise.reject(exc as Error);
+  }
+  return runCancellable(loop, () => openUnixConnectionIn(loop, args));
+}
+
+async function openUnixConnectionIn(loop: BaseEventLoop, args: unknown[]): Promise<[StreamReader, StreamWriter]> {
   const { positional, options, limit } = splitStreamArgs<OpenUnixConnectionOptions>(args, 1);
   const reader = new StreamReader(readerOptions(loop, limit));
   const protocol = new StreamReaderProtocol(reader, null, { loop });

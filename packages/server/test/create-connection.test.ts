@@ -15,8 +15,13 @@ import {
   OSError,
   Protocol,
   SOCK_STREAM,
+  Socket,
+  TimeoutError,
   ValueError,
   native,
+  openConnection,
+  sleep,
+  waitFor,
 } from '@loopwork/server';
 import type { AddrInfo, BaseEventLoop, BaseTransport, Server, Transport } from '@loopwork/server';
 import { Recorder, portOf, runLoop, settle } from './helpers.js';
@@ -124,6 +129,36 @@ test('a refused connection gives asyncio message and errno fields', () =>
         return true;
       },
     );
+  }));
+
+test('a connect that hangs: waitFor(loop.createConnection(…), t) and waitFor(openConnection(…), t) time out at t', () =>
+  runLoop(async (loop) => {
+    // A listener that never accepts, its queue full: the next SYN is dropped and the connect hangs.
+    const listener = new Socket(AF_INET, SOCK_STREAM);
+    listener.bind(['127.0.0.1', 0]);
+    listener.listen(0);
+    const port = (listener.getsockname() as [string, number])[1];
+    const fillers = [1, 2, 3, 4].map(() => net.connect(port, '127.0.0.1').on('error', () => undefined));
+    try {
+      await sleep(0.2);
+      const attempts: (() => Promise<unknown>)[] = [
+        () => loop.createConnection(() => new Echo(), '127.0.0.1', port),
+        () => openConnection('127.0.0.1', port),
+      ];
+      for (const connect of attempts) {
+        const t0 = loop.time();
+        await assert.rejects(waitFor(connect(), 0.3), TimeoutError);
+        assert.ok(loop.time() - t0 < 2, `timed out after ${loop.time() - t0} s`);
+      }
+      // A task awaiting the connect passes its cancellation on, as asyncio's would.
+      const task = loop.createTask(() => loop.createConnection(() => new Echo(), '127.0.0.1', port));
+      await sleep(0.1);
+      task.cancel();
+      await assert.rejects(settle(task), CancelledError);
+    } finally {
+      for (const f of fillers) f.destroy();
+      listener.close();
+    }
   }));
 
 test('argument errors use asyncio messages', () =>
