@@ -986,13 +986,21 @@ export function openConnection(
 export function openConnection(options: OpenConnectionOptions): Promise<[StreamReader, StreamWriter]>;
 export function openConnection(...args: unknown[]): Promise<[StreamReader, StreamWriter]> {
   // In a Task of its own, cancellable (`waitFor(openConnection(host, port), 5)`; see `runCancellable`).
+  return inRunningLoop((loop) => openConnectionIn(loop, args));
+}
+
+/**
+ * `work` in a Task of the running loop, its promise cancellable (see `runCancellable`); rejected when no loop
+ * runs, as a coroutine's error comes when it is awaited.
+ */
+function inRunningLoop<T>(work: (loop: BaseEventLoop) => Promise<T>): Promise<T> {
   let loop: BaseEventLoop;
   try {
     loop = getRunningLoop();
   } catch (exc) {
     return Promise.reject(exc as Error);
   }
-  return runCancellable(loop, () => openConnectionIn(loop, args));
+  return runCancellable(loop, () => work(loop));
 }
 
 async function openConnectionIn(loop: BaseEventLoop, args: unknown[]): Promise<[StreamReader, StreamWriter]> {
@@ -1074,13 +1082,7 @@ export function openUnixConnection(
 export function openUnixConnection(options: OpenUnixConnectionOptions): Promise<[StreamReader, StreamWriter]>;
 export function openUnixConnection(...args: unknown[]): Promise<[StreamReader, StreamWriter]> {
   // In a Task of its own, cancellable, as openConnection.
-  let loop: BaseEventLoop;
-  try {
-    loop = getRunningLoop();
-  } catch (exc) {
-    return Promise.reject(exc as Error);
-  }
-  return runCancellable(loop, () => openUnixConnectionIn(loop, args));
+  return inRunningLoop((loop) => openUnixConnectionIn(loop, args));
 }
 
 async function openUnixConnectionIn(loop: BaseEventLoop, args: unknown[]): Promise<[StreamReader, StreamWriter]> {
