@@ -195,9 +195,10 @@ export interface SystemErrorLike extends Error {
  * Python's `OSError`: a system call failed (`code` is then its errno name, e.g. `EADDRINUSE`, and `errno`,
  * `syscall` are set, Node's way: `errno` negative), or a network operation failed as a whole (`Multiple
  * exceptions: …`, `could not bind on any address out of …`; `code` is then `ERR_LOOPWORK_OS_ERROR`). As in
- * Python, an errno of a connection error makes one of its subclasses: {@link ConnectionResetError}
- * (`ECONNRESET`), {@link BrokenPipeError} (`EPIPE`, `ESHUTDOWN`), {@link ConnectionRefusedError}
- * (`ECONNREFUSED`), {@link ConnectionAbortedError} (`ECONNABORTED`).
+ * Python, some errnos make one of its subclasses: {@link ConnectionResetError} (`ECONNRESET`),
+ * {@link BrokenPipeError} (`EPIPE`, `ESHUTDOWN`), {@link ConnectionRefusedError} (`ECONNREFUSED`),
+ * {@link ConnectionAbortedError} (`ECONNABORTED`), {@link FileNotFoundError} (`ENOENT`), {@link PermissionError}
+ * (`EACCES`, `EPERM`), {@link ProcessLookupError} (`ESRCH`).
  */
 export const OSError = makeError('ERR_LOOPWORK_OS_ERROR', 'OSError', Error);
 /** Python's `ConnectionError`: the base of the connection errors below. */
@@ -225,6 +226,13 @@ export const ConnectionAbortedError = makeError(
   ConnectionError,
 );
 
+/** Python's `FileNotFoundError`: no such file or directory (`ENOENT`), e.g. a Unix socket path that is not there. */
+export const FileNotFoundError = makeError('ERR_LOOPWORK_FILE_NOT_FOUND', 'FileNotFoundError', OSError);
+/** Python's `PermissionError`: the operation is not permitted (`EACCES`, `EPERM`). */
+export const PermissionError = makeError('ERR_LOOPWORK_PERMISSION', 'PermissionError', OSError);
+/** Python's `ProcessLookupError`: no such process (`ESRCH`), e.g. a signal to a child that has been reaped. */
+export const ProcessLookupError = makeError('ERR_LOOPWORK_PROCESS_LOOKUP', 'ProcessLookupError', OSError);
+
 /** The fields an `OSError` made from a system error carries. */
 export interface OSErrorFields extends Partial<SystemErrorLike> {
   /** The address involved, when Node gave one. */
@@ -245,6 +253,13 @@ function osErrorClass(code: unknown): typeof OSError {
       return ConnectionRefusedError;
     case 'ECONNABORTED':
       return ConnectionAbortedError;
+    case 'ENOENT':
+      return FileNotFoundError;
+    case 'EACCES':
+    case 'EPERM':
+      return PermissionError;
+    case 'ESRCH':
+      return ProcessLookupError;
     default:
       return OSError;
   }

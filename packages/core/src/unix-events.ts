@@ -23,7 +23,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, NativeUnavailableError, RuntimeError, ValueError } from './errors.js';
+import { InvalidArgTypeError, NativeUnavailableError, RuntimeError, ValueError, osErrorFrom } from './errors.js';
 import type { Future } from './futures.js';
 import { cancellableWait } from './futures.js';
 import * as native from './native.js';
@@ -393,7 +393,7 @@ export class UnixSubprocessTransport implements SubprocessTransport {
    * Sends `signal` to the child; nothing happens once it has exited.
    *
    * @param signal - a number or a name, e.g. `'SIGTERM'`.
-   * @throws SystemError `ESRCH` (asyncio's `ProcessLookupError`) after the transport was finished.
+   * @throws ProcessLookupError (`ESRCH`) after the transport was finished, as asyncio's.
    */
   sendSignal(signal: number | NodeJS.Signals): void {
     this.#checkProc().kill(signal);
@@ -410,7 +410,7 @@ export class UnixSubprocessTransport implements SubprocessTransport {
   }
 
   #checkProc(): ChildProcess {
-    if (this._proc === null) throw native.systemError(osConstants.errno.ESRCH, 'kill');
+    if (this._proc === null) throw osErrorFrom(native.systemError(osConstants.errno.ESRCH, 'kill'));
     return this._proc;
   }
 

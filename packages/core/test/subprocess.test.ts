@@ -18,6 +18,7 @@ import { ChildProcess, execFileSync } from 'node:child_process';
 import {
   DEVNULL,
   InvalidArgTypeError,
+  ProcessLookupError,
   STDOUT,
   SubprocessProtocol,
   UnixSubprocessTransport,
@@ -283,7 +284,13 @@ describe('subprocessExec', () => {
         await protocol.done;
         assert.equal(transport.getReturncode(), expected, name);
         // After the end: the process is gone (asyncio's ProcessLookupError).
-        assert.throws(() => transport.kill(), { code: 'ESRCH' });
+        assert.throws(
+          () => transport.kill(),
+          (e: unknown) =>
+            ProcessLookupError.isInstance(e) &&
+            (e as Error & { code: string }).code === 'ESRCH' &&
+            (e as Error).message === '[Errno 3] No such process',
+        );
       }
     });
   });

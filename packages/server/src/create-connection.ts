@@ -360,9 +360,11 @@ function connectError(err: unknown, target: ConnectTarget): Error {
   if (e.syscall === 'bind' && target.kind === 'inet' && target.local !== null) {
     return osErrorFrom(err, `error while attempting to bind on address ${formatAddress(target.local)}: ${strerror(e)}`);
   }
-  const where = target.kind === 'inet' ? target.address : target.path;
+  // A Unix socket's connect fails at once, and asyncio raises its OSError as it is: `[Errno 2] No such file or
+  // directory` (FileNotFoundError).
+  if (target.kind === 'unix') return osErrorFrom(err);
   const errno = typeof e.errno === 'number' ? Math.abs(e.errno) : 0;
-  return osErrorFrom(err, `[Errno ${errno}] Connect call failed ${formatAddress(where)}`);
+  return osErrorFrom(err, `[Errno ${errno}] Connect call failed ${formatAddress(target.address)}`);
 }
 
 /**

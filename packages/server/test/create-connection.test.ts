@@ -10,6 +10,7 @@ import {
   AF_INET6,
   CancelledError,
   ExceptionGroup,
+  FileNotFoundError,
   InvalidArgTypeError,
   IPPROTO_TCP,
   OSError,
@@ -441,8 +442,10 @@ test('createUnixConnection: path, sock, and the errors of a missing path', (t) =
     await assert.rejects(
       loop.createUnixConnection(() => new Echo(), missing),
       (e: Error) => {
+        // asyncio: FileNotFoundError(2, 'No such file or directory'), an OSError.
+        assert.ok(FileNotFoundError.isInstance(e) && OSError.isInstance(e));
         assert.equal((e as NodeJS.ErrnoException).code, 'ENOENT');
-        assert.equal(e.message, `[Errno 2] Connect call failed '${missing}'`);
+        assert.equal(e.message, '[Errno 2] No such file or directory');
         return true;
       },
     );
