@@ -268,9 +268,14 @@ function osErrorClass(code: unknown): typeof OSError {
 /** libuv's errors by number (`getSystemErrorMap()` builds a new Map at each call: read once). */
 let systemErrors: Map<number, [string, string]> | null = null;
 
+/** @internal libuv's errors: negative errno → `[name, text]` (`-98` → `['EADDRINUSE', 'address already in use']`). */
+export function systemErrorMap(): ReadonlyMap<number, [string, string]> {
+  return (systemErrors ??= getSystemErrorMap());
+}
+
 /** @internal The libuv text for an errno name or number, lower case: `address already in use`. */
 export function strerror(err: { code?: unknown; errno?: unknown }): string {
-  const map = (systemErrors ??= getSystemErrorMap());
+  const map = systemErrorMap();
   if (typeof err.errno === 'number') {
     const hit = map.get(err.errno < 0 ? err.errno : -err.errno);
     if (hit !== undefined) return hit[1];

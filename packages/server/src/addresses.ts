@@ -6,8 +6,7 @@
  */
 import net from 'node:net';
 import type { AddrInfo, Address, BaseEventLoop } from '@loopwork/core';
-import { AF_INET, AF_INET6, AF_UNSPEC, IPPROTO_TCP, SOCK_STREAM, ValueError } from '@loopwork/core';
-import { OSError } from './errors.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, IPPROTO_TCP, OSError, SOCK_STREAM, ValueError } from '@loopwork/core';
 
 /**
  * @internal Reads a `family` option: 0 (any), `AF_INET`, `AF_INET6`, `AF_UNIX`, or Node's `4`/`6`.

@@ -27,20 +27,23 @@ import {
   ExceptionGroup,
   FdTransport,
   InvalidArgTypeError,
+  OSError,
   SOCK_STREAM,
   SocketTransport,
   TimeoutError,
   ValueError,
   extendEventLoop,
-  runCancellable,
   fdTransportEnabled,
   isSocket,
   native,
   netSocketOf,
+  osErrorFrom,
+  runCancellable,
+  strerror,
 } from '@loopwork/core';
 import type { Socket as CoreSocket } from '@loopwork/core';
 import { emptyAddrinfoError, ensureResolved, formatAddress, interleaveAddrinfos } from './addresses.js';
-import { OSError, isOSError, osErrorFrom, strerror } from './errors.js';
+import { isOSError } from './errors.js';
 import { checkOptions } from './options.js';
 import type { SSLContextLike } from './ssl.js';
 import { checkClientSsl, checkNotTlsSocket, tlsTransportFactory } from './ssl.js';

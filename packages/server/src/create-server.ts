@@ -22,12 +22,15 @@ import {
   AF_UNIX,
   AI_PASSIVE,
   InvalidArgTypeError,
+  OSError,
   SOCK_STREAM,
   ValueError,
   extendEventLoop,
   isSocket,
   native,
+  osErrorFrom,
   sleep,
+  strerror,
 } from '@loopwork/core';
 import type { Socket as CoreSocket } from '@loopwork/core';
 import { ensureResolved, formatAddress } from './addresses.js';
@@ -39,7 +42,7 @@ import {
   isOptionsArg,
   toConnectedSock,
 } from './create-connection.js';
-import { OSError, SocketOptionUnavailableError, osErrorCode, osErrorFrom, strerror } from './errors.js';
+import { SocketOptionUnavailableError, osErrorCode } from './errors.js';
 import { checkOptions } from './options.js';
 import type { Listener } from './server.js';
 import { NativeListener, NodeListener, Server } from './server.js';

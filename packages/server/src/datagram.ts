@@ -21,6 +21,7 @@ import {
   FlowControlTransport,
   IPPROTO_UDP,
   InvalidArgTypeError,
+  OSError,
   SOCK_DGRAM,
   SOCK_STREAM,
   ValueError,
@@ -44,7 +45,7 @@ import type {
   ProtocolFactory,
 } from '@loopwork/core';
 import { ensureResolved, formatAddress, normalizeFamily } from './addresses.js';
-import { OSError, SocketOptionUnavailableError } from './errors.js';
+import { SocketOptionUnavailableError } from './errors.js';
 
 /** What a datagram in the transport's queue counts for besides its bytes (asyncio's `_header_size`). */
 const HEADER_SIZE = 8;

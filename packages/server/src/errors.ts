@@ -7,12 +7,8 @@
  *
  * @module
  */
-import { getSystemErrorMap } from 'node:util';
-import { OSError, makeError, osErrorFrom } from '@loopwork/core';
+import { OSError, makeError, osErrorFrom, systemErrorMap } from '@loopwork/core';
 import type { OSErrorFields } from '@loopwork/core';
-
-export { OSError, errnoOf, osErrorFrom, strerror } from '@loopwork/core';
-export type { OSErrorFields } from '@loopwork/core';
 
 /**
  * A socket option this platform cannot set (Python's `NotImplementedError` in spirit): `reusePort` or
@@ -29,9 +25,8 @@ export const TLSUnavailableError = makeError('ERR_LOOPWORK_TLS_UNAVAILABLE', 'No
 
 /** @internal An `OSError` for an errno name (`EADDRINUSE`) without an underlying Node error. */
 export function osErrorCode(code: string, message: string, syscall?: string): Error & OSErrorFields {
-  const map = getSystemErrorMap();
   let errno: number | undefined;
-  for (const [n, [name]] of map) if (name === code) errno = n;
+  for (const [n, [name]] of systemErrorMap()) if (name === code) errno = n;
   const fields: Partial<OSErrorFields> = { code };
   if (errno !== undefined) fields.errno = errno;
   if (syscall !== undefined) fields.syscall = syscall;
