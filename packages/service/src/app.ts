@@ -855,11 +855,12 @@ export class App implements RequestHost, ReplyHost {
 
   #dispatch(ex: HttpExchange): void {
     const raw = ex.request;
-    const found = KNOWN_METHODS.has(raw.method) ? this.#router.find(raw.method as FindMyWay.HTTPMethod, raw.url) : null;
+    const known = KNOWN_METHODS.has(raw.method);
+    const found = known ? this.#router.find(raw.method as FindMyWay.HTTPMethod, raw.url) : null;
     let route: RouteRecord;
     let request: Request;
     if (found === null) {
-      route = KNOWN_METHODS.has(raw.method) ? this.#notFound : this.#notImplemented;
+      route = known ? this.#notFound : this.#notImplemented;
       request = new Request(this, ex, route, {}, {}, ++this.#seq);
     } else {
       route = (found.store as RouteRecord | null) ?? this.#noRouteRecord(found);
@@ -963,9 +964,11 @@ export class App implements RequestHost, ReplyHost {
     const metrics = this.#metrics;
     const seconds = (this.#lease?.loop.time() ?? performance.now() / 1000) - ex.startTime;
     if (metrics !== null && outcome === 'completed') {
-      // The catch-all records (404, 405, bad URLs) see every method: their cache is keyed by method too.
-      const method = KNOWN_METHODS.has(ex.request.method) ? ex.request.method : '_OTHER';
-      const key = route.method === '*' ? `${method} ${status}` : status;
+      // The catch-all records (404, 405, 501, bad URLs) see every method: their cache is keyed by method too, and
+      // they alone see methods no route can have, counted as one.
+      const catchAll = route.method === '*';
+      const method = catchAll && !KNOWN_METHODS.has(ex.request.method) ? '_OTHER' : ex.request.method;
+      const key = catchAll ? `${method} ${status}` : status;
       let m = route.metrics.get(key);
       if (m === undefined) {
         m = metrics.forRoute(method, route.url === '' ? '<unmatched>' : route.url, status);
