@@ -95,7 +95,23 @@ export class Task<T = unknown> extends Future<T> {
     this._context = options.context ?? copyContext();
     this._loop._checkClosed();
     this._loop._tasks.add(this as Task<unknown>);
-    this._loop._callSoonInternal(startTask, [this], this._context)._resumes = true;
+    if (typeof coro === 'function') {
+      this._loop._callSoonInternal(startTask, [this], this._context)._resumes = true;
+      return;
+    }
+    // A promise is handled now, not at the first step: one that fails before then (or after the task was
+    // cancelled unstarted) would otherwise be an unhandled rejection, which ends a Node process.
+    const step: PromiseStep = { started: false, settled: false, ok: false, value: undefined };
+    try {
+      coro.then(
+        (value) => promiseSettled(this as Task<unknown>, step, true, value),
+        (error: unknown) => promiseSettled(this as Task<unknown>, step, false, error),
+      );
+    } catch (error) {
+      // A thenable whose then() throws: the task fails with that at its first step.
+      promiseSettled(this as Task<unknown>, step, false, error);
+    }
+    this._loop._callSoonInternal(startPromiseTask, [this, step], this._context)._resumes = true;
   }
 
   /** The task's name. */
@@ -230,6 +246,34 @@ export class Task<T = unknown> extends Future<T> {
   }
 }
 
+/** Where the promise of a Task made from a promise is: whether the task took its first step, and the outcome. */
+interface PromiseStep {
+  started: boolean;
+  settled: boolean;
+  ok: boolean;
+  value: unknown;
+}
+
+/** The first step of a Task made from a promise: from now on the promise's outcome is the task's. */
+function startPromiseTask(task: Task<unknown>, step: PromiseStep): void {
+  if (task._state !== FutureState.PENDING) return;
+  step.started = true;
+  if (task._mustCancel) task._complete(undefined);
+  else if (step.settled) settleTask(task, step);
+}
+
+function promiseSettled(task: Task<unknown>, step: PromiseStep, ok: boolean, value: unknown): void {
+  step.settled = true;
+  step.ok = ok;
+  step.value = value;
+  if (step.started) settleTask(task, step);
+}
+
+function settleTask(task: Task<unknown>, step: PromiseStep): void {
+  if (step.ok) task._complete(step.value);
+  else task._fail(step.value);
+}
+
 function startTask(task: Task<unknown>): void {
   if (task._state !== FutureState.PENDING) return;
   if (task._mustCancel) {
@@ -237,10 +281,10 @@ function startTask(task: Task<unknown>): void {
     task._complete(undefined);
     return;
   }
-  const coro = task._coro;
+  const coro = task._coro as () => PromiseLike<unknown>;
   let promise: PromiseLike<unknown>;
   try {
-    promise = typeof coro === 'function' ? runInScope(task._context, task, coro) : coro;
+    promise = runInScope(task._context, task, coro);
     if (!isThenable(promise)) {
       throw new InvalidArgTypeError(
         `a coroutine function must return a promise, ${task._name}'s returned ${inspect(promise, { depth: 0 })}`,

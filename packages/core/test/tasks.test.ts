@@ -330,6 +330,77 @@ describe('exceptions nobody retrieved', () => {
   });
 });
 
+describe('a task made from a promise', () => {
+  /** Runs `body` and returns the rejections Node found unhandled meanwhile (each would end a real process). */
+  async function unhandledDuring(body: () => Promise<void>): Promise<unknown[]> {
+    const seen: unknown[] = [];
+    const listener = (reason: unknown): void => void seen.push(reason);
+    process.on('unhandledRejection', listener);
+    try {
+      await body();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      process.off('unhandledRejection', listener);
+    }
+    return seen;
+  }
+
+  test('a promise already rejected fails the task, and its rejection counts as handled', async () => {
+    const caught: unknown[] = [];
+    const unhandled = await unhandledDuring(() =>
+      withLoop(async (loop) => {
+        const boom = new Error('early');
+        try {
+          await loop.createTask(Promise.reject(boom));
+        } catch (e) {
+          caught.push(e);
+        }
+        try {
+          await waitFor(Promise.reject(new Error('in waitFor')), 5);
+        } catch (e) {
+          caught.push(e);
+        }
+        try {
+          await gather(Promise.reject(new Error('in gather')));
+        } catch (e) {
+          caught.push(e);
+        }
+      }),
+    );
+    assert.deepEqual(
+      caught.map((e) => (e as Error).message),
+      ['early', 'in waitFor', 'in gather'],
+    );
+    assert.deepEqual(unhandled, []);
+  });
+
+  test('a promise that rejects after its task was cancelled unstarted is handled too', async () => {
+    let task: Task<unknown> | null = null;
+    const unhandled = await unhandledDuring(() =>
+      withLoop(async (loop) => {
+        let reject: (e: Error) => void = () => {};
+        const p = new Promise<never>((_resolve, r) => (reject = r));
+        task = loop.createTask(p);
+        task.cancel();
+        await assert.rejects(async () => await task!, isCancelled);
+        reject(new Error('late'));
+        await sleep(0.01);
+      }),
+    );
+    assert.equal(task!.cancelled(), true);
+    assert.deepEqual(unhandled, []);
+  });
+
+  test('the outcome of a promise settled before the first step comes at that step, not before', () =>
+    withLoop(async (loop) => {
+      const t = loop.createTask(Promise.resolve(7));
+      await Promise.resolve();
+      await Promise.resolve();
+      assert.equal(t.done(), false, 'a task takes its first step on the next iteration');
+      assert.equal(await t, 7);
+    }));
+});
+
 describe('gather', () => {
   test('gives results in order, of futures, promises and coroutine functions', () =>
     withLoop(async () => {
