@@ -16,6 +16,7 @@
  */
 import type { ChildProcess, SpawnOptions, StdioOptions } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable, Stream } from 'node:stream';
 import { PassThrough } from 'node:stream';
@@ -100,6 +101,23 @@ const SUBPROCESS_OPTIONS = new Set<string>([
   'errors',
   'text',
 ]);
+
+/** The signal numbers Node has names for (its `ChildProcess.kill()` refuses the others). */
+const NODE_SIGNAL_NUMBERS = new Set<number>(Object.values(osConstants.signals));
+
+/**
+ * A failed spawn as Python's `subprocess` raises it, the matching `OSError` subclass with the file in the message
+ * (`FileNotFoundError: [Errno 2] No such file or directory: 'prog'`): the working directory when that is what is
+ * missing, though Node's error names the program.
+ */
+function spawnError(error: Error, cwd: string | URL | undefined): Error {
+  const e = error as Error & { code?: unknown; errno?: unknown; path?: unknown };
+  if (typeof e.code !== 'string' || typeof e.errno !== 'number') return error;
+  let file = typeof e.path === 'string' ? e.path : null;
+  if (e.code === 'ENOENT' && cwd !== undefined && !existsSync(cwd)) file = String(cwd);
+  const plain = osErrorFrom(error);
+  return file === null ? plain : osErrorFrom(error, `${plain.message}: '${file}'`);
+}
 
 function checkSubprocessOptions(method: string, options: SubprocessOptions, expectShell: boolean): void {
   for (const key of Object.keys(options)) {
@@ -292,7 +310,7 @@ export class UnixSubprocessTransport implements SubprocessTransport {
       childEnds.length = 0;
       if (proc.pid === undefined) {
         // Node reports a failed spawn (ENOENT, EACCES...) on the next tick.
-        throw await new Promise<Error>((resolve) => proc.once('error', resolve));
+        throw spawnError(await new Promise<Error>((resolve) => proc.once('error', resolve)), spawnOptions.cwd);
       }
       this._proc = proc;
       this._pid = proc.pid;
@@ -393,10 +411,23 @@ export class UnixSubprocessTransport implements SubprocessTransport {
    * Sends `signal` to the child; nothing happens once it has exited.
    *
    * @param signal - a number or a name, e.g. `'SIGTERM'`.
-   * @throws ProcessLookupError (`ESRCH`) after the transport was finished, as asyncio's.
+   * @throws ProcessLookupError (`ESRCH`) after the transport was finished, as asyncio's; OSError (`EINVAL`) for a
+   * number that is no signal.
    */
   sendSignal(signal: number | NodeJS.Signals): void {
-    this.#checkProc().kill(signal);
+    const proc = this.#checkProc();
+    if (typeof signal !== 'number' || NODE_SIGNAL_NUMBERS.has(signal)) {
+      proc.kill(signal);
+      return;
+    }
+    // Node's kill() knows signals by name only: a real-time signal (34-64) or a bad number goes to kill(2) itself,
+    // unless the child has exited (Popen.send_signal polls first), when its pid may be another process's.
+    if (proc.exitCode !== null || proc.signalCode !== null || this._returncode !== null) return;
+    try {
+      process.kill(this._pid as number, signal);
+    } catch (error) {
+      throw osErrorFrom(error);
+    }
   }
 
   /** Sends SIGTERM to the child. */

@@ -10,14 +10,18 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { ChildProcess, execFileSync } from 'node:child_process';
 import {
   DEVNULL,
+  FileNotFoundError,
   InvalidArgTypeError,
+  OSError,
+  PermissionError,
   ProcessLookupError,
   STDOUT,
   SubprocessProtocol,
@@ -295,6 +299,24 @@ describe('subprocessExec', () => {
     });
   });
 
+  test('sendSignal with a signal Node has no name for: a real-time one is sent, a bad number is an OSError', async (t) => {
+    const { loop } = quietLoop(t);
+    await loop.runUntilComplete(async () => {
+      const [transport, protocol] = await loop.subprocessExec(() => new Recorder(loop), 'sleep', '30');
+      const started = loop.time();
+      assert.throws(
+        () => transport.sendSignal(999),
+        (e: unknown) => OSError.isInstance(e) && (e as { code: string }).code === 'EINVAL',
+      );
+      transport.sendSignal(40);
+      await protocol.done;
+      assert.ok(loop.time() - started < 10, 'SIGRTMIN+6 ended the child');
+      // Node's child-process layer reports a death by a signal it cannot name as an exit with status 0
+      // (docs/asyncio-differences.md); asyncio would say -40.
+      assert.equal(transport.getReturncode(), 0);
+    });
+  });
+
   test('close() kills a running child; connectionLost follows', async (t) => {
     const { loop } = quietLoop(t);
     await loop.runUntilComplete(async () => {
@@ -390,14 +412,30 @@ describe('bad arguments (asyncio messages)', () => {
     await assert.rejects(loop.subprocessShell(f, 'ls', { text: true }), { message: 'text must be False' });
   });
 
-  test('a program that does not exist: the spawn error', async (t) => {
+  test("a spawn that fails: Python's FileNotFoundError or PermissionError, naming the file", async (t) => {
     const { loop } = quietLoop(t);
+    const fails = (cls: { isInstance(e: unknown): boolean }, code: string, message: string) => (e: unknown) => {
+      assert.ok(cls.isInstance(e) && OSError.isInstance(e), String(e));
+      assert.equal((e as { code: string }).code, code);
+      assert.equal((e as Error).message, message);
+      return true;
+    };
     await loop.runUntilComplete(async () => {
+      const exec = (program: string, options = {}) => loop.subprocessExec(() => new Recorder(loop), program, options);
       await assert.rejects(
-        loop.subprocessExec(() => new Recorder(loop), 'no-such-program-loopwork'),
-        {
-          code: 'ENOENT',
-        },
+        exec('no-such-program-loopwork'),
+        fails(FileNotFoundError, 'ENOENT', "[Errno 2] No such file or directory: 'no-such-program-loopwork'"),
+      );
+      const notExecutable = join(mkdtempSync(join(tmpdir(), 'loopwork-spawn-')), 'data.txt');
+      writeFileSync(notExecutable, 'not a program\n', { mode: 0o644 });
+      await assert.rejects(
+        exec(notExecutable),
+        fails(PermissionError, 'EACCES', `[Errno 13] Permission denied: '${notExecutable}'`),
+      );
+      rmSync(dirname(notExecutable), { recursive: true });
+      await assert.rejects(
+        exec('pwd', { cwd: '/no/such/dir-loopwork' }),
+        fails(FileNotFoundError, 'ENOENT', "[Errno 2] No such file or directory: '/no/such/dir-loopwork'"),
       );
     });
   });
