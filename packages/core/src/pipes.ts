@@ -17,7 +17,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, ValueError, connectionError } from './errors.js';
+import { InvalidArgTypeError, ValueError, connectionError, osErrorFrom } from './errors.js';
 import type { Future } from './futures.js';
 import { setResultUnlessCancelled } from './futures.js';
 import type { Handle } from './handles.js';
@@ -53,8 +53,9 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** asyncio's `BrokenPipeError()` for a pipe whose reader left while data was still to be written. */
 function brokenPipeError(): Error {
-  return native.systemError(osConstants.errno.EPIPE, 'write');
+  return osErrorFrom(native.systemError(osConstants.errno.EPIPE, 'write'));
 }
 
 /** @internal */

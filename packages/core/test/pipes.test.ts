@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { BaseProtocol, LoopClosedError, Protocol, ValueError, newEventLoop } from '@loopwork/core';
+import { BaseProtocol, BrokenPipeError, LoopClosedError, Protocol, ValueError, newEventLoop } from '@loopwork/core';
 import type { BaseTransport, EventLoop, ExceptionContext, Future, ReadTransport } from '@loopwork/core';
 import { close, pipe, read, socketpair, write } from '../src/native.js';
 import { Lines, spawnFixture } from './fixtures/child-process.js';
@@ -304,7 +304,7 @@ describe('connectWritePipe on a file descriptor', () => {
     assert.deepEqual(errors, []);
   });
 
-  test('the read end closing with data still buffered: connectionLost(EPIPE)', async (t) => {
+  test('the read end closing with data still buffered: connectionLost(BrokenPipeError)', async (t) => {
     const { loop, errors } = quietLoop(t);
     const [r, w] = pipe();
     track(t, r, w);
@@ -314,7 +314,9 @@ describe('connectWritePipe on a file descriptor', () => {
       assert.ok(transport.getWriteBufferSize() > 0);
       close(r);
       const exc = await writer.lost;
+      assert.ok(BrokenPipeError.isInstance(exc), String(exc));
       assert.equal((exc as { code?: string } | null)?.code, 'EPIPE');
+      assert.equal((exc as Error).message, '[Errno 32] Broken pipe');
       // A broken pipe is an ordinary end: not reported to the exception handler.
       assert.deepEqual(errors, []);
       // Writing to a lost pipe is ignored.
