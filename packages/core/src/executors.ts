@@ -174,6 +174,39 @@ function codeOnly(source: string): string {
   );
 }
 
+/** The index just past the bracket that closes the one at `open` (`(`/`)` or `{`/`}`), or -1. */
+function pastClosing(code: string, open: number): number {
+  const o = code[open];
+  const c = o === '(' ? ')' : '}';
+  let depth = 0;
+  for (let i = open; i < code.length; i++) {
+    if (code[i] === o) depth++;
+    else if (code[i] === c && --depth === 0) return i + 1;
+  }
+  return -1;
+}
+
+/**
+ * `code` (from {@link codeOnly}) without the bodies of the functions and classes nested in it: a `this` there is
+ * their own, not the `this` of the code around the function that is sent.
+ */
+function withoutNestedThisScopes(code: string): string {
+  const scope = /(?<![.\w$])(?:function\b[\s*]*[\w$]*\s*(?=\()|class\b)/g;
+  let out = '';
+  let last = 0;
+  for (let m = scope.exec(code); m !== null; m = scope.exec(code)) {
+    let from = m.index + m[0].length;
+    if (m[0].startsWith('function')) from = pastClosing(code, from);
+    const open = from < 0 ? -1 : code.indexOf('{', from);
+    const end = open < 0 ? -1 : pastClosing(code, open);
+    if (end < 0) break;
+    out += `${code.slice(last, m.index)} `;
+    last = end;
+    scope.lastIndex = end;
+  }
+  return out + code.slice(last);
+}
+
 function compiles(expression: string): boolean {
   try {
     // Only parsed, never called: tells an expression (function, arrow) from a method's shorthand.
@@ -218,7 +251,7 @@ function toSendable(fn: unknown, method: string): Sendable {
     isMethod = true;
   }
   const isArrow = !isMethod && !/^(async\s+)?function\b/.test(source);
-  if ((isMethod || isArrow) && /\b(this|super)\b/.test(codeOnly(source))) {
+  if ((isMethod || isArrow) && /\b(this|super)\b/.test(withoutNestedThisScopes(codeOnly(source)))) {
     throw unsendable(
       isMethod
         ? 'it is a method that uses `this` or `super` (pass the data it needs as arguments instead)'

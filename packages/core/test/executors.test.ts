@@ -267,6 +267,41 @@ test('unsendable functions are refused at once with ERR_LOOPWORK_EXECUTOR_UNSEND
   });
 });
 
+test('an arrow function whose nested functions and classes use their own `this` is sent', async (t) => {
+  const ex = pool(t, new ThreadPoolExecutor({ maxWorkers: 1 }));
+  const withClass = (n: number): number => {
+    class Box {
+      v: number;
+      constructor(v: number) {
+        this.v = v;
+      }
+      twice(): number {
+        return this.v * 2;
+      }
+    }
+    return new Box(n).twice();
+  };
+  const withFunction = (n: number): number => {
+    const o = {
+      n,
+      get: function (): number {
+        return this.n + 1;
+      },
+    };
+    return o.get();
+  };
+  assert.equal(await ex.submit(withClass, 21), 42);
+  assert.equal(await ex.submit(withFunction, 6), 7);
+  const self = {
+    n: 1,
+    get(): () => number {
+      // A nested arrow still sees the `this` around the sent function.
+      return () => [1].map(() => this.n)[0]!;
+    },
+  };
+  assert.throws(() => ex.submit(self.get()), /arrow function that uses the `this`/);
+});
+
 test('arguments or a result that cannot be cloned fail the future with ERR_LOOPWORK_EXECUTOR_UNSENDABLE', async (t) => {
   const ex = pool(t, new ThreadPoolExecutor({ maxWorkers: 1 }));
   await assert.rejects(
