@@ -38,6 +38,9 @@ export const SOCK_RAW = 3;
 export const IPPROTO_TCP = 6;
 /** Protocol: UDP. */
 export const IPPROTO_UDP = 17;
+/** `SOCK_SEQPACKET` (exported by the socket module) and SCTP's protocol number, for glibc's table below. */
+const SOCK_SEQPACKET = 5;
+const IPPROTO_SCTP = 132;
 /** `getaddrinfo` flag: the host `null` means the wildcard address (for binding), not the loopback. */
 export const AI_PASSIVE = 1;
 /** `getaddrinfo` flag: put the canonical name into the first result. */
@@ -175,9 +178,9 @@ export type AddrInfo = [family: number, type: number, proto: number, canonname: 
 export interface GetaddrinfoOptions {
   /** `AF_UNSPEC` (default), `AF_INET` or `AF_INET6`. */
   family?: number;
-  /** `0` (default: every type), `SOCK_STREAM`, `SOCK_DGRAM` or `SOCK_RAW`. */
+  /** `0` (default: every type), `SOCK_STREAM`, `SOCK_DGRAM`, `SOCK_RAW` or `SOCK_SEQPACKET` (SCTP). */
   type?: number;
-  /** `0` (default), `IPPROTO_TCP`, `IPPROTO_UDP`, or (with `SOCK_RAW`) any protocol number. */
+  /** `0` (default), `IPPROTO_TCP`, `IPPROTO_UDP`, 132 (SCTP), or (with `SOCK_RAW`) any protocol number. */
   proto?: number;
   /** A bitwise or of `AI_*` flags. */
   flags?: number;
@@ -248,16 +251,22 @@ interface TypeProto {
   readonly anyProto: boolean;
   /** No service (port) may be given with this type. */
   readonly noService: boolean;
+  /** Only in the answer to a query for this type or protocol. */
+  readonly asked?: boolean;
 }
 
+/** glibc's table of socket types and protocols, in its order (SCTP only when the query asks for it). */
 const TYPE_PROTOS: readonly TypeProto[] = [
   { type: SOCK_STREAM, proto: IPPROTO_TCP, name: 'tcp', anyProto: false, noService: false },
   { type: SOCK_DGRAM, proto: IPPROTO_UDP, name: 'udp', anyProto: false, noService: false },
+  { type: SOCK_STREAM, proto: IPPROTO_SCTP, name: 'sctp', anyProto: false, noService: false, asked: true },
+  { type: SOCK_SEQPACKET, proto: IPPROTO_SCTP, name: 'sctp', anyProto: false, noService: false, asked: true },
   { type: SOCK_RAW, proto: 0, name: 'raw', anyProto: true, noService: true },
 ];
 
+/** The flags glibc takes: the standard ones, and its IDN flags `AI_IDN`…`AI_IDN_USE_STD3_ASCII_RULES` (0x40-0x200). */
 const KNOWN_AI_FLAGS =
-  AI_PASSIVE | AI_CANONNAME | AI_NUMERICHOST | AI_V4MAPPED | AI_ALL | AI_ADDRCONFIG | AI_NUMERICSERV | 0x40 | 0x80;
+  AI_PASSIVE | AI_CANONNAME | AI_NUMERICHOST | AI_V4MAPPED | AI_ALL | AI_ADDRCONFIG | AI_NUMERICSERV | 0x3c0;
 
 /** `[type, proto, port]` for each socket type the query gives, in glibc's order. */
 async function resolveService(
@@ -272,8 +281,12 @@ async function resolveService(
     // glibc reads the decimal text Python makes of the number and keeps its low 16 bits.
     numeric = port < 0 ? null : port % 65536;
     if (port < 0) name = String(port);
-  } else if (port !== null && port !== '') {
-    if (/^\d+$/.test(port)) numeric = Number(BigInt(port) % 65536n);
+  } else if (port === '') {
+    numeric = 0;
+  } else if (port !== null) {
+    // strtoul's form: leading white space and a plus sign are allowed (a minus sign is not, for glibc).
+    const digits = /^[ \t\n\v\f\r]*\+?(\d+)$/.exec(port);
+    if (digits !== null) numeric = Number(BigInt(digits[1] as string) % 65536n);
     else name = port;
   }
   const hasService = numeric !== null || name !== null;
@@ -294,7 +307,7 @@ async function resolveService(
   }
   const out: [number, number, number][] = [];
   for (const tp of TYPE_PROTOS) {
-    if (name !== null && tp.noService) continue;
+    if ((name !== null && tp.noService) || tp.asked === true) continue;
     const p = portFor(tp);
     if (p !== null) out.push([tp.type, tp.proto, p]);
   }
@@ -452,7 +465,7 @@ export async function getaddrinfo(
   const flags = checkInt(options.flags ?? 0, 'flags');
 
   // glibc's order of checks.
-  if (host === null && (port === null || port === '')) throw gaiError('EAI_NONAME', 'getaddrinfo');
+  if (host === null && port === null) throw gaiError('EAI_NONAME', 'getaddrinfo');
   if ((flags & ~KNOWN_AI_FLAGS) !== 0) throw gaiError('EAI_BADFLAGS', 'getaddrinfo', host);
   if ((flags & AI_CANONNAME) !== 0 && host === null) throw gaiError('EAI_BADFLAGS', 'getaddrinfo');
   if (family !== AF_UNSPEC && family !== AF_INET && family !== AF_INET6) {
@@ -565,7 +578,7 @@ export async function getnameinfo(sockaddr: InetAddress, flags = 0): Promise<[ho
   let scope = '';
   if (numeric.family === AF_INET6 && scopeGiven !== 0) {
     const name = isLinkLocal(numeric.address) ? await interfaceName(scopeGiven) : null;
-    scope = `%${name ?? scopeGiven}`;
+    scope = `%${name ?? scopeGiven >>> 0}`;
   }
   const numericHost = numeric.address + scope;
   let hostName = numericHost;

@@ -151,6 +151,15 @@ test('getaddrinfo gives the 5-tuples Python gives, for the same inputs', async (
     ['127.0.0.1', 80, { flags: 0xffff }],
     ['', 80, {}],
     ['no-such-host.invalid', 80, {}],
+    [null, '', {}],
+    ['localhost', ' 80', { type: SOCK_STREAM }],
+    ['localhost', '+80', { type: SOCK_STREAM }],
+    ['localhost', '-1', { type: SOCK_STREAM }],
+    ['localhost', '80 ', { type: SOCK_STREAM }],
+    ['localhost', 80, { type: 5 }],
+    ['localhost', 80, { proto: 132 }],
+    ['localhost', 80, { flags: 0x100 | 0x200 }],
+    ['localhost', 80, { flags: 0x800 }],
   ];
   const expected = await python(PY_GETADDRINFO, cases);
   for (const [i, [host, port, options]] of cases.entries()) {
@@ -210,6 +219,7 @@ test('getnameinfo gives what Python gives, for the same inputs', async () => {
     [['192.0.2.1', 80], 0],
     [['192.0.2.1', 80], NI_NAMEREQD],
     [['localhost', 80], 0],
+    [['::1', 80, 0, -1], NI_NUMERICHOST | NI_NUMERICSERV],
   ];
   const expected = await python(PY_GETNAMEINFO, cases);
   for (const [i, [sockaddr, flags]] of cases.entries()) {
