@@ -85,7 +85,6 @@ const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
 const SHUT_WR = 1;
 const EPIPE = 32;
-const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
 /** Reads start at addresses that are multiples of this (see the module's documentation). */
 const READ_ALIGN = 4096;
@@ -174,37 +173,6 @@ export interface FdTransportOptions extends BaseSocketTransportOptions {
 }
 
 /**
- * The `getExtraInfo('socket')` view of an {@link FdTransport}'s socket: a `TransportSocket` that knows when the
- * transport has closed the fd (its number may be reused by then).
- */
-class FdTransportSocket extends TransportSocket {
-  readonly #transport: FdTransport;
-
-  constructor(transport: FdTransport, known: { sockname?: Address | null; peername?: Address | null; family: number }) {
-    super(transport._fileno, known);
-    this.#transport = transport;
-  }
-
-  override fileno(): number {
-    return this.#transport._fd;
-  }
-
-  override getsockname(): Address | null {
-    return this.fileno() < 0 ? (this._known.sockname ?? null) : super.getsockname();
-  }
-
-  override getpeername(): Address | null {
-    return this.fileno() < 0 ? (this._known.peername ?? null) : super.getpeername();
-  }
-
-  /** @internal */
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    if (this.fileno() < 0) return '<TransportSocket [closed]>';
-    return (TransportSocket.prototype as unknown as Record<symbol, () => string>)[INSPECT]!.call(this);
-  }
-}
-
-/**
  * A stream transport on a connected non-blocking socket fd (TCP or Unix), polled with the native addon.
  *
  * Made by the loop's connection methods, never by user code. It owns the fd: it closes it once the connection is
@@ -242,7 +210,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
   /** @internal */
   readonly _family: number;
   /** @internal */
-  _socketView: FdTransportSocket | null = null;
+  _socketView: TransportSocket | null = null;
 
   /**
    * Wraps a connected socket fd. The protocol's `connectionMade` is scheduled with `callSoon`, reading starts
@@ -310,7 +278,8 @@ export class FdTransport extends BaseSocketTransport implements Transport {
         };
         if (this._extra.sockname !== undefined) known.sockname = this._extra.sockname as Address | null;
         if (this._extra.peername !== undefined) known.peername = this._extra.peername as Address | null;
-        this._socketView = new FdTransportSocket(this, known);
+        // Told the fd at each call: -1 once the transport has closed it (its number may be reused by then).
+        this._socketView = new TransportSocket(() => this._fd, known);
       }
       return this._socketView ?? defaultValue;
     }
@@ -345,8 +314,9 @@ export class FdTransport extends BaseSocketTransport implements Transport {
   /**
    * Writes bytes; never blocks. The kernel gets them at once when nothing is buffered; what it does not take is
    * buffered (not copied: do not change the buffer afterwards), and the protocol's `pauseWriting()` is called
-   * when the buffer goes over the high-water mark. Writes after the connection is closed or lost are dropped (a
-   * warning is logged from the fifth on).
+   * when the buffer goes over the high-water mark. After `close()`, writes join the buffer while it is still
+   * being flushed, as asyncio's do; once it is empty, or the connection is lost, they are dropped (a warning is
+   * logged from the fifth on).
    *
    * @throws TypeError when `data` is not bytes; RuntimeError after `writeEof()`.
    */
@@ -355,7 +325,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
     this._checkWritable('write');
     const len = data.byteLength;
     if (len === 0) return;
-    if (this._closing) {
+    if (this._closing && (this._bufferSize === 0 || this._lostScheduled)) {
       this._droppedWrite();
       return;
     }
@@ -388,7 +358,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
     const items = this._writelinesItems(list);
     const parts = items.filter((item) => item.byteLength > 0);
     if (parts.length === 0) return;
-    if (this._closing) {
+    if (this._closing && (this._bufferSize === 0 || this._lostScheduled)) {
       this._droppedWrite();
       return;
     }

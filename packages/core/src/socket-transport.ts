@@ -14,12 +14,13 @@
  * @module
  */
 import type * as net from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import type { BaseSocketTransportOptions, BufferedLike, StreamLike } from './base-socket-transport.js';
 import { BaseSocketTransport } from './base-socket-transport.js';
 import { enterScope, exitScope } from './context.js';
-import { RuntimeError, ValueError, connectionError } from './errors.js';
+import { RuntimeError, ValueError, connectionError, osErrorFrom } from './errors.js';
 import {
   getpeername,
   getsockname,
@@ -28,6 +29,7 @@ import {
   nativeAvailable,
   setsockopt,
   shutdown,
+  systemError,
 } from './native.js';
 import type { Address, BaseProtocol } from './protocols.js';
 import { protocolBuffer } from './protocols.js';
@@ -95,16 +97,17 @@ function nativeAddress(fd: number, which: 'sock' | 'peer'): Address | null {
  */
 export class TransportSocket {
   /** @internal */
-  readonly _sock: net.Socket | net.Server | number;
+  readonly _sock: net.Socket | net.Server | number | (() => number);
   /** @internal addresses known from elsewhere (a Unix path the socket was bound to). */
   readonly _known: { sockname?: Address | null; peername?: Address | null; family?: number };
 
   /**
-   * @param sock - a Node socket, a Node server, or the fd of a socket made by the native addon.
+   * @param sock - a Node socket, a Node server, the fd of a socket made by the native addon, or a function that
+   *   tells that fd, -1 once it is closed (so that a view kept after the close cannot act on a reused number).
    * @param known - addresses known from elsewhere, used when the socket cannot tell them.
    */
   constructor(
-    sock: net.Socket | net.Server | number,
+    sock: net.Socket | net.Server | number | (() => number),
     known: { sockname?: Address | null; peername?: Address | null; family?: number } = {},
   ) {
     this._sock = sock;
@@ -113,16 +116,18 @@ export class TransportSocket {
 
   /** The file descriptor, or -1 once the socket is closed. */
   fileno(): number {
-    return typeof this._sock === 'number' ? this._sock : nodeFd(this._sock);
+    const s = this._sock;
+    if (typeof s === 'number') return s;
+    return typeof s === 'function' ? s() : nodeFd(s);
   }
 
   /** The address family: `AF_INET` (2), `AF_INET6` (10 on Linux) or `AF_UNIX` (1). */
   get family(): number {
     if (this._known.family !== undefined) return this._known.family;
     const s = this._sock;
-    if (typeof s === 'number') {
+    if (typeof s === 'number' || typeof s === 'function') {
       try {
-        return getSocketFamily(s);
+        return getSocketFamily(this.fileno());
       } catch {
         return 0;
       }
@@ -145,7 +150,9 @@ export class TransportSocket {
   /** The socket's own address, in asyncio's shape; `null` when it cannot be known. */
   getsockname(): Address | null {
     const s = this._sock;
-    if (typeof s === 'number') return nativeAddress(s, 'sock') ?? this._known.sockname ?? null;
+    if (typeof s === 'number' || typeof s === 'function') {
+      return nativeAddress(this.fileno(), 'sock') ?? this._known.sockname ?? null;
+    }
     if ('remotePort' in s || 'remoteAddress' in s) {
       const sock = s as net.Socket;
       if (!isUnixSocket(sock)) {
@@ -164,7 +171,9 @@ export class TransportSocket {
   /** The peer's address, in asyncio's shape; `null` for a listening socket or when it cannot be known. */
   getpeername(): Address | null {
     const s = this._sock;
-    if (typeof s === 'number') return nativeAddress(s, 'peer') ?? this._known.peername ?? null;
+    if (typeof s === 'number' || typeof s === 'function') {
+      return nativeAddress(this.fileno(), 'peer') ?? this._known.peername ?? null;
+    }
     if (!('remotePort' in s || 'remoteAddress' in s)) return null;
     const sock = s as net.Socket;
     if (!isUnixSocket(sock)) {
@@ -182,7 +191,7 @@ export class TransportSocket {
    * @returns its value.
    */
   getsockopt(level: number, optname: number): number {
-    return getsockopt(this.fileno(), level, optname);
+    return getsockopt(this.#open('getsockopt'), level, optname);
   }
 
   /**
@@ -193,7 +202,7 @@ export class TransportSocket {
    * @param value - the value; booleans are 1 and 0.
    */
   setsockopt(level: number, optname: number, value: number | boolean): void {
-    setsockopt(this.fileno(), level, optname, value);
+    setsockopt(this.#open('setsockopt'), level, optname, value);
   }
 
   /**
@@ -202,7 +211,14 @@ export class TransportSocket {
    * @param how - `SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`.
    */
   shutdown(how: number): void {
-    shutdown(this.fileno(), how);
+    shutdown(this.#open('shutdown'), how);
+  }
+
+  /** The fd, or Python's `OSError: [Errno 9] Bad file descriptor` once the socket is closed. */
+  #open(syscall: string): number {
+    const fd = this.fileno();
+    if (fd < 0) throw osErrorFrom(systemError(osConstants.errno.EBADF, syscall));
+    return fd;
   }
 
   /** Always 0: a transport's socket is non-blocking. */

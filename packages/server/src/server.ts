@@ -144,7 +144,8 @@ export class NativeListener implements Listener {
   }
 
   view(): TransportSocket {
-    return new TransportSocket(this.fd, { sockname: this.#sockname });
+    // Told the fd at each call: -1 once closed, so that a view kept after close() acts on no other socket.
+    return new TransportSocket(() => (this.#closed ? -1 : this.fd), { sockname: this.#sockname });
   }
 
   start(backlog: number): void {

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
-import { CancelledError, Protocol, RuntimeError, TransportSocket, native, sleep } from '@loopwork/server';
+import { CancelledError, OSError, Protocol, RuntimeError, TransportSocket, native, sleep } from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, Transport, Server } from '@loopwork/server';
 import { Recorder, nodeClient, portOf, readAll, runCommand, runLoop, settle } from './helpers.js';
 
@@ -188,10 +188,23 @@ test('sockets are read-only views, empty once closed; getLoop; inspect', () =>
       inspect(server),
       /^<Server sockets=\[<TransportSocket fd=\d+, family=2, type=1, proto=6, laddr=\('127\.0\.0\.1', \d+\)>\]>$/,
     );
+    const kept = socks[0]!;
     server.close();
     assert.deepEqual(server.sockets, []);
     assert.equal(inspect(server), '<Server sockets=[]>');
     await server.waitClosed();
+    // A view kept after the close acts on no socket, even one that reuses the fd's number (Python: EBADF).
+    const other = await loop.createServer(() => new Protocol(), '127.0.0.1', 0);
+    assert.equal(kept.fileno(), -1);
+    assert.throws(
+      () => kept.shutdown(native.constants.SHUT_RDWR),
+      (e: unknown) => OSError.isInstance(e) && (e as { code?: string }).code === 'EBADF',
+    );
+    assert.throws(() => kept.setsockopt(native.constants.SOL_SOCKET, native.constants.SO_KEEPALIVE, 1), {
+      code: 'EBADF',
+    });
+    other.close();
+    await other.waitClosed();
   }));
 
 test('await using closes the server and waits for its connections', () =>
