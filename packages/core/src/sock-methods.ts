@@ -18,7 +18,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { AF_INET, AF_INET6 } from './dns.js';
-import { InvalidArgTypeError, ValueError } from './errors.js';
+import { InvalidArgTypeError, ValueError, connectionError, osErrorFrom } from './errors.js';
 import type { Future } from './futures.js';
 import type { Handle } from './handles.js';
 import type { SocketAddress, SocketAddressLike } from './native.js';
@@ -115,16 +115,20 @@ function byteView(view: ArrayBufferView): Uint8Array {
   return view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
+/** What `sockConnect` takes: an address, or `[host, port]` with the port as a string (a number or a service). */
+export type ConnectAddress = SocketAddressLike | readonly [host: string, port: string];
+
 /** Whether `address` names its host (asyncio's `_ensure_resolved` then calls `getaddrinfo`). */
-function needsResolving(address: SocketAddressLike): boolean {
+function needsResolving(address: ConnectAddress): boolean {
   if (!Array.isArray(address)) return false;
   const host: unknown = address[0];
   if (typeof host !== 'string') throw new InvalidArgTypeError(`host must be a string, got ${inspect(host)}`);
-  return host !== '' && numericHostFamily(host) === null;
+  // A service name or a numeric string as the port is resolved too, as asyncio's getaddrinfo() does.
+  return (host !== '' && numericHostFamily(host) === null) || typeof address[1] === 'string';
 }
 
 /** asyncio's `_ensure_resolved` for `sockConnect`: the first address `getaddrinfo` gives for a host name. */
-async function resolveFor(loop: BaseEventLoop, sock: Socket, address: SocketAddressLike): Promise<SocketAddressLike> {
+async function resolveFor(loop: BaseEventLoop, sock: Socket, address: ConnectAddress): Promise<SocketAddressLike> {
   const [host, port] = address as readonly [string, number | string, ...unknown[]];
   const infos = await loop.getaddrinfo(host, port as number | string, {
     family: sock.family,
@@ -150,7 +154,7 @@ function operation<T>(loop: BaseEventLoop, start: (fut: Future<T>) => void): Fut
   try {
     start(fut);
   } catch (err) {
-    if (!fut.done()) fut.setException(err);
+    if (!fut.done()) fut.setException(connectionError(err));
   }
   return fut;
 }
@@ -161,6 +165,11 @@ extendEventLoop({
       checkSock(this, sock);
       checkNbytes(n, 'sockRecv');
       const fd = sock._fd('recv');
+      // recv(2) of 0 bytes would wait for data (EAGAIN): Python answers b'' at once, without the syscall.
+      if (n === 0) {
+        fut.setResult(Buffer.alloc(0));
+        return;
+      }
       const [buf, shared] = recvBuffer(n);
       const got = native.recv(fd, buf, 0, n, 0);
       if (got >= 0) fut.setResult(received(buf, got, shared));
@@ -173,6 +182,10 @@ extendEventLoop({
       checkSock(this, sock);
       const view = byteView(checkData(buf, 'sockRecvInto'));
       const fd = sock._fd('recv');
+      if (view.byteLength === 0) {
+        fut.setResult(0);
+        return;
+      }
       const got = native.recv(fd, view, 0, view.byteLength, 0);
       if (got >= 0) fut.setResult(got);
       else waitReadable(this, fd, fut, sockRecvIntoReady, sock, view);
@@ -234,7 +247,7 @@ extendEventLoop({
     });
   },
 
-  sockConnect(this: BaseEventLoop, sock: Socket, address: SocketAddressLike): Future<void> {
+  sockConnect(this: BaseEventLoop, sock: Socket, address: ConnectAddress): Future<void> {
     try {
       checkSock(this, sock);
       if ((sock.family === AF_INET || sock.family === AF_INET6) && needsResolving(address)) {
@@ -249,7 +262,8 @@ extendEventLoop({
         throw err;
       });
     }
-    return startConnect(this, sock, address);
+    // A string port was resolved above (on an IP socket; elsewhere connect() refuses the tuple).
+    return startConnect(this, sock, address as SocketAddressLike);
   },
 
   sockAccept(this: BaseEventLoop, sock: Socket): Future<[Socket, SocketAddress | null]> {
@@ -282,7 +296,7 @@ function attempt<T>(fut: Future<T>, fn: () => T | undefined): void {
   try {
     result = fn();
   } catch (err) {
-    fut.setException(err);
+    fut.setException(connectionError(err));
     return;
   }
   if (result !== undefined) fut.setResult(result);
@@ -327,7 +341,7 @@ function sockSendallReady(fut: Future<void>, sock: Socket, view: Uint8Array, pos
   try {
     n = native.send(sock._fd('send'), view, start, view.byteLength - start, 0);
   } catch (err) {
-    fut.setException(err);
+    fut.setException(connectionError(err));
     return;
   }
   if (n < 0) return;
@@ -348,13 +362,12 @@ function sockConnectReady(fut: Future<void>, sock: Socket, address: SocketAddres
     const err = native.getSocketError(sock._fd('connect'));
     if (err === osConstants.errno.EINPROGRESS || err === osConstants.errno.EINTR) return;
     if (err !== 0) {
-      const exc = native.systemError(err, 'connect');
-      exc.message = `Connect call failed ${formatSocketAddress(address)}: ${exc.message}`;
-      fut.setException(exc);
+      const cause = native.systemError(err, 'connect');
+      fut.setException(osErrorFrom(cause, `[Errno ${err}] Connect call failed ${formatSocketAddress(address)}`));
       return;
     }
   } catch (err) {
-    fut.setException(err);
+    fut.setException(connectionError(err));
     return;
   }
   fut.setResult(undefined);
@@ -383,7 +396,7 @@ declare module './base-event-loop.js' {
      * @param n - the most bytes to take.
      * @returns the bytes; empty at EOF.
      * @throws ValueError `the socket must be non-blocking` in debug mode; RuntimeError for a transport's fd;
-     *   SystemError (`ECONNRESET`...).
+     *   an `OSError` of the errno's class (`ConnectionResetError` for `ECONNRESET`...).
      * @example
      * const data = await loop.sockRecv(sock, 65536);
      */
@@ -419,7 +432,7 @@ declare module './base-event-loop.js' {
      *
      * @param sock - a non-blocking connected {@link Socket}.
      * @param data - the bytes.
-     * @throws SystemError `EPIPE`, `ECONNRESET`...
+     * @throws BrokenPipeError (`EPIPE`), ConnectionResetError (`ECONNRESET`)...
      */
     sockSendall(sock: Socket, data: ArrayBufferView): Future<void>;
     /**
@@ -437,10 +450,10 @@ declare module './base-event-loop.js' {
      *
      * @param sock - a non-blocking {@link Socket}.
      * @param address - `[host, port]` (a name or a numeric host), or a Unix path.
-     * @throws SystemError `ECONNREFUSED`... with message `Connect call failed ('127.0.0.1', 1): connect
-     *   ECONNREFUSED`; GaiError for a name that does not resolve.
+     * @throws ConnectionRefusedError (an `OSError`)... with asyncio's message `[Errno 111] Connect call failed
+     *   ('127.0.0.1', 1)`; GaiError for a name that does not resolve.
      */
-    sockConnect(sock: Socket, address: SocketAddressLike): Future<void>;
+    sockConnect(sock: Socket, address: ConnectAddress): Future<void>;
     /**
      * Accepts a connection (asyncio's `sock_accept`).
      *

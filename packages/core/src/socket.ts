@@ -399,6 +399,8 @@ export class Socket implements Disposable {
   recv(bufsize: number, flags = 0): Buffer {
     if (checkInt(bufsize, 'bufsize') < 0) throw new ValueError('negative buffersize in recv');
     const fd = this._fd('recv');
+    // Python answers b'' without the syscall: recv(2) of 0 bytes would wait for data (EAGAIN).
+    if (bufsize === 0) return Buffer.alloc(0);
     const shared = scratchFor(bufsize);
     const buf = shared ?? Buffer.allocUnsafe(bufsize);
     const n = native.recv(fd, buf, 0, bufsize, flags);
@@ -419,7 +421,9 @@ export class Socket implements Disposable {
   recvInto(buffer: ArrayBufferView, nbytes = 0, flags = 0): number {
     const view = checkView(buffer, 'recvInto()');
     const len = this.#intoLength(view, nbytes, 'recv_into');
-    const n = native.recv(this._fd('recv'), view, 0, len, flags);
+    const fd = this._fd('recv');
+    if (len === 0) return 0;
+    const n = native.recv(fd, view, 0, len, flags);
     if (n < 0) throw errnoError('EAGAIN', 'recv');
     return n;
   }

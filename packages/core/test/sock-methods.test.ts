@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import {
   AF_INET,
+  BrokenPipeError,
+  ConnectionRefusedError,
   InvalidArgTypeError,
   RuntimeError,
   SOCK_DGRAM,
@@ -129,7 +131,37 @@ describe('sock* coroutines', () => {
     await loop.runUntilComplete(async () => {
       const client = track(t, new Socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK));
       await assert.rejects(settle(loop.sockConnect(client, ['127.0.0.1', port])), (err: unknown) => {
+        assert.ok(ConnectionRefusedError.isInstance(err), String(err));
         assert.equal((err as { code?: string }).code, 'ECONNREFUSED');
+        assert.equal((err as Error).message, `[Errno 111] Connect call failed ('127.0.0.1', ${port})`);
+        return true;
+      });
+      // A port given as a string is resolved, as asyncio's getaddrinfo() does.
+      const again = track(t, new Socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK));
+      await assert.rejects(settle(loop.sockConnect(again, ['127.0.0.1', String(port)])), (err: unknown) =>
+        ConnectionRefusedError.isInstance(err),
+      );
+    });
+  });
+
+  test('sockRecv of 0 bytes and sockRecvInto an empty buffer answer at once, as Python does', async (t) => {
+    const loop = makeLoop(t);
+    const [a] = nonBlockingPair(t);
+    await loop.runUntilComplete(async () => {
+      assert.deepEqual(await waitFor(loop.sockRecv(a, 0), 1), Buffer.alloc(0));
+      assert.equal(await waitFor(loop.sockRecvInto(a, Buffer.alloc(0)), 1), 0);
+      assert.deepEqual(a.recv(0), Buffer.alloc(0));
+    });
+  });
+
+  test('sockSendall to a peer that has gone fails with BrokenPipeError', async (t) => {
+    const loop = makeLoop(t);
+    const [a, b] = nonBlockingPair(t);
+    b.close();
+    await loop.runUntilComplete(async () => {
+      await assert.rejects(settle(loop.sockSendall(a, Buffer.alloc(10))), (err: unknown) => {
+        assert.ok(BrokenPipeError.isInstance(err), String(err));
+        assert.equal((err as Error).message, '[Errno 32] Broken pipe');
         return true;
       });
     });
