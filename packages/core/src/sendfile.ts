@@ -23,9 +23,18 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { SOCK_STREAM } from './dns.js';
-import { InvalidArgTypeError, RuntimeError, SendfileNotAvailableError, ValueError } from './errors.js';
+import {
+  ConnectionError,
+  InvalidArgTypeError,
+  RuntimeError,
+  SendfileNotAvailableError,
+  ValueError,
+  connectionError,
+  osErrorFrom,
+} from './errors.js';
+import type { OSErrorFields } from './errors.js';
 import type { Future } from './futures.js';
-import type { SendfileError, SendfileHandle, SystemError } from './native.js';
+import type { SendfileError, SendfileHandle } from './native.js';
 import * as native from './native.js';
 import type { BaseProtocol } from './protocols.js';
 import { Protocol } from './protocols.js';
@@ -130,18 +139,26 @@ async function seekFile(fd: number, pos: number): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------------------
 // Errors
 
-/** Python's `ConnectionError`: a Node-style system error (`code`, `errno`, `syscall`) with asyncio's message. */
-function connectionError(
+/** The error a transfer ends with, as asyncio raises it; `bytesSent` says how much went out before. */
+type SendfileFailure = Error & OSErrorFields & { bytesSent?: number };
+
+/**
+ * asyncio's errors for a socket lost during a transfer: `ConnectionError('socket is not connected')` for
+ * `ENOTCONN`, `ConnectionAbortedError`/`ConnectionResetError` otherwise, with `code`, `errno` and `syscall`.
+ */
+function sendfileConnectionError(
   message: string,
   code: 'ECONNRESET' | 'ENOTCONN' | 'ECONNABORTED',
   cause?: unknown,
-): SystemError {
-  const err = new Error(message, cause === undefined ? undefined : { cause }) as SystemError;
-  err.name = 'ConnectionError';
-  err.code = code;
-  err.errno = -osConstants.errno[code];
-  err.syscall = 'sendfile';
-  return err;
+): SendfileFailure {
+  const err = osErrorFrom(native.systemError(osConstants.errno[code], 'sendfile'), message) as SendfileFailure;
+  if (cause !== undefined) Object.defineProperty(err, 'cause', { value: cause, configurable: true, writable: true });
+  if (code !== 'ENOTCONN') return err;
+  const conn = new ConnectionError(message, { cause: err.cause }) as SendfileFailure;
+  Object.defineProperty(conn, 'code', { value: code, enumerable: true });
+  conn.errno = -osConstants.errno.ENOTCONN;
+  conn.syscall = 'sendfile';
+  return conn;
 }
 
 function checkSendfileParams(offset: unknown, count: unknown): void {
@@ -195,6 +212,8 @@ async function sendfileNative(
   if (!native.nativeAvailable()) throw new SendfileNotAvailableError('sendfile syscall is not supported');
   const blocksize = count ?? st.size;
   if (blocksize === 0) return 0; // empty file
+  // Nothing to send from there: asyncio moves the file position only when something was sent.
+  if (offset >= st.size) return 0;
 
   // Reading from the file position makes the kernel leave it at offset + bytes sent, whatever happens.
   const positioned = await seekFile(fileno, offset);
@@ -245,20 +264,19 @@ async function sendfileNative(
   if (err === null) return sent;
   if (state.closed) {
     // The socket went away under the transfer: with the error that took it (a reset peer), or closed by its owner.
-    const exc = (state.reason ?? connectionError('Connection closed during sendfile', 'ECONNABORTED', err)) as Error & {
-      bytesSent?: number;
-    };
+    const exc = (state.reason ??
+      sendfileConnectionError('Connection closed during sendfile', 'ECONNABORTED', err)) as SendfileFailure;
     exc.bytesSent = sent;
     throw exc;
   }
   // Nothing went out: most likely the file cannot be sent this way; asyncio then falls back.
   if (sent === 0) throw new SendfileNotAvailableError('os.sendfile call failed', { cause: err });
-  if (err.code === 'ENOTCONN') {
-    const exc = connectionError('socket is not connected', 'ENOTCONN', err);
-    (exc as SystemError & { bytesSent: number }).bytesSent = sent;
-    throw exc;
-  }
-  throw err;
+  const exc =
+    err.code === 'ENOTCONN'
+      ? sendfileConnectionError('socket is not connected', 'ENOTCONN', err)
+      : (connectionError(err) as SendfileFailure);
+  exc.bytesSent = sent;
+  throw exc;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -395,7 +413,7 @@ class SendfileFallbackProtocol extends Protocol {
 
   /** Waits until the transport may be written to again. */
   async drain(): Promise<void> {
-    if (this.#transport.isClosing()) throw connectionError('Connection closed by peer', 'ECONNRESET');
+    if (this.#transport.isClosing()) throw sendfileConnectionError('Connection closed by peer', 'ECONNRESET');
     const fut = this.#writeReady;
     if (fut === null) return;
     await fut;
@@ -409,7 +427,7 @@ class SendfileFallbackProtocol extends Protocol {
     const fut = this.#writeReady;
     if (fut !== null && !fut.done()) {
       // The peer going away before the whole file was sent is always an error for the sender.
-      fut.setException(exc ?? connectionError('Connection is closed by peer', 'ECONNRESET'));
+      fut.setException(exc ?? sendfileConnectionError('Connection is closed by peer', 'ECONNRESET'));
       // Reported to whoever awaits it; never as "exception was never retrieved".
       fut.exception();
     }

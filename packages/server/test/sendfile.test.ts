@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import {
   AF_INET,
+  ConnectionError,
   DatagramProtocol,
   InvalidArgTypeError,
   RuntimeError,
@@ -188,6 +189,11 @@ describe('loop.sendfile over a plain TCP transport (zero-copy)', () => {
       // count past the end sends what there is.
       assert.equal(await loop.sendfile(transport, fd, data.length - 10, 100), 10);
       assert.equal(filePosition(fd), data.length);
+      // An offset past the end sends nothing, and then asyncio leaves the position where it was.
+      const fd2 = fs.openSync(path, 'r');
+      t.after(() => fs.closeSync(fd2));
+      assert.equal(await loop.sendfile(transport, fd2, data.length + 5000), 0);
+      assert.equal(filePosition(fd2), 0);
       transport.close();
       const got = await received;
       assert.ok(got.equals(Buffer.concat([data.subarray(1000, 6000), data.subarray(data.length - 10)])));
@@ -231,6 +237,7 @@ describe('loop.sendfile over a plain TCP transport (zero-copy)', () => {
         (e: unknown) => e as Error & { code?: string; bytesSent?: number },
       );
       assert.ok(['EPIPE', 'ECONNRESET'].includes(err.code ?? ''), `code ${err.code}: ${err.message}`);
+      assert.ok(ConnectionError.isInstance(err as unknown), `an OSError of asyncio's class: ${err.name}`);
       assert.ok((err.bytesSent ?? 0) > MiB, `bytesSent ${err.bytesSent}`);
       assert.equal(filePosition(fh.fd), 100 + err.bytesSent!);
       transport.close();
