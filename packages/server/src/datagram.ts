@@ -22,6 +22,7 @@ import {
   IPPROTO_UDP,
   InvalidArgTypeError,
   OSError,
+  TransportSocket,
   SOCK_DGRAM,
   SOCK_STREAM,
   ValueError,
@@ -135,42 +136,37 @@ function completeWaiter(waiter: Future<unknown>): void {
 
 /**
  * A read-only view of a datagram transport's socket (what `getExtraInfo('socket')` gives, as asyncio's
- * `TransportSocket`): what the socket is, without a way to close or read it behind the transport's back.
+ * `TransportSocket`): what the socket is, and its options (`getsockopt`/`setsockopt`, e.g. `SO_RCVBUF`), without
+ * a way to close or read it behind the transport's back.
  */
-export class DatagramTransportSocket {
+export class DatagramTransportSocket extends TransportSocket {
   /** @internal */
   readonly _transport: DatagramSocketTransport;
-  /** The address family: `AF_INET`, `AF_INET6` or `AF_UNIX`. */
-  readonly family: number;
 
   /** @internal */
   constructor(transport: DatagramSocketTransport, family: number) {
+    // The family is known (TransportSocket's `family` reads it from there); the fd is asked at each call.
+    super(() => transport._fileno(), { family });
     this._transport = transport;
-    this.family = family;
   }
 
   /** Always `SOCK_DGRAM`. */
-  get type(): number {
+  override get type(): number {
     return SOCK_DGRAM;
   }
 
   /** `IPPROTO_UDP` for UDP, 0 for Unix sockets. */
-  get proto(): number {
+  override get proto(): number {
     return this.family === AF_UNIX ? 0 : IPPROTO_UDP;
   }
 
-  /** The file descriptor, or -1 once the socket is closed. */
-  fileno(): number {
-    return this._transport._fileno();
-  }
-
   /** The socket's own address. */
-  getsockname(): Address | null {
+  override getsockname(): Address | null {
     return (this._transport.getExtraInfo('sockname') as Address | undefined) ?? null;
   }
 
   /** The connected peer's address, or `null` when the socket is not connected. */
-  getpeername(): Address | null {
+  override getpeername(): Address | null {
     return (this._transport.getExtraInfo('peername') as Address | null | undefined) ?? null;
   }
 
@@ -411,6 +407,16 @@ function isOSError(err: unknown): boolean {
   );
 }
 
+/** The peer of a connected socket's fd, or null (not connected, or no fd). */
+function peerOf(fd: number): Address | null {
+  if (fd < 0 || !native.nativeAvailable()) return null;
+  try {
+    return native.getpeername(fd) as Address | null;
+  } catch {
+    return null;
+  }
+}
+
 function fromRinfo(rinfo: dgram.RemoteInfo): Address {
   return rinfo.family === 'IPv6' ? [rinfo.address, rinfo.port, 0, 0] : [rinfo.address, rinfo.port];
 }
@@ -468,6 +474,8 @@ export class UDPTransport extends DatagramSocketTransport {
     super(loop, protocol, family, address, extra);
     this._sock = sock;
     this._fd = udpFd(sock);
+    // The running loop keeps the process alive; a forgotten endpoint must not once the loop is done.
+    sock.unref();
     sock.on('message', this._onMessage);
     sock.on('error', this._onError);
     this._start(waiter);
@@ -551,7 +559,9 @@ export class UDPTransport extends DatagramSocketTransport {
         throw new InvalidArgTypeError(`a UDP address is [host, port], got ${inspect(addr, { depth: 0 })}`);
       }
       const [host, port] = addr as readonly [string, number];
-      sock.send(data, port, host, done);
+      // dgram sends after looking the host up, a later turn even for a numeric one: the caller may reuse its
+      // buffer as soon as sendto() returns.
+      sock.send(Buffer.from(data), port, host, done);
     }
     this._maybePauseProtocol();
   }
@@ -678,6 +688,8 @@ export class NativeDatagramTransport extends DatagramSocketTransport {
     if (this._poll === null) {
       if (this._events === 0) return;
       this._poll = native.pollStart(this._fd, this._events, this._onPoll);
+      // The running loop keeps the process alive; a forgotten endpoint must not once the loop is done.
+      native.pollUnref(this._poll);
     } else {
       native.pollUpdate(this._poll, this._events);
     }
@@ -926,7 +938,7 @@ async function openUdpSocket(
     } catch {
       // Never bound: nothing to close.
     }
-    throw err;
+    throw connectionError(err);
   }
 }
 
@@ -957,7 +969,7 @@ function openUnixDatagramSocket(local: string | Buffer | null, remote: string | 
     return fd;
   } catch (err) {
     native.close(fd);
-    throw err;
+    throw connectionError(err);
   }
 }
 
@@ -993,8 +1005,7 @@ async function createDatagramEndpoint<P extends DatagramProtocol>(
   if (sock !== null) {
     // A loopwork Socket is adopted through its fd, and lets go of it once adopting succeeded.
     const adopted = isSocket(sock) ? sock.fileno() : sock;
-    discard = () => closeAny(adopted);
-    makeTransport = adoptSocket(this, adopted, {
+    ({ makeTransport, discard } = await adoptSocket(this, adopted, {
       localAddr,
       remoteAddr,
       family,
@@ -1002,7 +1013,7 @@ async function createDatagramEndpoint<P extends DatagramProtocol>(
       flags,
       reusePort,
       allowBroadcast,
-    });
+    }));
     if (isSocket(sock)) sock.detach();
   } else if (!localAddr && !remoteAddr) {
     if (family === AF_UNSPEC) throw new ValueError('unexpected address family');
@@ -1094,12 +1105,18 @@ function closeAny(sock: dgram.Socket | number): void {
   }
 }
 
-/** The transport maker for a socket handed in with `sock`, after asyncio's checks. */
-function adoptSocket<P extends DatagramProtocol>(
+/** What makes the transport of a socket handed in with `sock`, and what closes the socket if none is made. */
+interface Adopted<P> {
+  makeTransport: (protocol: P, waiter: Future<unknown>) => DatagramSocketTransport;
+  discard: () => void;
+}
+
+/** Adopts a socket handed in with `sock`, after asyncio's checks. */
+async function adoptSocket<P extends DatagramProtocol>(
   loop: BaseEventLoop,
   sock: dgram.Socket | number,
   opts: Record<string, unknown>,
-): (protocol: P, waiter: Future<unknown>) => DatagramSocketTransport {
+): Promise<Adopted<P>> {
   let kind: 'udp' | 'unix';
   if (typeof sock === 'number') {
     const type = native.getSocketType(sock);
@@ -1122,22 +1139,31 @@ function adoptSocket<P extends DatagramProtocol>(
   if (problems !== '') {
     throw new ValueError(`socket modifier keyword arguments can not be used when sock is specified. (${problems})`);
   }
-  if (kind === 'unix') {
-    return (protocol, waiter) => new NativeDatagramTransport(loop, sock as number, protocol, null, waiter);
+  // A connected UDP socket stays on its fd: dgram would not know that it is connected (its own connect() refuses
+  // an fd libuv sees connected), and the native transport is asyncio's, for any family.
+  if (kind === 'unix' || (typeof sock === 'number' && peerOf(sock) !== null)) {
+    const fd = sock as number;
+    return {
+      makeTransport: (protocol, waiter) => new NativeDatagramTransport(loop, fd, protocol, null, waiter),
+      discard: () => closeAny(fd),
+    };
   }
+  let s: dgram.Socket;
   if (typeof sock === 'number') {
-    // A UDP socket made elsewhere: dgram adopts its fd.
+    // A UDP socket made elsewhere: dgram adopts its fd (and closes it from now on).
     const fd = sock;
     const family = native.getSocketFamily(fd);
-    const s = dgram.createSocket({ type: family === AF_INET6 ? 'udp6' : 'udp4' });
+    s = dgram.createSocket({ type: family === AF_INET6 ? 'udp6' : 'udp4' });
     let adoptErr: unknown = null;
     s.once('error', (e) => (adoptErr = e));
     s.bind({ fd });
     if (adoptErr !== null) throw adoptErr;
-    return (protocol, waiter) => new UDPTransport(loop, s, protocol, null, waiter);
-  }
-  const s = sock;
-  return (protocol, waiter) => new UDPTransport(loop, s, protocol, null, waiter);
+  } else s = sock;
+  const adopted = s;
+  return {
+    makeTransport: (protocol, waiter) => new UDPTransport(loop, adopted, protocol, null, waiter),
+    discard: () => closeAny(adopted),
+  };
 }
 
 extendEventLoop({

@@ -15,9 +15,11 @@ import {
   DatagramProtocol,
   NativeDatagramTransport,
   SOCK_DGRAM,
+  Socket,
   UDPTransport,
   native,
   newEventLoop,
+  sleep,
 } from '@loopwork/server';
 import type { Address, BaseEventLoop, BaseTransport, DatagramSocketTransport, Future } from '@loopwork/server';
 import { runLoop, settle } from './helpers.js';
@@ -156,6 +158,9 @@ describe('createDatagramEndpoint over UDP', () => {
       assert.deepEqual(sock.getsockname(), t.getExtraInfo('sockname'));
       assert.equal(sock.getpeername(), null);
       assert.equal(typeof sock.close, 'undefined');
+      // Socket options are reachable, as on asyncio's TransportSocket (SO_RCVBUF: the kernel doubles it).
+      sock.setsockopt(native.constants.SOL_SOCKET, native.constants.SO_RCVBUF, 65536);
+      assert.equal(sock.getsockopt(native.constants.SOL_SOCKET, native.constants.SO_RCVBUF), 131072);
       assert.match(
         inspect(sock),
         /^<DatagramTransportSocket fd=\d+, family=2, type=2, proto=17, laddr=\('127\.0\.0\.1', \d+\)>$/,
@@ -384,6 +389,72 @@ describe('createDatagramEndpoint over UDP', () => {
       await closeEndpoint(t1, p1);
       assert.throws(() => s.address()); // the transport owned it, and closed it
     }));
+
+  test('sock: a connected UDP socket keeps its peer; sendto() without an address goes there', () =>
+    runLoop(async (loop) => {
+      const [server, sp] = await loop.createDatagramEndpoint(() => new Recorder(loop), {
+        localAddr: ['127.0.0.1', 0],
+      });
+      const addr = server.getExtraInfo('sockname') as [string, number];
+      const fd = native.socket(AF_INET, SOCK_DGRAM, 0);
+      native.connect(fd, addr);
+      const [t, p] = await loop.createDatagramEndpoint(() => new Recorder(loop), { sock: fd });
+      assert.deepEqual(t.getExtraInfo('peername'), addr);
+      t.sendto(b('to the peer'));
+      assert.equal((await sp.next('datagram'))[1].toString(), 'to the peer');
+      await closeEndpoint(t, p);
+      await closeEndpoint(server, sp);
+    }));
+
+  test('sendto() on an unconnected endpoint: the caller may reuse its buffer at once', () =>
+    runLoop(async (loop) => {
+      const [server, sp] = await loop.createDatagramEndpoint(() => new Recorder(loop), {
+        localAddr: ['127.0.0.1', 0],
+      });
+      const addr = server.getExtraInfo('sockname') as [string, number];
+      const [t, p] = await loop.createDatagramEndpoint(() => new Recorder(loop), { family: AF_INET });
+      const buf = Buffer.alloc(5);
+      for (const word of ['one--', 'two--', 'three']) {
+        buf.write(word);
+        t.sendto(buf, addr);
+      }
+      const got: string[] = [];
+      for (let i = 0; i < 3; i++) got.push((await sp.next('datagram'))[1].toString());
+      assert.deepEqual(got, ['one--', 'two--', 'three']);
+      await closeEndpoint(t, p);
+      await closeEndpoint(server, sp);
+    }));
+
+  test('a protocol factory that throws with sock given closes the socket once (no abort)', () =>
+    runLoop(async (loop) => {
+      const before = countFds();
+      for (const make of [() => new Socket(AF_INET, SOCK_DGRAM), () => native.socket(AF_INET, SOCK_DGRAM, 0)]) {
+        const sock = make();
+        await assert.rejects(
+          loop.createDatagramEndpoint(
+            () => {
+              throw new Error('no protocol');
+            },
+            { sock },
+          ),
+          { message: 'no protocol' },
+        );
+      }
+      await sleep(0.05);
+      for (let i = 0; i < 100 && countFds() > before; i++) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(countFds(), before);
+    }));
+
+  test('an endpoint left open does not keep the process alive once run() is over (UDP and Unix)', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['--conditions=loopwork-source', '--import', 'tsx', '--input-type=module', '-e', LEFT_OPEN_SCRIPT],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    assert.equal(r.signal, null, 'the child exited on its own');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'run() returned');
+  });
 
   test('a protocol factory that throws leaves no socket open', () =>
     runLoop(async (loop) => {
@@ -680,6 +751,16 @@ await loop.runUntilComplete(async () => {
 });
 loop.close();
 console.log(JSON.stringify(out));
+`;
+
+const LEFT_OPEN_SCRIPT = `
+import { run, getRunningLoop, DatagramProtocol, AF_UNIX } from '@loopwork/server';
+await run(async () => {
+  const loop = getRunningLoop();
+  await loop.createDatagramEndpoint(() => new DatagramProtocol(), { localAddr: ['127.0.0.1', 0] });
+  await loop.createDatagramEndpoint(() => new DatagramProtocol(), { family: AF_UNIX });
+});
+console.log('run() returned');
 `;
 
 describe('without the native addon', () => {
