@@ -134,6 +134,8 @@ export function http1(options: Http1Options = {}): Stage<Buffer, Uint8Array, Htt
 
 const EMPTY = Buffer.alloc(0);
 /** Pipelined responses up to this many bytes in all are copied into one buffer for one write. */
+/** A batch of responses this large is written at once, even mid-chunk. */
+const BATCH_FLUSH_LIMIT = 64 * 1024;
 const BATCH_COPY_LIMIT = 64 * 1024;
 /**
  * Seconds an idle keep-alive connection stays readable after a graceful shutdown began: long enough for a
@@ -387,6 +389,10 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
   #expectContinue = false;
   #timer: TimerHandle | null = null;
   #readingPaused = false;
+  /** The transport's write buffer is over its high-water mark: no request is read until it drains. */
+  #writePaused = false;
+  /** The client half-closed behind requests the parser holds back (paused): the end is handled after them. */
+  #eofHeld = false;
   #draining = false;
   /** Loop time when an idle connection that was asked to shut down is closed (see `shutdown()`). */
   #idleGraceEnd = Infinity;
@@ -448,6 +454,11 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
       this.#closeOuter();
       return false;
     }
+    if (this.#parser.heldBytes > 0) {
+      // Requests the parser holds back (paused) come first; the end is handled once they are read.
+      this.#eofHeld = true;
+      return true;
+    }
     try {
       this.#parser.feedEof();
     } catch {
@@ -484,11 +495,22 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
     this.#inner.connectionLost(_exc);
   }
 
+  /**
+   * The responses back up (a client that sends and does not read): no further request is read, pipelined ones
+   * included, until they drain, as Node's http server pauses its socket; memory stays bounded by the transport's
+   * high-water mark plus one response.
+   */
   pauseWriting(): void {
+    this.#writePaused = true;
+    // Pipelined requests already received stop at the next request boundary too.
+    this.#parser.pause();
+    this.#pauseReading();
     this.#inner.pauseWriting?.();
   }
 
   resumeWriting(): void {
+    this.#writePaused = false;
+    if (!this.#draining && this.#queue.length < this.#opts.maxPipelined) this.#resumeReading();
     this.#inner.resumeWriting?.();
   }
 
@@ -514,10 +536,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
   /** An idle connection under shutdown stays readable for `IDLE_SHUTDOWN_GRACE` seconds (see `shutdown()`). */
   #idleUnderShutdown(): void {
     this.#idleGraceEnd = this.#loop.time() + IDLE_SHUTDOWN_GRACE;
-    if (this.#readingPaused) {
-      this.#readingPaused = false;
-      this.#outer.resumeReading();
-    }
+    this.#resumeReading();
     this.#arm(Math.min(this.#idleSince + this.#opts.keepAliveTimeout, this.#idleGraceEnd));
   }
 
@@ -600,6 +619,11 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
     else {
       batch.push(bytes);
       this.#batchBytes += bytes.byteLength;
+      // A large batch goes out now: the transport then says if it backs up, and parsing stops (pauseWriting).
+      if (this.#batchBytes >= BATCH_FLUSH_LIMIT) {
+        this.#flush();
+        this.#batch = [];
+      }
     }
   }
 
@@ -651,10 +675,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
       head = queue[0];
       if (head !== undefined) this.#startTurn(head);
     }
-    if (this.#readingPaused && !this.#draining && queue.length < this.#opts.maxPipelined) {
-      this.#readingPaused = false;
-      this.#outer.resumeReading();
-    }
+    if (this.#readingPaused && !this.#draining && queue.length < this.#opts.maxPipelined) this.#resumeReading();
     if (queue.length === 0 && this.#receiving === null) {
       if (this.#closing || this.#eof) {
         this.#closeOuter();
@@ -752,6 +773,25 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
     if (this.#readingPaused) return;
     this.#readingPaused = true;
     this.#outer.pauseReading();
+  }
+
+  /** Reading goes on (unless the responses still back up), first with what the parser held back. */
+  #resumeReading(): void {
+    if (!this.#readingPaused || this.#writePaused || this._lost) return;
+    this.#readingPaused = false;
+    this.#parser.resume();
+    this.#outer.resumeReading();
+    if (this.#parser.heldBytes > 0) {
+      // Not from inside a handler's call chain: the parser is not reentrant.
+      this.#loop.callSoon(() => {
+        if (this._lost || this.#closing || this.#readingPaused) return;
+        if (this.#parser.heldBytes > 0) this.messageReceived(Buffer.alloc(0));
+        if (this.#eofHeld && this.#parser.heldBytes === 0 && !this.#readingPaused) {
+          this.#eofHeld = false;
+          if (!this.eofReceived()) this.#closeOuter();
+        }
+      });
+    }
   }
 
   // ---- the timer -----------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 // ways, HEAD, 100-continue, every limit status, request-smuggling shapes refused with 400 and a closed connection.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -273,4 +275,37 @@ test('handlerTimeout: a handler that does not answer in time gets 503 and the co
   const c = await RawClient.connect(port, t);
   c.write('GET /delay/10 HTTP/1.1\r\nHost: x\r\n\r\n');
   assert.equal((await c.response()).status, 200);
+});
+
+test('a client that pipelines and does not read: the server stops reading instead of buffering every response', async (t) => {
+  const app = testApp();
+  const big = Buffer.alloc(256 * 1024, 'x');
+  let handled = 0;
+  app.get('/big', (_req, reply) => {
+    handled++;
+    reply.type('application/octet-stream').send(big);
+  });
+  const port = portOf(await listen(t, app));
+  const total = 400; // 100 MiB of responses
+  const socket = net.connect(port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  await once(socket, 'connect');
+  socket.pause();
+  socket.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(total));
+  await sleep(0.5);
+  // What the kernel buffers on both sides, and one transport high-water mark: far from 100 MiB.
+  assert.ok(handled < total / 2, `handled ${handled} of ${total} while nothing was read`);
+  let received = 0;
+  let responses = 0;
+  const head = Buffer.from('HTTP/1.1 200 OK');
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    for (let i = chunk.indexOf(head); i !== -1; i = chunk.indexOf(head, i + 1)) responses++;
+  });
+  socket.resume();
+  for (let i = 0; i < 200 && handled < total; i++) await sleep(0.05);
+  assert.equal(handled, total);
+  for (let i = 0; i < 100 && received < total * big.length; i++) await sleep(0.05);
+  assert.ok(received > total * big.length, `every response arrived (${received} bytes)`);
+  assert.equal(responses, total);
 });

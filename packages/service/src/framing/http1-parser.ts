@@ -448,6 +448,10 @@ export class Http1Parser extends StreamDecoder {
   #bodyView: Buffer | null = null;
   #chunkLine = 0;
   #chunkDigits = 0;
+  /** Set by `pause()`: parsing stops at the next request boundary. */
+  #paused = false;
+  /** The bytes after that boundary, kept (copied) until parsing goes on. */
+  #held: Buffer | null = null;
 
   /**
    * Makes a parser for one connection.
@@ -468,12 +472,31 @@ export class Http1Parser extends StreamDecoder {
 
   /** How many bytes the parser holds between calls (a partial head, a partial buffered body). */
   get bufferedBytes(): number {
-    return this.#pending.length + this.#body.length;
+    return this.#pending.length + this.#body.length + (this.#held?.length ?? 0);
   }
 
   /** True between requests: nothing of a next request has been received. */
   get idle(): boolean {
-    return !this._failed && (this.#state === S_IDLE || this.#state === S_CLOSED);
+    return !this._failed && this.#held === null && (this.#state === S_IDLE || this.#state === S_CLOSED);
+  }
+
+  /** The bytes held back by `pause()`, not parsed yet. */
+  get heldBytes(): number {
+    return this.#held?.length ?? 0;
+  }
+
+  /**
+   * Stops parsing at the next request boundary (at once when between requests): what follows it, in this chunk
+   * and the next ones, is kept, unparsed, until `resume()` and the next `feedData()` (an empty chunk will do).
+   * This is how a connection stops taking pipelined requests while its responses back up.
+   */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Ends a pause: the next `feedData()` parses the bytes held back first. */
+  resume(): void {
+    this.#paused = false;
   }
 
   /**
@@ -482,6 +505,7 @@ export class Http1Parser extends StreamDecoder {
    * @throws HttpParseError (400) when it did.
    */
   protected _end(): void {
+    if (this.#held !== null) throw new HttpParseError('Incomplete request', 400);
     const state = this.#state;
     this.#state = S_CLOSED;
     if (state !== S_IDLE && state !== S_IDLE_LF && state !== S_CLOSED) {
@@ -493,6 +517,7 @@ export class Http1Parser extends StreamDecoder {
   protected _discard(): void {
     this.#pending.clear();
     this.#body.clear();
+    this.#held = null;
   }
 
   /**
@@ -502,7 +527,13 @@ export class Http1Parser extends StreamDecoder {
    * @throws HttpParseError for a request to refuse (answer with its `status` and close); any error thrown by a
    *   handler is rethrown.
    */
-  protected _decode(chunk: Buffer): void {
+  protected _decode(data: Buffer): void {
+    let chunk = data;
+    const held = this.#held;
+    if (held !== null) {
+      this.#held = null;
+      chunk = chunk.length === 0 ? held : Buffer.concat([held, chunk]);
+    }
     const len = chunk.length;
     let i = 0;
     if (this.#state >= S_METHOD && this.#state <= S_FIELDS_END_LF) {
@@ -516,6 +547,11 @@ export class Http1Parser extends StreamDecoder {
     while (i < len) {
       switch (this.#state) {
         case S_IDLE: {
+          if (this.#paused) {
+            // A copy: the chunk is the caller's.
+            this.#held = Buffer.from(chunk.subarray(i));
+            return;
+          }
           const c = chunk[i]!;
           if (c === CR) {
             this.#state = S_IDLE_LF;

@@ -741,3 +741,27 @@ test('micro-benchmark: 200-byte GETs, pipelined, all parsed', (t) => {
   assert.equal(hosts, n);
   t.diagnostic(`${req.length}-byte GET: ${ns.toFixed(0)} ns/request (informational, not asserted)`);
 });
+
+test('pause() stops at the next request boundary; what follows is kept, in order, for after resume()', () => {
+  const targets: string[] = [];
+  const parser = new Http1Parser({ onRequest: (req) => void targets.push(req.url) });
+  const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  parser.pause();
+  parser.feedData(Buffer.from(get('/a') + get('/b'))); // paused between requests: nothing is parsed
+  assert.deepEqual(targets, []);
+  parser.resume();
+  parser.feedData(Buffer.from(get('/c').slice(0, 10)));
+  assert.deepEqual(targets, ['/a', '/b']);
+  parser.pause();
+  const rest = Buffer.from(get('/c').slice(10) + get('/d') + 'GET /e');
+  parser.feedData(rest);
+  rest.fill(0); // the caller's chunk: the parser kept a copy
+  assert.deepEqual(targets, ['/a', '/b', '/c'], 'the request under way completes');
+  parser.feedData(Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n'));
+  assert.ok(parser.heldBytes > 0 && !parser.idle);
+  parser.resume();
+  parser.feedData(Buffer.alloc(0));
+  assert.deepEqual(targets, ['/a', '/b', '/c', '/d', '/e']);
+  assert.equal(parser.heldBytes, 0);
+  assert.ok(parser.idle);
+});
