@@ -3,8 +3,9 @@
  * logging wired to the loop's exception handler, Prometheus metrics, health endpoints, and a lifecycle that
  * serves the same app on several listeners and drains them gracefully.
  *
- * The request path: the `http1` stage hands each complete request to the app, which finds its route, parses the
- * body, checks the route's schemas, runs the `onRequest` hooks and the handler, and answers. A handler that
+ * The request path: the `http1` stage hands each complete request to the app, which finds its route, runs the
+ * `onRequest` hooks (as fastify's, before the body is parsed: an auth hook answers 401 before a bad body gets
+ * 400), parses the body, checks the route's schemas, runs the handler, and answers. A handler that
  * returns a value (or calls `reply.send`) synchronously is answered within the same callback, with no promise
  * and no extra loop iteration; a handler that returns a promise is answered when it settles.
  *
@@ -574,8 +575,9 @@ export class App implements RequestHost, ReplyHost {
   }
 
   /**
-   * Adds a hook: `onRequest` runs before each handler (it may answer, and then the handler is not run);
-   * `onResponse` runs after each response is complete. Hooks may return promises.
+   * Adds a hook: `onRequest` runs for each request before its body is parsed and validated, as fastify's (so
+   * `request.body` is not set yet); it may answer, and then nothing else runs. `onResponse` runs after each
+   * response is complete. Hooks may return promises.
    *
    * @param name - `'onRequest'` or `'onResponse'`.
    * @param hook - the hook.
@@ -881,13 +883,8 @@ export class App implements RequestHost, ReplyHost {
   }
 
   #run(route: RouteRecord, request: Request, reply: Reply): void {
-    if (request.exchange.body.length > 0 && !parseBody(request, reply)) return;
-    if (route.validate !== null && !route.validate(request, reply)) return;
-    if (this.#onRequest.length > 0) {
-      void this.#withHooks(route, request, reply);
-      return;
-    }
-    callHandler(route, request, reply);
+    if (this.#onRequest.length > 0) void this.#withHooks(route, request, reply);
+    else parseAndHandle(route, request, reply);
   }
 
   async #withHooks(route: RouteRecord, request: Request, reply: Reply): Promise<void> {
@@ -901,7 +898,7 @@ export class App implements RequestHost, ReplyHost {
       reply._fail(err);
       return;
     }
-    callHandler(route, request, reply);
+    parseAndHandle(route, request, reply);
   }
 
   #answerNoRoute(request: Request, reply: Reply): void {
@@ -1036,6 +1033,21 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
 }
 
 /** Parses the body by its content type; answers 400 and returns false when it cannot. */
+/**
+ * Parses the body, checks the route's schemas, and runs the handler. A schema's own code that throws (a zod
+ * `transform` or `refine`) is a handler error: a 500 through the error path, not a lost connection.
+ */
+function parseAndHandle(route: RouteRecord, request: Request, reply: Reply): void {
+  try {
+    if (request.exchange.body.length > 0 && !parseBody(request, reply)) return;
+    if (route.validate !== null && !route.validate(request, reply)) return;
+  } catch (err) {
+    reply._fail(err);
+    return;
+  }
+  callHandler(route, request, reply);
+}
+
 function parseBody(request: Request, reply: Reply): boolean {
   const body = request.exchange.body;
   const type = mediaType(request.raw.headers['content-type'] ?? '');

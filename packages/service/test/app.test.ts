@@ -230,6 +230,38 @@ test('onRequest hooks may answer; onResponse hooks see the status', async (t) =>
   assert.deepEqual(seen, ['GET /x 200', 'GET /x 403']);
 });
 
+test("onRequest hooks run before the body is parsed and validated, as fastify's", async (t) => {
+  const app = testApp();
+  app.addHook('onRequest', (req, reply) => {
+    if (req.headers.authorization === undefined) reply.code(401).send({ error: 'who are you?' });
+  });
+  app.post('/items', { schema: { body: z.object({ name: z.string() }) } }, (req) => req.body);
+  const url = await listen(t, app);
+  await request(url).post('/items').send({ name: 42 }).expect(401);
+  await request(url).post('/items').set('authorization', 'x').send({ name: 42 }).expect(400);
+  const ok = await request(url).post('/items').set('authorization', 'x').send({ name: 'a' }).expect(200);
+  assert.deepEqual(ok.body, { name: 'a' });
+});
+
+test('a schema whose own code throws (a zod transform) is a 500; the connection and later requests go on', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  app.get(
+    '/parse',
+    { schema: { querystring: z.object({ q: z.string().transform((v) => JSON.parse(v) as unknown) }) } },
+    (req) => req.query,
+  );
+  app.get('/ok', () => 'ok');
+  const port = portOf(await listen(t, app));
+  const c = await RawClient.connect(port, t);
+  c.write('GET /parse?q=%7B HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal((await c.response()).status, 500);
+  const ok = await c.response();
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body.toString(), 'ok');
+  assert.ok(lines.some((l) => l.msg === 'Error in request handler'));
+});
+
 test('the request id is on every line logged while serving the request, and in the access log', async (t) => {
   const { logger, lines } = recordingLogger();
   const app = testApp({ logger });
