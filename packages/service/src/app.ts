@@ -177,6 +177,12 @@ export interface TcpListenerOptions {
   readonly ssl?: SSLContext;
   /** Seconds a TLS handshake may take. */
   readonly sslHandshakeTimeout?: number;
+  /**
+   * Seconds a TLS connection being closed waits for the client's close_notify after its own, then is cut;
+   * default 2 ({@link HTTP_SSL_SHUTDOWN_TIMEOUT}). asyncio's 30 would let each idle keep-alive client (which
+   * seldom answers) hold a graceful shutdown past its deadline.
+   */
+  readonly sslShutdownTimeout?: number;
   /** What to serve: a protocol factory (a `pipeline(...)`); default the app's HTTP. */
   readonly protocol?: ProtocolFactory;
 }
@@ -195,6 +201,8 @@ export interface UnixListenerOptions {
   readonly backlog?: number;
   /** Serve TLS with this context. */
   readonly ssl?: SSLContext;
+  /** As {@link TcpListenerOptions.sslShutdownTimeout}. */
+  readonly sslShutdownTimeout?: number;
   /** What to serve; default the app's HTTP. */
   readonly protocol?: ProtocolFactory;
 }
@@ -723,7 +731,7 @@ export class App implements RequestHost, ReplyHost {
       // the file with that mode (never more, not even for a moment); an abstract name ('\0…') has no file.
       const server = await loop.createUnixServer(factory, o.path, {
         ...(o.backlog === undefined ? {} : { backlog: o.backlog }),
-        ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
+        ...sslOptions(o),
         ...(o.path.startsWith('\0') ? {} : { mode: o.mode ?? 0o600 }),
       });
       return { kind: 'unix', url: `unix:${o.path}`, path: o.path, server };
@@ -734,7 +742,7 @@ export class App implements RequestHost, ReplyHost {
     const server = await loop.createServer(factory, host, o.port ?? 3000, {
       ...(o.backlog === undefined ? {} : { backlog: o.backlog }),
       ...(o.reusePort === undefined ? {} : { reusePort: o.reusePort }),
-      ...(o.ssl === undefined ? {} : { ssl: o.ssl }),
+      ...sslOptions(o),
       ...(o.sslHandshakeTimeout === undefined ? {} : { sslHandshakeTimeout: o.sslHandshakeTimeout }),
     });
     const name = server.sockets[0]?.getsockname();
@@ -1033,6 +1041,21 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
 }
 
 /** Parses the body by its content type; answers 400 and returns false when it cannot. */
+/**
+ * Seconds an app's TLS connection waits for the client's close_notify when it closes (see
+ * {@link TcpListenerOptions.sslShutdownTimeout}); HTTP needs none (Node's https server does not wait at all).
+ */
+export const HTTP_SSL_SHUTDOWN_TIMEOUT = 2;
+
+/** A listener's TLS options for `createServer`: the context, and the shutdown timeout with the app's default. */
+function sslOptions(o: { ssl?: SSLContext; sslShutdownTimeout?: number }): {
+  ssl?: SSLContext;
+  sslShutdownTimeout?: number;
+} {
+  if (o.ssl === undefined) return {};
+  return { ssl: o.ssl, sslShutdownTimeout: o.sslShutdownTimeout ?? HTTP_SSL_SHUTDOWN_TIMEOUT };
+}
+
 /**
  * Parses the body, checks the route's schemas, and runs the handler. A schema's own code that throws (a zod
  * `transform` or `refine`) is a handler error: a 500 through the error path, not a lost connection.

@@ -17,7 +17,7 @@ export { AppStateError, ConnectionLostError, HttpError, MessageDecodeError, Mess
 export type { ValidationIssue } from './errors.js';
 export { requestId, requestIdMixin } from './logging.js';
 export type { LoggerOption } from './logging.js';
-export { App, createApp } from './app.js';
+export { App, HTTP_SSL_SHUTDOWN_TIMEOUT, createApp } from './app.js';
 export type {
   AppAddress,
   AppOptions,

@@ -1,7 +1,8 @@
 // The app's lifecycle in one process: readiness, graceful close with a deadline, maxConnections, idle and
 // slowloris timeouts, and several listeners (HTTP, TLS, Unix socket, a message pipeline on TCP) at once.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -410,3 +411,39 @@ test('one app on HTTP, TLS, a Unix socket and a message pipeline on TCP at once'
   for (const a of [h!, s!, e!]) assert.ok(await refused(a.port!));
   assert.throws(() => statSync(sock), /ENOENT/);
 });
+
+test('close: an idle HTTPS keep-alive client that never answers close_notify does not hold the shutdown', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lw-tls-idle-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { cert, key } = selfSigned(dir);
+  const ssl = new SSLContext(PROTOCOL_TLS_SERVER);
+  ssl.loadCertChain(cert, key);
+  const app = testApp();
+  app.get('/x', () => 'x');
+  await listen(t, app, { tls: { port: 0, ssl } });
+  const port = app.addresses()[0]!.port!;
+  // Python's http.client over ssl, as a pool keeps it: one request, then the connection idle and nothing read,
+  // so close_notify is never answered (Node's own client answers it even when paused).
+  const client = spawn('python3', ['-c', PY_IDLE_TLS_CLIENT, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => client.kill('SIGKILL'));
+  const [line] = (await once(client.stdout, 'data')) as [Buffer];
+  assert.equal(line.toString().trim(), '200');
+  const started = Date.now();
+  assert.deepEqual(await app.close({ deadline: 8 }), { clean: true });
+  const seconds = (Date.now() - started) / 1000;
+  // The idle grace (1 s), then close_notify and HTTP_SSL_SHUTDOWN_TIMEOUT (2 s): asyncio's 30 s would pass the deadline.
+  assert.ok(seconds < 5, `closed in ${seconds} s`);
+});
+
+const PY_IDLE_TLS_CLIENT = `
+import http.client, ssl, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+c = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[1]), context=ctx)
+c.request('GET', '/x')
+r = c.getresponse()
+r.read()
+print(r.status, flush=True)
+time.sleep(30)
+`;
