@@ -289,9 +289,19 @@ export class Reply {
 
   async #stream(source: AsyncIterable<unknown>): Promise<void> {
     const ex = this._ex;
+    const it = source[Symbol.asyncIterator]();
+    let first: IteratorResult<unknown>;
+    try {
+      // The first chunk comes before the head: a source that fails at once (a file that is not there) is
+      // answered with an error status, not a 200 cut short.
+      first = await it.next();
+    } catch (err) {
+      if (!ex.aborted) this._fail(err);
+      return;
+    }
     try {
       this.#startStream();
-      for await (const chunk of source) {
+      for await (const chunk of continued(first, it)) {
         if (ex.aborted) break;
         const data = typeof chunk === 'string' || chunk instanceof Uint8Array ? chunk : String(chunk);
         if (!ex.write(data)) await ex.drain();
@@ -335,6 +345,13 @@ export class Reply {
     if (value === this || this.#sent) return;
     this.send(value);
   }
+}
+
+/** The chunks of an iterator whose first step was already taken: that one, then the rest. */
+async function* continued<T>(first: IteratorResult<T>, it: AsyncIterator<T>): AsyncGenerator<T> {
+  if (first.done === true) return;
+  yield first.value;
+  yield* { [Symbol.asyncIterator]: () => it };
 }
 
 const SERVER_FIELDS_OFF = { connection: undefined, 'content-length': undefined, 'transfer-encoding': undefined };

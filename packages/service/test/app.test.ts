@@ -1,6 +1,7 @@
 // The app's routing, zod validation, replies, errors, hooks and logging, through real sockets (supertest against
 // app.listen({port: 0})) and through app.inject().
 import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import request from 'supertest';
@@ -184,6 +185,39 @@ test('reply: code, headers, types, redirect, buffers, strings, empty bodies, ret
   assert.equal(go.headers.location, '/text');
   const close = await request(url).get('/close').expect(200);
   assert.equal(close.headers.connection, 'close');
+});
+
+test('a streamed body that fails before its first chunk is an error status, not a 200 cut short', async () => {
+  const app = testApp();
+  app.get('/missing', (_req, reply) => reply.send(createReadStream('/no/such/file/loopwork')));
+  app.get('/throws', (_req, reply) =>
+    reply.send(
+      (async function* () {
+        await sleep(0);
+        throw new HttpError(409, 'not now');
+      })(),
+    ),
+  );
+  app.get('/empty', (_req, reply) => reply.send(Readable.from([])));
+  app.get('/later', (_req, reply) =>
+    reply.send(
+      (async function* () {
+        yield 'partial';
+        throw new Error('midway');
+      })(),
+    ),
+  );
+  assert.equal((await app.inject('/missing')).statusCode, 500);
+  const conflict = await app.inject('/throws');
+  assert.equal(conflict.statusCode, 409);
+  assert.equal(conflict.json<{ message: string }>().message, 'not now');
+  const empty = await app.inject('/empty');
+  assert.equal(empty.statusCode, 200);
+  assert.equal(empty.payload, '');
+  // Once the head went out, a failure can only cut the response.
+  const cut = await app.inject('/later');
+  assert.equal(cut.statusCode, 200);
+  assert.equal(cut.payload, 'partial');
 });
 
 test('inject runs the same pipeline with no socket', async () => {
