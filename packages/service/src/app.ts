@@ -26,7 +26,7 @@ import { AppStateError } from './errors.js';
 import type { ValidationIssue } from './errors.js';
 import type { ParsedRequest } from './framing/http1-parser.js';
 import { http1 } from './http1.js';
-import type { ExchangeOutcome, Http1Options, HttpExchange, HttpHandlerProtocol } from './http1.js';
+import type { ContinueRefusal, ExchangeOutcome, Http1Options, HttpExchange, HttpHandlerProtocol } from './http1.js';
 import { inject } from './inject.js';
 import type { InjectOptions, InjectResponse } from './inject.js';
 import { createLogger, exceptionHandler, formatPeer, requestId } from './logging.js';
@@ -398,7 +398,7 @@ export class App implements RequestHost, ReplyHost {
       connectionMade: (_t: MessageTransport<never>): void => undefined,
       messageReceived: (ex: HttpExchange): void => this.#dispatch(ex),
       connectionLost: (): void => undefined,
-      expectContinue: (req: ParsedRequest): number | null => this.#expectContinue(req),
+      expectContinue: (req: ParsedRequest): number | ContinueRefusal | null => this.#expectContinue(req),
     };
     const stage = http1(options.http ?? {});
     const endpoint = this.#endpoint;
@@ -931,12 +931,18 @@ export class App implements RequestHost, ReplyHost {
     return allowed.sort();
   }
 
-  #expectContinue(req: ParsedRequest): number | null {
+  #expectContinue(req: ParsedRequest): number | ContinueRefusal | null {
     if (!KNOWN_METHODS.has(req.method)) return 501;
     const found = this.#router.find(req.method as FindMyWay.HTTPMethod, req.url);
     if (found !== null && found.store !== null) return null;
     if (found !== null) return noRouteStatus(found);
-    return this.#allowedMethods(req).length > 0 ? 405 : 404;
+    // The answers a request without Expect would get (RFC 9110 §15.5.6: a 405 carries Allow).
+    const allowed = this.#allowedMethods(req);
+    if (allowed.length > 0) {
+      const message = `Method ${req.method} not allowed on ${req.path}`;
+      return { status: 405, headers: { allow: allowed.join(', ') }, message };
+    }
+    return { status: 404, message: `Route ${req.method}:${req.path} not found` };
   }
 
   /** The record answering a match with no route behind it (see {@link BAD_URL}). */

@@ -57,11 +57,19 @@ export interface HttpHandlerProtocol extends MessageProtocol<HttpExchange, never
   /**
    * A request asks for `100 Continue` before sending its body (it is complete but for the body): return `null`
    * to let it come, or a status (417, 404, 413, …) to answer at once and close the connection without reading
-   * the body. Without this method every such request gets `100 Continue`.
+   * the body, or a {@link ContinueRefusal} to give that answer headers (`Allow` on a 405) and a message.
+   * Without this method every such request gets `100 Continue`.
    *
    * @param request - the request head.
    */
-  expectContinue?(request: ParsedRequest): number | null;
+  expectContinue?(request: ParsedRequest): number | ContinueRefusal | null;
+}
+
+/** The answer to a request whose `Expect: 100-continue` is refused: its status, headers and message. */
+export interface ContinueRefusal {
+  readonly status: number;
+  readonly headers?: OutgoingHeaders;
+  readonly message?: string;
 }
 
 const DEFAULTS = {
@@ -556,15 +564,16 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
     this.#receiving = ex;
     if (this.#expectContinue) {
       this.#expectContinue = false;
-      const status = this.#inner.expectContinue?.(req) ?? null;
-      if (status === null) {
+      const refusal = this.#inner.expectContinue?.(req) ?? null;
+      if (refusal === null) {
         ex._continue = true;
         if (this.#queue[0] === ex) this.#sendContinue(ex);
       } else {
         // Answered without the body: the body will not come (or is dropped), so the connection must end.
         ex._dropBody = true;
         ex._close = true;
-        this.#errorResponse(ex, status, 'The request was refused before its body was sent');
+        const { status, headers, message } = typeof refusal === 'number' ? { status: refusal } : refusal;
+        this.#errorResponse(ex, status, message ?? 'The request was refused before its body was sent', headers);
       }
     }
   }
@@ -719,7 +728,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
   }
 
   /** Answers `ex` (or a new placeholder exchange) with an error status and closes the connection after it. */
-  #errorResponse(ex: HttpExchange | null, status: number, message: string): void {
+  #errorResponse(ex: HttpExchange | null, status: number, message: string, headers?: OutgoingHeaders): void {
     let target = ex;
     if (target === null || target._state !== PENDING) {
       target = new HttpExchange(this, PLACEHOLDER_REQUEST, this.#loop.time());
@@ -730,7 +739,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
     // connection under the response.
     this.#lingering = true;
     const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
-    target.respond(status, JSON_HEADERS, body);
+    target.respond(status, headers === undefined ? JSON_HEADERS : { ...JSON_HEADERS, ...headers }, body);
   }
 
   #parseError(err: unknown): void {

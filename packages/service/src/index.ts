@@ -12,7 +12,7 @@ export { handle } from './handle.js';
 export * from './message-stages.js';
 export type { HandleOptions, MessageContext, MessageHandler } from './handle.js';
 export { HttpExchange, http1 } from './http1.js';
-export type { ExchangeOutcome, Http1Options, HttpHandlerProtocol } from './http1.js';
+export type { ContinueRefusal, ExchangeOutcome, Http1Options, HttpHandlerProtocol } from './http1.js';
 export { AppStateError, ConnectionLostError, HttpError, MessageDecodeError, MessageValidationError } from './errors.js';
 export type { ValidationIssue } from './errors.js';
 export { requestId, requestIdMixin } from './logging.js';

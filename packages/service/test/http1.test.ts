@@ -146,6 +146,14 @@ test('Expect: 100-continue: the interim response, then the body; refused before 
   assert.equal(refused.status, 404);
   assert.equal(refused.headers.connection, 'close');
   assert.ok(await d.endedWithin(3));
+
+  // A method the route does not take: 405 with Allow (RFC 9110 §15.5.6), as without Expect.
+  const e = await RawClient.connect(port, t);
+  e.write('POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n');
+  const notAllowed = await e.response();
+  assert.equal(notAllowed.status, 405);
+  assert.equal(notAllowed.headers.allow, 'GET, HEAD');
+  assert.equal(JSON.parse(notAllowed.body.toString()).message, 'Method POST not allowed on /hello');
 });
 
 test('curl: 100-continue upload, chunked upload and download', { skip: !(await hasCurl()) }, async (t) => {
