@@ -192,9 +192,10 @@ test('a streamed body that fails before its first chunk is an error status, not 
   app.get('/missing', (_req, reply) => reply.send(createReadStream('/no/such/file/loopwork')));
   app.get('/throws', (_req, reply) =>
     reply.send(
-      (async function* () {
+      (async function* (): AsyncGenerator<string> {
         await sleep(0);
-        throw new HttpError(409, 'not now');
+        if (Date.now() > 0) throw new HttpError(409, 'not now');
+        yield 'never';
       })(),
     ),
   );
