@@ -89,6 +89,8 @@ class HandlerProtocol<In, Out> implements MessageProtocol<In, Out>, MessageConte
   #queue: (In | Refusal)[] = [];
   #busy = false;
   #readingPaused = false;
+  /** The transport's write buffer is over its high-water mark: messages wait, and reading stops. */
+  #writePaused = false;
   #closing = false;
   #lost = false;
 
@@ -118,7 +120,7 @@ class HandlerProtocol<In, Out> implements MessageProtocol<In, Out>, MessageConte
   }
 
   #enqueue(message: In | Refusal): void {
-    if (this.#busy) {
+    if (this.#busy || this.#writePaused) {
       this.#queue.push(message);
       if (!this.#readingPaused && this.#queue.length >= this.#maxQueued) {
         this.#readingPaused = true;
@@ -163,14 +165,37 @@ class HandlerProtocol<In, Out> implements MessageProtocol<In, Out>, MessageConte
 
   #next(): void {
     this.#busy = false;
-    while (!this.#busy && this.#queue.length > 0 && !this.#lost) {
+    this.#pump();
+  }
+
+  /** Runs the queued messages while no handler is pending and the peer reads; reading follows. */
+  #pump(): void {
+    while (!this.#busy && !this.#writePaused && this.#queue.length > 0 && !this.#lost) {
       this.#run(this.#queue.shift()!);
     }
-    if (this.#readingPaused && this.#queue.length < this.#maxQueued / 2 && !this.#lost) {
+    if (this.#lost) return;
+    if (this.#readingPaused && !this.#writePaused && this.#queue.length < this.#maxQueued / 2) {
       this.#readingPaused = false;
       this.transport.resumeReading();
     }
-    if (!this.#busy && this.#closing && !this.#lost) this.transport.close();
+    if (!this.#busy && this.#queue.length === 0 && this.#closing) this.transport.close();
+  }
+
+  /**
+   * The peer does not read what is written (a client that sends and never reads): messages wait and reading
+   * stops, so that its replies cannot fill the server's memory; both go on when the buffer drains.
+   */
+  pauseWriting(): void {
+    this.#writePaused = true;
+    if (!this.#readingPaused && !this.#lost) {
+      this.#readingPaused = true;
+      this.transport.pauseReading();
+    }
+  }
+
+  resumeWriting(): void {
+    this.#writePaused = false;
+    if (!this.#busy) this.#pump();
   }
 
   #failed(err: unknown): void {
@@ -195,8 +220,7 @@ class HandlerProtocol<In, Out> implements MessageProtocol<In, Out>, MessageConte
   eofReceived(): boolean {
     // Answer what was asked before closing: keep the write side open while handlers are running.
     this.#closing = true;
-    if (this.#busy) return true;
-    return false;
+    return this.#busy || this.#queue.length > 0;
   }
 
   connectionLost(exc: Error | null): void {

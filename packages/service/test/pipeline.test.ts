@@ -247,6 +247,38 @@ test('backpressure reaches the handler: a large streamed reply waits on drain an
   assert.ok(sawPause, 'the handler saw writing paused and awaited drain()');
 });
 
+test('a client that sends and does not read: messages wait and reading stops, instead of replies filling memory', async () => {
+  const reply = 'x'.repeat(64 * 1024);
+  let handled = 0;
+  const factory = pipeline(
+    testLines(),
+    handle(() => {
+      handled++;
+      return reply;
+    }),
+  );
+  await serve(factory, async (port) => {
+    const total = 2000; // 128 MiB of replies
+    const socket = net.connect(port, '127.0.0.1');
+    socket.pause();
+    socket.write('go\n'.repeat(total));
+    await sleep(0.5);
+    assert.ok(handled < total / 2, `handled ${handled} of ${total} while nothing was read`);
+    let received = 0;
+    const expected = total * (reply.length + 1);
+    await new Promise<void>((resolve) => {
+      socket.on('data', (d: Buffer) => {
+        received += d.length;
+        if (received >= expected) resolve();
+      });
+      socket.resume();
+    });
+    socket.destroy();
+    assert.equal(handled, total);
+    assert.equal(received, expected);
+  });
+});
+
 test('per-connection state and hooks', async () => {
   const events: string[] = [];
   const factory = pipeline(
