@@ -230,6 +230,9 @@ class KvStore {
 }
 
 /** What the admin `stats` command reports besides the store. */
+/** The longest time to live, in seconds: its PTTL in milliseconds is still an exact integer (about 142 millennia). */
+const MAX_TTL = Math.floor(Number.MAX_SAFE_INTEGER / 2000);
+
 const counters = { respCommands: 0, respConnections: 0, adminCommands: 0, startedAt: Date.now() };
 
 // ---- the Redis protocol --------------------------------------------------------------------------------------
@@ -334,8 +337,9 @@ function respCommands(store: KvStore, app: App): RespRoutes {
         const opt = m[i]!.toString('latin1').toUpperCase();
         if ((opt === 'EX' || opt === 'PX') && ttl === undefined && i + 1 < m.length) {
           const n = Number(integer(m[++i]!.toString('latin1')));
-          if (n <= 0) throw new CommandError(`invalid expire time in 'set' command`);
           ttl = opt === 'EX' ? n : n / 1000;
+          // Redis refuses a deadline it could not report: here, one whose PTTL is no exact integer.
+          if (n <= 0 || ttl > MAX_TTL) throw new CommandError(`invalid expire time in 'set' command`);
         } else if (opt === 'NX' && !xx) nx = true;
         else if (opt === 'XX' && !nx) xx = true;
         else throw new CommandError('syntax error');
@@ -396,7 +400,7 @@ function respCommands(store: KvStore, app: App): RespRoutes {
     },
     SELECT: (ctx) => {
       arity(ctx.message, 2, 'select');
-      if (ctx.message[1]!.toString('latin1') !== '0') throw new CommandError('DB index is out of range');
+      if (ctx.message[1]!.toString('latin1') !== '0') throw new CommandError('ERR DB index is out of range');
       return OK;
     },
     // Per-connection state: the client's id and name live as long as its connection.
@@ -484,7 +488,7 @@ function counted(routes: RespRoutes): RespRoutes {
 /** Keys the HTTP API accepts: what fits in a path segment without escaping, as Redis users write keys. */
 const Key = z.string().regex(/^[A-Za-z0-9._:@~-]{1,256}$/, 'key must be 1-256 of A-Z a-z 0-9 . _ : @ ~ -');
 const KeyParams = z.object({ key: Key });
-const PutBody = z.object({ value: z.string(), ttl: z.number().positive().optional() }).strict();
+const PutBody = z.object({ value: z.string(), ttl: z.number().positive().max(MAX_TTL).optional() }).strict();
 const ListQuery = z.object({
   prefix: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(10000).default(1000),
@@ -538,7 +542,7 @@ const ADMIN_HELP = [
 ].join('\n');
 
 function adminCommands(app: App, store: KvStore, drain: (why: string) => void): MessageRoutes<string, string> {
-  return {
+  const routes: Record<string, CommandHandler<string, string>> = {
     stats: () =>
       JSON.stringify({
         keys: store.size,
@@ -563,6 +567,15 @@ function adminCommands(app: App, store: KvStore, drain: (why: string) => void): 
       ctx.close();
     },
   };
+  // Each counts its calls in `counters.adminCommands` (for `stats`).
+  const out: Record<string, CommandHandler<string, string>> = {};
+  for (const [name, handler] of Object.entries(routes)) {
+    out[name] = (ctx) => {
+      counters.adminCommands++;
+      return handler(ctx);
+    };
+  }
+  return out;
 }
 
 // ---- TLS -----------------------------------------------------------------------------------------------------

@@ -155,6 +155,16 @@ test('the flagship serves one store over HTTP, RESP, TLS and the admin socket, a
     const d = new SocketClient(t, { port: f.respPort });
     d.write('GET raw\r\n');
     assert.equal(await d.upTo('bytes\r\n'), '$5\r\nbytes\r\n');
+    // Redis' error codes and limits: a deadline TTL/PTTL could not report is refused, as redis-server does.
+    d.write('SELECT 1\r\nSET far v EX 1000000000000000\r\nSET far v PX 9223372036854775807\r\n');
+    assert.equal(await d.upTo('\r\n'), '-ERR DB index is out of range\r\n');
+    assert.equal(await d.upTo('\r\n'), "-ERR invalid expire time in 'set' command\r\n");
+    assert.equal(await d.upTo('\r\n'), "-ERR invalid expire time in 'set' command\r\n");
+    d.write('SET far v EX 1000000000\r\nTTL far\r\nPTTL far\r\n');
+    assert.equal(await d.upTo('\r\n'), '+OK\r\n');
+    assert.match(await d.upTo('\r\n'), /^:\d+\r\n$/);
+    assert.match(await d.upTo('\r\n'), /^:\d+\r\n$/);
+    await request(f.http).put('/kv/far').send({ value: 'v', ttl: 1e300 }).expect(400);
   });
 
   await t.test(
@@ -210,8 +220,14 @@ test('the flagship serves one store over HTTP, RESP, TLS and the admin socket, a
     }
     const r = await run('socat', ['-', `UNIX-CONNECT:${f.admin}`], 'stats\n');
     assert.equal(r.code, 0, r.stderr);
-    const stats = JSON.parse(r.stdout) as { keys: number; connections: { active: number }; ready: boolean };
+    const stats = JSON.parse(r.stdout) as {
+      keys: number;
+      connections: { active: number };
+      ready: boolean;
+      adminCommands: number;
+    };
     assert.ok(stats.keys >= 1);
+    assert.equal(stats.adminCommands, 3, 'ping, help and this stats were counted');
     assert.equal(stats.ready, true);
     assert.ok(stats.connections.active >= 1);
   });

@@ -42,6 +42,7 @@ import { LineDecoder, encodeLine } from './framing/lines.js';
 import type { RespDecoderOptions, RespValue } from './framing/resp.js';
 import { RespDecoder, RespErrorReply, encodeBulkString, encodeError, encodeResp } from './framing/resp.js';
 import { handle } from './handle.js';
+import { formatPeer } from './logging.js';
 import type { MessageContext } from './handle.js';
 import type { Endpoint, MessageProtocol, Stage } from './pipeline.js';
 import { StageProtocol } from './pipeline.js';
@@ -230,7 +231,11 @@ abstract class FramingProtocol<InnerIn, InnerOut> extends StageProtocol<Buffer, 
   #framingFailed(err: Error): void {
     this.#failed = true;
     loopLogger()?.warn(
-      { peer: this.outer.getExtraInfo('peername', null), code: (err as { code?: unknown }).code, reason: err.message },
+      {
+        peer: formatPeer(this.outer.getExtraInfo('peername', null)),
+        code: (err as { code?: unknown }).code,
+        reason: err.message,
+      },
       'framing error: closing the connection',
     );
     const reply = this.framingErrorReply(err);

@@ -244,6 +244,8 @@ test('lines: a line over maxLength gets ERR and closes that connection only', as
   const warn = s.logged.find((l) => l.msg === 'framing error: closing the connection');
   assert.ok(warn, 'the framing error is logged');
   assert.equal(warn.code, 'ERR_LOOPWORK_LINE_TOO_LONG');
+  // The peer as every other log line writes it.
+  assert.match(String(warn.peer), /^127\.0\.0\.1:\d+$/);
 });
 
 test('lines: an unterminated last line before EOF is still answered, then the connection closes', async () => {
