@@ -177,11 +177,24 @@ async function client(argv: string[]): Promise<number> {
     console.error('usage: rpc.ts client [--host H] --port PORT METHOD [PARAMS_JSON]');
     return 2;
   }
-  const params = paramsText === undefined ? undefined : (JSON.parse(paramsText) as unknown);
+  let params: unknown;
+  try {
+    params = paramsText === undefined ? undefined : (JSON.parse(paramsText) as unknown);
+  } catch (err) {
+    console.error(`PARAMS_JSON is not JSON: ${(err as Error).message}`);
+    return 2;
+  }
   const loop = newEventLoop();
   try {
     return await loop.runUntilComplete(async () => {
-      const c = await RpcClient.connect(values.host, Number(values.port));
+      let c: RpcClient;
+      try {
+        c = await RpcClient.connect(values.host, Number(values.port));
+      } catch (err) {
+        // Nothing listens there, or the name does not resolve: say so, as a command-line tool does.
+        console.error(`cannot connect to ${values.host}:${values.port}: ${(err as Error).message}`);
+        return 1;
+      }
       try {
         const answer = await c.call(method, params, (m) => console.log(JSON.stringify(m)));
         console.log(JSON.stringify(answer));

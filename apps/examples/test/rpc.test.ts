@@ -80,8 +80,20 @@ test('rpc: the client CLI calls methods; raw frames pipeline; errors are answere
 
   const after = await client('echo', '"still serving"');
   assert.equal(after.stdout, '{"id":1,"result":"still serving"}\n');
+  // A command-line tool's errors: one line each, no stack trace.
+  const badJson = await client('echo', '{not json');
+  assert.equal(badJson.code, 2);
+  assert.match(badJson.stderr, /^PARAMS_JSON is not JSON: /);
+  assert.doesNotMatch(badJson.stderr, /\n\s+at /);
 
   server.child.kill('SIGTERM');
   const { code } = await server.exited;
   assert.equal(code, 0, server.stderr);
+  const refused = await client('echo', '"anyone?"');
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    new RegExp(`^cannot connect to 127\\.0\\.0\\.1:${port}: \\[Errno 111\\] Connect call failed`),
+  );
+  assert.doesNotMatch(refused.stderr, /\n\s+at /);
 });
