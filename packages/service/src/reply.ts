@@ -196,6 +196,8 @@ export class Reply {
       }
       typed = JSON_ONLY;
     }
+    // A 204 or 304 carries no body: it is dropped, as fastify drops it (`reply.code(204).send(x)` sends 204).
+    if (body !== null && (this.statusCode === 204 || this.statusCode === 304)) body = null;
     let headers: OutgoingHeaders | null = this.#headers;
     if (this.#headers === null) {
       headers = body === null ? null : typed;
@@ -209,7 +211,7 @@ export class Reply {
     try {
       ex.respond(this.statusCode, headers ?? undefined, body);
     } catch (err) {
-      // What HTTP cannot carry (a CR in a header value, a body on a 204): nothing was sent.
+      // What HTTP cannot carry (a CR in a header value): nothing was sent.
       this._fail(err, true);
     }
     return this;

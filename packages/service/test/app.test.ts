@@ -159,6 +159,7 @@ test('reply: code, headers, types, redirect, buffers, strings, empty bodies, ret
   app.get('/bytes', () => Buffer.from([1, 2, 3]));
   app.get('/typed', (_req, reply) => reply.type('text/csv').send('a,b\n'));
   app.get('/empty', (_req, reply) => reply.code(204).send());
+  app.get('/empty-dropped', (_req, reply) => reply.code(204).send({ dropped: true }));
   app.get('/async-empty', async () => undefined);
   app.get('/later', (_req, reply) => {
     setTimeout(() => reply.send({ late: true }), 5);
@@ -178,6 +179,10 @@ test('reply: code, headers, types, redirect, buffers, strings, empty bodies, ret
   const csv = await request(url).get('/typed').expect(200);
   assert.equal(csv.headers['content-type'], 'text/csv');
   await request(url).get('/empty').expect(204);
+  // fastify's way: a body given with 204 is dropped, not a 500.
+  const dropped = await request(url).get('/empty-dropped').expect(204);
+  assert.equal(dropped.text, '');
+  assert.equal(dropped.headers['content-length'], undefined);
   const ae = await request(url).get('/async-empty').expect(200);
   assert.equal(ae.headers['content-length'], '0');
   assert.deepEqual((await request(url).get('/later').expect(200)).body, { late: true });
