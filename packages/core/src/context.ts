@@ -24,7 +24,9 @@ import { InvalidArgTypeError, RuntimeError, ValueError } from './errors.js';
 
 /** The current context and the task running in it (if any). */
 export interface Scope {
+  /** The context variables' values in effect. */
   readonly context: Context;
+  /** The task whose step is running, or `null` in a plain callback. */
   readonly task: object | null;
 }
 

@@ -67,8 +67,11 @@ export interface HttpHandlerProtocol extends MessageProtocol<HttpExchange, never
 
 /** The answer to a request whose `Expect: 100-continue` is refused: its status, headers and message. */
 export interface ContinueRefusal {
+  /** The status (4xx or 5xx). */
   readonly status: number;
+  /** Headers for the answer, e.g. `allow` on a 405. */
   readonly headers?: OutgoingHeaders;
+  /** The `message` of the JSON error body. */
   readonly message?: string;
 }
 

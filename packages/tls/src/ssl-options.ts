@@ -31,6 +31,7 @@ export interface SslOptions {
 
 /** The checked TLS settings of one connection or server, ready for `createTLSTransport`. */
 export interface ResolvedSsl {
+  /** The context the connection or server uses. */
   sslcontext: SSLContext;
   /** The host name to check (clients), `null` on servers or when checking is off. */
   serverHostname: string | null;
