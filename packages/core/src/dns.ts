@@ -17,6 +17,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { InvalidArgTypeError, ValueError, makeError } from './errors.js';
+import { checkOptions } from './options.js';
 
 // ---- constants (Linux's values) ---------------------------------------------------------------------------
 
@@ -173,6 +174,9 @@ export type InetAddress =
 
 /** One result of `getaddrinfo`: `[family, type, proto, canonname, sockaddr]`, as in Python. */
 export type AddrInfo = [family: number, type: number, proto: number, canonname: string, sockaddr: InetAddress];
+
+/** The keys of {@link GetaddrinfoOptions}. */
+const GETADDRINFO_KEYS = ['family', 'type', 'proto', 'flags'];
 
 /** Options of `getaddrinfo` (Python's keyword arguments). */
 export interface GetaddrinfoOptions {
@@ -459,6 +463,7 @@ export async function getaddrinfo(
   if (port !== null && typeof port !== 'string' && (typeof port !== 'number' || !Number.isInteger(port))) {
     throw new InvalidArgTypeError(`Int or String expected for the port, got ${inspect(port, { depth: 0 })}`);
   }
+  checkOptions(options, GETADDRINFO_KEYS, 'getaddrinfo');
   const family = checkInt(options.family ?? 0, 'family');
   const type = checkInt(options.type ?? 0, 'type');
   const proto = checkInt(options.proto ?? 0, 'proto');

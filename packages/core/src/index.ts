@@ -46,7 +46,19 @@ export { ensureFdNoTransport, registerTransportFd, unregisterTransportFd } from 
 export type { FileDescriptorLike } from './fd-watchers.js';
 export type { PipeLike, ReadPipeProtocol } from './pipes.js';
 export * from './unix-events.js';
-export { getEventLoop, getRunningLoop, getRunningLoopOrNull, newEventLoop, setEventLoop } from './events.js';
+export {
+  AbstractEventLoop,
+  AbstractEventLoopPolicy,
+  DefaultEventLoopPolicy,
+  SelectorEventLoop,
+  getEventLoop,
+  getEventLoopPolicy,
+  getRunningLoop,
+  getRunningLoopOrNull,
+  newEventLoop,
+  setEventLoop,
+  setEventLoopPolicy,
+} from './events.js';
 export type { EventLoop } from './events.js';
 export { KeyboardInterrupt, Runner, run } from './runners.js';
 export type { Main, RunnerOptions } from './runners.js';
@@ -82,3 +94,4 @@ export * from './socket.js';
 export * from './sock-methods.js';
 export * from './sendfile.js';
 export * as native from './native.js';
+export { checkOptions } from './options.js';

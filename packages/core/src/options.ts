@@ -9,6 +9,7 @@
  * @internal
  * @module
  */
+import { InvalidArgTypeError } from './errors.js';
 
 /** True when `value` is a plain object whose keys are all in `known`. */
 export function isOptionsObject(value: unknown, known: ReadonlySet<string>): value is Record<string, unknown> {
@@ -24,4 +25,22 @@ export function splitOptions<O extends object>(args: unknown[], known: ReadonlyS
   const last = args[args.length - 1];
   if (args.length > 0 && isOptionsObject(last, known)) return [args.slice(0, -1), last as Partial<O>];
   return [args, {}];
+}
+
+/**
+ * @internal Refuses an options object with a key the method does not know, as Python refuses an unexpected
+ * keyword argument: `createServer() got an unexpected keyword argument 'reuse_port'`.
+ *
+ * @throws TypeError for a key not in `known`, or when `options` is not an object.
+ */
+export function checkOptions(options: object, known: readonly string[] | ReadonlySet<string>, method: string): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidArgTypeError(`${method}() options must be an object, got ${String(options)}`);
+  }
+  const has = Array.isArray(known)
+    ? (key: string) => known.includes(key)
+    : (key: string) => (known as ReadonlySet<string>).has(key);
+  for (const key of Object.keys(options)) {
+    if (!has(key)) throw new InvalidArgTypeError(`${method}() got an unexpected keyword argument '${key}'`);
+  }
 }

@@ -33,6 +33,7 @@ import {
   osErrorFrom,
 } from './errors.js';
 import type { OSErrorFields } from './errors.js';
+import { checkOptions } from './options.js';
 import type { Future } from './futures.js';
 import type { SendfileError, SendfileHandle } from './native.js';
 import * as native from './native.js';
@@ -585,6 +586,9 @@ async function sendfileTransportNative(
 // ---------------------------------------------------------------------------------------------------------
 // The loop methods
 
+/** The keys of {@link SendfileOptions}. */
+const SENDFILE_KEYS = ['fallback'];
+
 async function sendfile(
   loop: BaseEventLoop,
   transport: Transport,
@@ -593,6 +597,7 @@ async function sendfile(
   count: number | null = null,
   options: SendfileOptions = {},
 ): Promise<number> {
+  checkOptions(options, SENDFILE_KEYS, 'sendfile');
   const fallback = options.fallback ?? true;
   if (transport.isClosing()) throw new RuntimeError('Transport is closing');
   checkSendfileParams(offset, count);
@@ -627,6 +632,7 @@ async function sockSendfile(
   count: number | null = null,
   options: SendfileOptions = {},
 ): Promise<number> {
+  checkOptions(options, SENDFILE_KEYS, 'sockSendfile');
   const fallback = options.fallback ?? true;
   if (!isSocket(sock)) {
     throw new InvalidArgTypeError(`sock must be a loopwork Socket, got ${inspect(sock, { depth: 0 })}`);

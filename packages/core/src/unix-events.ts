@@ -25,6 +25,7 @@ import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
 import { InvalidArgTypeError, NativeUnavailableError, RuntimeError, ValueError, osErrorFrom } from './errors.js';
+import { checkOptions } from './options.js';
 import type { Future } from './futures.js';
 import { cancellableWait } from './futures.js';
 import * as native from './native.js';
@@ -120,11 +121,7 @@ function spawnError(error: Error, cwd: string | URL | undefined): Error {
 }
 
 function checkSubprocessOptions(method: string, options: SubprocessOptions, expectShell: boolean): void {
-  for (const key of Object.keys(options)) {
-    if (!SUBPROCESS_OPTIONS.has(key)) {
-      throw new InvalidArgTypeError(`${method}() got an unexpected keyword argument '${key}'`);
-    }
-  }
+  checkOptions(options, SUBPROCESS_OPTIONS, method);
   if (options.universalNewlines) throw new ValueError('universal_newlines must be False');
   if (expectShell) {
     if (options.shell !== undefined && !options.shell) throw new ValueError('shell must be True');

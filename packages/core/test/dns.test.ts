@@ -203,6 +203,10 @@ test('getaddrinfo with AI_NUMERICHOST refuses a name with gaierror EAI_NONAME', 
   await assert.rejects(getaddrinfo('127.0.0.1', 'no-such-service'), { code: 'EAI_SERVICE', errno: -8 });
   await assert.rejects(getaddrinfo(42 as never, 80), TypeError);
   await assert.rejects(getaddrinfo('localhost', 1.5), TypeError);
+  await assert.rejects(getaddrinfo('localhost', 80, { socktype: 1 } as never), {
+    name: 'TypeError',
+    message: "getaddrinfo() got an unexpected keyword argument 'socktype'",
+  });
 });
 
 test('getnameinfo gives what Python gives, for the same inputs', async () => {

@@ -2,7 +2,21 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Runner, getEventLoop, getRunningLoop, newEventLoop, run, sleep } from '@loopwork/core';
+import {
+  AbstractEventLoop,
+  DefaultEventLoopPolicy,
+  NodeEventLoop,
+  Runner,
+  SelectorEventLoop,
+  getEventLoop,
+  getEventLoopPolicy,
+  getRunningLoop,
+  newEventLoop,
+  run,
+  setEventLoop,
+  setEventLoopPolicy,
+  sleep,
+} from '@loopwork/core';
 import type { BaseEventLoop } from '@loopwork/core';
 
 test('run() returns the result, then cancels what is left and closes the loop', async () => {
@@ -82,4 +96,37 @@ test('SIGINT cancels the main task, which ends with KeyboardInterrupt; its final
   assert.match(out, /finally ran\n/);
   assert.match(out, /KeyboardInterrupt\n/);
   assert.equal(code, 130);
+});
+
+test('the event-loop policy: newEventLoop, getEventLoop, setEventLoop and run() go through it', async () => {
+  assert.ok(getEventLoopPolicy() instanceof DefaultEventLoopPolicy);
+  assert.equal(SelectorEventLoop, NodeEventLoop);
+  class Counting extends DefaultEventLoopPolicy {
+    made = 0;
+    override newEventLoop(): BaseEventLoop {
+      this.made++;
+      return super.newEventLoop();
+    }
+  }
+  const policy = new Counting();
+  setEventLoopPolicy(policy);
+  try {
+    assert.equal(getEventLoopPolicy(), policy);
+    const loop = newEventLoop();
+    assert.ok(loop instanceof AbstractEventLoop);
+    assert.equal(policy.made, 1);
+    setEventLoop(loop);
+    assert.equal(getEventLoop(), loop);
+    loop.close();
+    assert.equal(await run(async () => getRunningLoop() instanceof NodeEventLoop), true);
+    assert.equal(policy.made, 2, 'run() made its loop through the policy');
+    assert.throws(() => setEventLoopPolicy({} as never), {
+      name: 'TypeError',
+      message: "policy must be an instance of AbstractEventLoopPolicy or None, not 'Object'",
+    });
+  } finally {
+    setEventLoopPolicy(null);
+  }
+  assert.ok(getEventLoopPolicy() instanceof DefaultEventLoopPolicy);
+  assert.notEqual(getEventLoopPolicy(), policy);
 });

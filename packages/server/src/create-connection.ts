@@ -32,6 +32,7 @@ import {
   SocketTransport,
   TimeoutError,
   ValueError,
+  checkOptions,
   extendEventLoop,
   fdTransportEnabled,
   isSocket,
@@ -44,7 +45,6 @@ import {
 import type { Socket as CoreSocket } from '@loopwork/core';
 import { emptyAddrinfoError, ensureResolved, formatAddress, interleaveAddrinfos } from './addresses.js';
 import { isOSError } from './errors.js';
-import { checkOptions } from './options.js';
 import type { SSLContextLike } from './ssl.js';
 import { checkClientSsl, checkNotTlsSocket, tlsTransportFactory } from './ssl.js';
 import { staggeredRace } from './staggered.js';

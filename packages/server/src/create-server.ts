@@ -25,6 +25,7 @@ import {
   OSError,
   SOCK_STREAM,
   ValueError,
+  checkOptions,
   extendEventLoop,
   isSocket,
   native,
@@ -43,7 +44,6 @@ import {
   toConnectedSock,
 } from './create-connection.js';
 import { SocketOptionUnavailableError, osErrorCode } from './errors.js';
-import { checkOptions } from './options.js';
 import type { Listener } from './server.js';
 import { NativeListener, NodeListener, Server } from './server.js';
 import type { SSLContextLike } from './ssl.js';

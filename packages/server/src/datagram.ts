@@ -27,6 +27,7 @@ import {
   SOCK_STREAM,
   ValueError,
   checkBytes,
+  checkOptions,
   connectionError,
   enterScope,
   exitScope,
@@ -973,6 +974,19 @@ function openUnixDatagramSocket(local: string | Buffer | null, remote: string | 
   }
 }
 
+/** The keys of {@link DatagramEndpointOptions}. */
+const DATAGRAM_KEYS = [
+  'localAddr',
+  'remoteAddr',
+  'family',
+  'proto',
+  'flags',
+  'reuseAddress',
+  'reusePort',
+  'allowBroadcast',
+  'sock',
+];
+
 async function createDatagramEndpoint<P extends DatagramProtocol>(
   this: BaseEventLoop,
   protocolFactory: ProtocolFactory<P>,
@@ -981,6 +995,7 @@ async function createDatagramEndpoint<P extends DatagramProtocol>(
   if (typeof protocolFactory !== 'function') {
     throw new InvalidArgTypeError(`protocolFactory must be a function, got ${inspect(protocolFactory, { depth: 0 })}`);
   }
+  checkOptions(options, DATAGRAM_KEYS, 'createDatagramEndpoint');
   const {
     localAddr = null,
     remoteAddr = null,

@@ -21,6 +21,7 @@ import {
   RuntimeError,
   ValueError,
   checkBytes,
+  checkOptions,
   getEventLoop,
   getRunningLoop,
   sleep,
@@ -880,6 +881,7 @@ export class StreamWriter {
    * @throws RuntimeError when `loop.startTls` is not installed (import `@loopwork/tls`); the handshake's error.
    */
   async startTls(sslcontext: SSLContext, options: StreamStartTlsOptions = {}): Promise<void> {
+    checkOptions(options, ['serverHostname', 'sslHandshakeTimeout', 'sslShutdownTimeout'], 'startTls');
     if (typeof (this._loop as { startTls?: unknown }).startTls !== 'function') {
       throw new RuntimeError(
         'StreamWriter.startTls() needs loop.startTls(), which @loopwork/tls installs; it is not available',

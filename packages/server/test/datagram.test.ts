@@ -492,6 +492,10 @@ describe('createDatagramEndpoint argument errors (asyncio messages)', () => {
         name: 'ValueError',
         message: 'unexpected address family',
       });
+      await assert.rejects(loop.createDatagramEndpoint(f, { local_addr: ['127.0.0.1', 0] } as never), {
+        name: 'TypeError',
+        message: "createDatagramEndpoint() got an unexpected keyword argument 'local_addr'",
+      });
       await assert.rejects(loop.createDatagramEndpoint(f, { localAddr: ['127.0.0.1', 0, 0] as never }), {
         name: 'TypeError',
         message: '2-tuple is expected',

@@ -341,6 +341,10 @@ describe('loop.sendfile over a plain TCP transport (zero-copy)', () => {
       await assert.rejects(settle(loop.sendfile(transport, fh, 0, 0)), ValueError);
       await assert.rejects(settle(loop.sendfile(transport, fh, 1.5)), InvalidArgTypeError);
       await assert.rejects(settle(loop.sendfile(transport, 'nope' as never)), InvalidArgTypeError);
+      await assert.rejects(settle(loop.sendfile(transport, fh, 0, null, { fall_back: false } as never)), {
+        name: 'TypeError',
+        message: "sendfile() got an unexpected keyword argument 'fall_back'",
+      });
       transport.close();
       await assert.rejects(settle(loop.sendfile(transport, fh)), /^RuntimeError: Transport is closing$/);
       await received;

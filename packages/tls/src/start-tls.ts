@@ -12,13 +12,16 @@
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { inspect } from 'node:util';
-import { InvalidArgTypeError, Protocol, extendEventLoop } from '@loopwork/core';
+import { InvalidArgTypeError, Protocol, checkOptions, extendEventLoop } from '@loopwork/core';
 import type { BaseEventLoop, BaseProtocol, ExtraInfo, Transport, TransportServer } from '@loopwork/core';
 import { isSSLContext } from './ssl-context.js';
 import type { SSLContext } from './ssl-context.js';
 import { checkSslHandshakeTimeout, checkSslShutdownTimeout } from './ssl-options.js';
 import { createTLSTransport } from './tls-transport.js';
 import type { TLSTransport } from './tls-transport.js';
+
+/** The keys of {@link StartTlsOptions}. */
+const START_TLS_KEYS = ['serverSide', 'serverHostname', 'sslHandshakeTimeout', 'sslShutdownTimeout'];
 
 /** Options of `loop.startTls()`. */
 export interface StartTlsOptions {
@@ -93,6 +96,7 @@ async function startTls(
   sslcontext: SSLContext,
   options: StartTlsOptions = {},
 ): Promise<Transport> {
+  checkOptions(options, START_TLS_KEYS, 'startTls');
   if (!isSSLContext(sslcontext)) {
     throw new InvalidArgTypeError(
       `sslcontext is expected to be an instance of ssl.SSLContext, got ${inspect(sslcontext, { depth: 0 })}`,

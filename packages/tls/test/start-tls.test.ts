@@ -135,6 +135,10 @@ describe('startTls', () => {
           loop.startTls(p.client.transport, p.client.protocol, clientContext(), { sslHandshakeTimeout: -5 }),
           { name: 'ValueError', message: 'sslHandshakeTimeout should be a positive number, got -5' },
         );
+        await assert.rejects(
+          loop.startTls(p.client.transport, p.client.protocol, clientContext(), { server_side: true } as never),
+          { name: 'TypeError', message: "startTls() got an unexpected keyword argument 'server_side'" },
+        );
         // checkHostname without serverHostname.
         await assert.rejects(loop.startTls(p.client.transport, p.client.protocol, clientContext()), {
           name: 'ValueError',
