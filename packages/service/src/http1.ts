@@ -455,7 +455,9 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
     }
     if (this.#receiving === null) {
       // Between requests when the chunk ended on a request boundary; else the next head began in this chunk.
-      if (this.#parser.idle) this.#headStart = -1;
+      // Requests the parser holds back (the client does not read its responses) are the server's wait, not the
+      // client's: no head clock runs for them until they are parsed.
+      if (this.#parser.idle || this.#parser.heldBytes > 0) this.#headStart = -1;
       else if (this.#headStart < 0) this.#headStart = this.#loop.time();
     }
   }
@@ -838,7 +840,8 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
       const deadline = this.#headStart + Math.min(o.headersTimeout, o.requestTimeout);
       if (now >= deadline) return this.#timeout(408, 'Request timeout: the request head was not received in time');
       next = deadline;
-    } else if (this.#queue.length === 0) {
+    } else if (this.#queue.length === 0 && this.#parser.heldBytes === 0) {
+      // Idle (requests held back for a slow reader are not idleness).
       const deadline = Math.min(this.#idleSince + o.keepAliveTimeout, this.#idleGraceEnd);
       if (now >= deadline) {
         this.#closing = true;

@@ -317,3 +317,38 @@ test('a client that pipelines and does not read: the server stops reading instea
   assert.ok(received > total * big.length, `every response arrived (${received} bytes)`);
   assert.equal(responses, total);
 });
+
+test('a client that pipelines and reads slowly gets every response: the held requests do not time out', async (t) => {
+  const app = testApp({ http: { headersTimeout: 0.2 } });
+  const big = Buffer.alloc(256 * 1024, 'y');
+  app.get('/big', (_req, reply) => {
+    reply.type('application/octet-stream').send(big);
+  });
+  const port = portOf(await listen(t, app));
+  const total = 200; // 50 MiB, read over more than the head timeout
+  const socket = net.connect(port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  await once(socket, 'connect');
+  socket.pause();
+  socket.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(total));
+  let received = 0;
+  let tail = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    tail = Buffer.concat([tail, chunk]).subarray(-400);
+  });
+  socket.pause();
+  const started = Date.now();
+  // Read in bursts, stalling between them: the whole read takes well over the head timeout.
+  while (received < total * big.length && Date.now() - started < 20_000) {
+    socket.resume();
+    await sleep(0.002);
+    socket.pause();
+    await sleep(0.15);
+  }
+  assert.ok(Date.now() - started > 600, 'the reading took longer than the head timeout, thrice');
+  assert.ok(
+    received > total * big.length,
+    `every response arrived (${received} bytes) ${JSON.stringify(tail.toString('latin1').replace(/y+/g, 'y…'))}`,
+  );
+});
