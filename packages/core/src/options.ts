@@ -33,14 +33,11 @@ export function splitOptions<O extends object>(args: unknown[], known: ReadonlyS
  *
  * @throws TypeError for a key not in `known`, or when `options` is not an object.
  */
-export function checkOptions(options: object, known: readonly string[] | ReadonlySet<string>, method: string): void {
+export function checkOptions(options: object, known: readonly string[], method: string): void {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgTypeError(`${method}() options must be an object, got ${String(options)}`);
   }
-  const has = Array.isArray(known)
-    ? (key: string) => known.includes(key)
-    : (key: string) => (known as ReadonlySet<string>).has(key);
   for (const key of Object.keys(options)) {
-    if (!has(key)) throw new InvalidArgTypeError(`${method}() got an unexpected keyword argument '${key}'`);
+    if (!known.includes(key)) throw new InvalidArgTypeError(`${method}() got an unexpected keyword argument '${key}'`);
   }
 }

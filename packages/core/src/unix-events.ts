@@ -85,7 +85,8 @@ export interface SubprocessOptions {
   text?: boolean | null;
 }
 
-const SUBPROCESS_OPTIONS = new Set<string>([
+/** The keys of {@link SubprocessOptions}. */
+const SUBPROCESS_OPTIONS = [
   'stdin',
   'stdout',
   'stderr',
@@ -101,7 +102,7 @@ const SUBPROCESS_OPTIONS = new Set<string>([
   'encoding',
   'errors',
   'text',
-]);
+];
 
 /** The signal numbers Node has names for (its `ChildProcess.kill()` refuses the others). */
 const NODE_SIGNAL_NUMBERS = new Set<number>(Object.values(osConstants.signals));
