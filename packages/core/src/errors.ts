@@ -294,15 +294,16 @@ export function errnoOf(err: { errno?: unknown }): number {
 /**
  * @internal An `OSError` (of the subclass Python would raise for its errno) carrying the system error's `code`,
  * `errno`, `syscall`, `address` and `port`, and the system error as `cause`. The message is `message`, by
- * default Python's `[Errno 104] Connection reset by peer`.
+ * default Python's `[Errno 104] Connection reset by peer`; the class is `cls` when the errno alone does not say
+ * it (asyncio's `ConnectionError('socket is not connected')` for `ENOTCONN`).
  */
-export function osErrorFrom(cause: unknown, message?: string): Error & OSErrorFields {
+export function osErrorFrom(cause: unknown, message?: string, cls?: typeof OSError): Error & OSErrorFields {
   const c = (typeof cause === 'object' && cause !== null ? cause : {}) as OSErrorFields;
   if (message === undefined) {
     const text = strerror(c);
     message = `[Errno ${errnoOf(c)}] ${text.charAt(0).toUpperCase()}${text.slice(1)}`;
   }
-  const Cls = osErrorClass(c.code);
+  const Cls = cls ?? osErrorClass(c.code);
   const err = new Cls(message, { cause }) as Error & OSErrorFields;
   if (typeof c.code === 'string') Object.defineProperty(err, 'code', { value: c.code, enumerable: true });
   if (typeof c.errno === 'number') err.errno = c.errno;

@@ -152,14 +152,10 @@ function sendfileConnectionError(
   code: 'ECONNRESET' | 'ENOTCONN' | 'ECONNABORTED',
   cause?: unknown,
 ): SendfileFailure {
-  const err = osErrorFrom(native.systemError(osConstants.errno[code], 'sendfile'), message) as SendfileFailure;
+  const fields = native.systemError(osConstants.errno[code], 'sendfile');
+  const err = osErrorFrom(fields, message, code === 'ENOTCONN' ? ConnectionError : undefined) as SendfileFailure;
   if (cause !== undefined) Object.defineProperty(err, 'cause', { value: cause, configurable: true, writable: true });
-  if (code !== 'ENOTCONN') return err;
-  const conn = new ConnectionError(message, { cause: err.cause }) as SendfileFailure;
-  Object.defineProperty(conn, 'code', { value: code, enumerable: true });
-  conn.errno = -osConstants.errno.ENOTCONN;
-  conn.syscall = 'sendfile';
-  return conn;
+  return err;
 }
 
 function checkSendfileParams(offset: unknown, count: unknown): void {
