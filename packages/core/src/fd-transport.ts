@@ -45,9 +45,7 @@ import {
   READABLE,
   WRITABLE,
   close as closeFd,
-  getpeername,
   getSocketFamily,
-  getsockname,
   nativeAvailable,
   pageOffset,
   pollStart,
@@ -64,7 +62,7 @@ import {
 import { onLoopClose } from './node-event-loop.js';
 import type { Address, BaseProtocol } from './protocols.js';
 import { protocolBuffer } from './protocols.js';
-import { TransportSocket } from './socket-transport.js';
+import { TransportSocket, nativeAddress } from './socket-transport.js';
 import type { ExtraInfo, Transport } from './transports.js';
 import { checkBytes } from './transports.js';
 import { registerTransportFd, unregisterTransportFd } from './fd-watchers.js';
@@ -765,14 +763,6 @@ function closeQuietly(fd: number): void {
     closeFd(fd);
   } catch {
     // closed behind our back: nothing left to release
-  }
-}
-
-function nativeAddress(fd: number, which: 'sock' | 'peer'): Address | null {
-  try {
-    return (which === 'sock' ? getsockname(fd) : getpeername(fd)) as Address | null;
-  } catch {
-    return null;
   }
 }
 

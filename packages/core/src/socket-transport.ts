@@ -81,7 +81,11 @@ function isUnixSocket(sock: net.Socket): boolean {
   return false;
 }
 
-function nativeAddress(fd: number, which: 'sock' | 'peer'): Address | null {
+/**
+ * @internal A socket fd's own address (`'sock'`) or its peer's (`'peer'`), in asyncio's shape; `null` when it has
+ * none (not connected), the fd is closed, or the native addon is not there.
+ */
+export function nativeAddress(fd: number, which: 'sock' | 'peer'): Address | null {
   if (fd < 0 || !nativeAvailable()) return null;
   try {
     return (which === 'sock' ? getsockname(fd) : getpeername(fd)) as Address | null;

@@ -32,6 +32,7 @@ import {
   enterScope,
   exitScope,
   extendEventLoop,
+  nativeAddress,
   isSocket,
   native,
 } from '@loopwork/core';
@@ -408,16 +409,6 @@ function isOSError(err: unknown): boolean {
   );
 }
 
-/** The peer of a connected socket's fd, or null (not connected, or no fd). */
-function peerOf(fd: number): Address | null {
-  if (fd < 0 || !native.nativeAvailable()) return null;
-  try {
-    return native.getpeername(fd) as Address | null;
-  } catch {
-    return null;
-  }
-}
-
 function fromRinfo(rinfo: dgram.RemoteInfo): Address {
   return rinfo.family === 'IPv6' ? [rinfo.address, rinfo.port, 0, 0] : [rinfo.address, rinfo.port];
 }
@@ -667,17 +658,10 @@ export class NativeDatagramTransport extends DatagramSocketTransport {
     waiter: Future<unknown> | null,
   ) {
     const family = native.getSocketFamily(fd);
-    const extra: Record<string, unknown> = {};
-    try {
-      extra.sockname = native.getsockname(fd);
-    } catch {
-      extra.sockname = null;
-    }
-    try {
-      extra.peername = native.getpeername(fd);
-    } catch {
-      extra.peername = null;
-    }
+    const extra: Record<string, unknown> = {
+      sockname: nativeAddress(fd, 'sock'),
+      peername: nativeAddress(fd, 'peer'),
+    };
     super(loop, protocol, family, address, extra);
     this._fd = fd;
     this._start(waiter);
@@ -1020,7 +1004,7 @@ async function createDatagramEndpoint<P extends DatagramProtocol>(
   if (sock !== null) {
     // A loopwork Socket is adopted through its fd, and lets go of it once adopting succeeded.
     const adopted = isSocket(sock) ? sock.fileno() : sock;
-    ({ makeTransport, discard } = await adoptSocket(this, adopted, {
+    ({ makeTransport, discard } = adoptSocket(this, adopted, {
       localAddr,
       remoteAddr,
       family,
@@ -1127,11 +1111,11 @@ interface Adopted<P> {
 }
 
 /** Adopts a socket handed in with `sock`, after asyncio's checks. */
-async function adoptSocket<P extends DatagramProtocol>(
+function adoptSocket<P extends DatagramProtocol>(
   loop: BaseEventLoop,
   sock: dgram.Socket | number,
   opts: Record<string, unknown>,
-): Promise<Adopted<P>> {
+): Adopted<P> {
   let kind: 'udp' | 'unix';
   if (typeof sock === 'number') {
     const type = native.getSocketType(sock);
@@ -1156,29 +1140,28 @@ async function adoptSocket<P extends DatagramProtocol>(
   }
   // A connected UDP socket stays on its fd: dgram would not know that it is connected (its own connect() refuses
   // an fd libuv sees connected), and the native transport is asyncio's, for any family.
-  if (kind === 'unix' || (typeof sock === 'number' && peerOf(sock) !== null)) {
+  if (kind === 'unix' || (typeof sock === 'number' && nativeAddress(sock, 'peer') !== null)) {
     const fd = sock as number;
     return {
       makeTransport: (protocol, waiter) => new NativeDatagramTransport(loop, fd, protocol, null, waiter),
       discard: () => closeAny(fd),
     };
   }
-  let s: dgram.Socket;
-  if (typeof sock === 'number') {
-    // A UDP socket made elsewhere: dgram adopts its fd (and closes it from now on).
-    const fd = sock;
-    const family = native.getSocketFamily(fd);
-    s = dgram.createSocket({ type: family === AF_INET6 ? 'udp6' : 'udp4' });
-    let adoptErr: unknown = null;
-    s.once('error', (e) => (adoptErr = e));
-    s.bind({ fd });
-    if (adoptErr !== null) throw adoptErr;
-  } else s = sock;
-  const adopted = s;
+  const s = typeof sock === 'number' ? dgramOfFd(sock) : sock;
   return {
-    makeTransport: (protocol, waiter) => new UDPTransport(loop, adopted, protocol, null, waiter),
-    discard: () => closeAny(adopted),
+    makeTransport: (protocol, waiter) => new UDPTransport(loop, s, protocol, null, waiter),
+    discard: () => closeAny(s),
   };
+}
+
+/** A UDP socket made elsewhere, adopted by dgram (which closes the fd from now on). */
+function dgramOfFd(fd: number): dgram.Socket {
+  const s = dgram.createSocket({ type: native.getSocketFamily(fd) === AF_INET6 ? 'udp6' : 'udp4' });
+  let adoptErr: unknown = null;
+  s.once('error', (e) => (adoptErr = e));
+  s.bind({ fd });
+  if (adoptErr !== null) throw adoptErr;
+  return s;
 }
 
 extendEventLoop({
