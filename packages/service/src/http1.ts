@@ -145,9 +145,9 @@ export function http1(options: Http1Options = {}): Stage<Buffer, Uint8Array, Htt
 
 const EMPTY = Buffer.alloc(0);
 /** Pipelined responses up to this many bytes in all are copied into one buffer for one write. */
+const BATCH_COPY_LIMIT = 64 * 1024;
 /** A batch of responses this large is written at once, even mid-chunk. */
 const BATCH_FLUSH_LIMIT = 64 * 1024;
-const BATCH_COPY_LIMIT = 64 * 1024;
 /**
  * Seconds an idle keep-alive connection stays readable after a graceful shutdown began: long enough for a
  * request already sent to arrive (a round trip, a busy peer), short enough not to hold the shutdown.
@@ -523,7 +523,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
 
   resumeWriting(): void {
     this.#writePaused = false;
-    if (!this.#draining && this.#queue.length < this.#opts.maxPipelined) this.#resumeReading();
+    this.#resumeIfRoom();
     this.#inner.resumeWriting?.();
   }
 
@@ -689,7 +689,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
       head = queue[0];
       if (head !== undefined) this.#startTurn(head);
     }
-    if (this.#readingPaused && !this.#draining && queue.length < this.#opts.maxPipelined) this.#resumeReading();
+    this.#resumeIfRoom();
     if (queue.length === 0 && this.#receiving === null) {
       if (this.#closing || this.#eof) {
         this.#closeOuter();
@@ -789,6 +789,11 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
     this.#outer.pauseReading();
   }
 
+  /** Reading goes on when nothing else holds it: not draining, and room in the pipeline (see `maxPipelined`). */
+  #resumeIfRoom(): void {
+    if (!this.#draining && this.#queue.length < this.#opts.maxPipelined) this.#resumeReading();
+  }
+
   /** Reading goes on (unless the responses still back up), first with what the parser held back. */
   #resumeReading(): void {
     if (!this.#readingPaused || this.#writePaused || this._lost) return;
@@ -799,7 +804,7 @@ export class Http1Connection implements MessageProtocol<Buffer, Uint8Array>, Mes
       // Not from inside a handler's call chain: the parser is not reentrant.
       this.#loop.callSoon(() => {
         if (this._lost || this.#closing || this.#readingPaused) return;
-        if (this.#parser.heldBytes > 0) this.messageReceived(Buffer.alloc(0));
+        if (this.#parser.heldBytes > 0) this.messageReceived(EMPTY);
         if (this.#eofHeld && this.#parser.heldBytes === 0 && !this.#readingPaused) {
           this.#eofHeld = false;
           if (!this.eofReceived()) this.#closeOuter();
