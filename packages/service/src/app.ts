@@ -910,15 +910,25 @@ export class App implements RequestHost, ReplyHost {
   }
 
   #answerNoRoute(request: Request, reply: Reply): void {
-    const allowed = this.#allowedMethods(request.raw);
+    const { status, headers, message } = this.#noRoute(request.raw);
+    if (headers?.allow !== undefined) reply.header('allow', headers.allow);
+    reply.code(status).send(JSON.parse(errorBody(status, message)) as unknown);
+  }
+
+  /**
+   * The answer to a request no route takes, with or without `Expect: 100-continue`: 405 with `Allow` when the path
+   * has routes for other methods (RFC 9110 §15.5.6), else 404.
+   */
+  #noRoute(raw: ParsedRequest): ContinueRefusal & { message: string } {
+    const allowed = this.#allowedMethods(raw);
     if (allowed.length > 0) {
-      reply
-        .code(405)
-        .header('allow', allowed.join(', '))
-        .send(JSON.parse(errorBody(405, `Method ${request.method} not allowed on ${request.path}`)) as unknown);
-      return;
+      return {
+        status: 405,
+        headers: { allow: allowed.join(', ') },
+        message: `Method ${raw.method} not allowed on ${raw.path}`,
+      };
     }
-    reply.code(404).send(JSON.parse(errorBody(404, `Route ${request.method}:${request.path} not found`)) as unknown);
+    return { status: 404, message: `Route ${raw.method}:${raw.path} not found` };
   }
 
   #allowedMethods(raw: ParsedRequest): string[] {
@@ -936,13 +946,8 @@ export class App implements RequestHost, ReplyHost {
     const found = this.#router.find(req.method as FindMyWay.HTTPMethod, req.url);
     if (found !== null && found.store !== null) return null;
     if (found !== null) return noRouteStatus(found);
-    // The answers a request without Expect would get (RFC 9110 §15.5.6: a 405 carries Allow).
-    const allowed = this.#allowedMethods(req);
-    if (allowed.length > 0) {
-      const message = `Method ${req.method} not allowed on ${req.path}`;
-      return { status: 405, headers: { allow: allowed.join(', ') }, message };
-    }
-    return { status: 404, message: `Route ${req.method}:${req.path} not found` };
+    // The answer a request without Expect would get.
+    return this.#noRoute(req);
   }
 
   /** The record answering a match with no route behind it (see {@link BAD_URL}). */
@@ -1046,7 +1051,6 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
   if (!reply.sent) reply.send(result);
 }
 
-/** Parses the body by its content type; answers 400 and returns false when it cannot. */
 /**
  * Seconds an app's TLS connection waits for the client's close_notify when it closes (see
  * {@link TcpListenerOptions.sslShutdownTimeout}); HTTP needs none (Node's https server does not wait at all).
@@ -1077,6 +1081,7 @@ function parseAndHandle(route: RouteRecord, request: Request, reply: Reply): voi
   callHandler(route, request, reply);
 }
 
+/** Parses the body by its content type; answers 400 and returns false when it cannot. */
 function parseBody(request: Request, reply: Reply): boolean {
   const body = request.exchange.body;
   const type = mediaType(request.raw.headers['content-type'] ?? '');

@@ -9,7 +9,7 @@ import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import request from 'supertest';
 import { PROTOCOL_TLS_SERVER, SSLContext, handle, pipeline, sleep } from '@loopwork/service';
 import { RawClient, listen, portOf, testApp } from './helpers.js';
@@ -338,6 +338,16 @@ test('requestTimeout: a body that trickles in too slowly gets 408', async (t) =>
   assert.ok(await c.endedWithin(3));
 });
 
+/** A temporary directory (removed after the test) with a self-signed certificate, and a server context of it. */
+function tlsFixture(t: TestContext, prefix: string): { dir: string; cert: string; ssl: SSLContext } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { cert, key } = selfSigned(dir);
+  const ssl = new SSLContext(PROTOCOL_TLS_SERVER);
+  ssl.loadCertChain(cert, key);
+  return { dir, cert, ssl };
+}
+
 function selfSigned(dir: string): { cert: string; key: string } {
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
@@ -354,11 +364,7 @@ function selfSigned(dir: string): { cert: string; key: string } {
 }
 
 test('one app on HTTP, TLS, a Unix socket and a message pipeline on TCP at once', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'lw-listen-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const { cert, key } = selfSigned(dir);
-  const ssl = new SSLContext(PROTOCOL_TLS_SERVER);
-  ssl.loadCertChain(cert, key);
+  const { dir, cert, ssl } = tlsFixture(t, 'lw-listen-');
   const app = testApp();
   app.get('/who', (req) => ({ protocol: req.protocol, ip: req.ip ?? null }));
   const sock = join(dir, 'app.sock');
@@ -413,11 +419,7 @@ test('one app on HTTP, TLS, a Unix socket and a message pipeline on TCP at once'
 });
 
 test('close: an idle HTTPS keep-alive client that never answers close_notify does not hold the shutdown', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'lw-tls-idle-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const { cert, key } = selfSigned(dir);
-  const ssl = new SSLContext(PROTOCOL_TLS_SERVER);
-  ssl.loadCertChain(cert, key);
+  const { ssl } = tlsFixture(t, 'lw-tls-idle-');
   const app = testApp();
   app.get('/x', () => 'x');
   await listen(t, app, { tls: { port: 0, ssl } });
