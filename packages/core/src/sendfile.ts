@@ -260,9 +260,13 @@ async function sendfileNative(
   const { err, sent } = state;
   if (err === null) return sent;
   if (state.closed) {
-    // The socket went away under the transfer: with the error that took it (a reset peer), or closed by its owner.
-    const exc = (state.reason ??
-      sendfileConnectionError('Connection closed during sendfile', 'ECONNABORTED', err)) as SendfileFailure;
+    // The socket went away under the transfer: with the error that took it (a reset peer; Node's own socket reports
+    // it as `write EPIPE`, made asyncio's OSError here), or closed by its owner.
+    const exc = (
+      state.reason === null
+        ? sendfileConnectionError('Connection closed during sendfile', 'ECONNABORTED', err)
+        : connectionError(state.reason)
+    ) as SendfileFailure;
     exc.bytesSent = sent;
     throw exc;
   }
