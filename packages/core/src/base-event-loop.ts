@@ -279,10 +279,14 @@ export abstract class BaseEventLoop {
 
   /**
    * Stops the loop: the current iteration finishes (every callback ready when it began runs), then
-   * `runForever()` resolves. Callbacks scheduled meanwhile wait for the next run.
+   * `runForever()` resolves. Callbacks scheduled meanwhile wait for the next run. Called from outside the loop's
+   * callbacks (JavaScript code beside a running loop) while the loop is idle, it wakes the loop, which runs one
+   * iteration and stops: asyncio can only be stopped from another thread with `call_soon_threadsafe(loop.stop)`,
+   * which does the same.
    */
   stop(): void {
     this._stopping = true;
+    this._wake();
   }
 
   /** True while the loop runs. */

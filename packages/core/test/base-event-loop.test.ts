@@ -315,6 +315,22 @@ describe('running and stopping', () => {
     loop.close();
   });
 
+  test('stop() called beside an idle running loop (not from its callbacks) wakes it, and runForever() resolves', async () => {
+    const loop = newEventLoop();
+    const running = loop.runForever();
+    await new Promise<void>((resolve) => loop.callSoon(() => loop.callSoon(resolve)));
+    await new Promise<void>((resolve) => setTimeout(resolve, 20));
+    assert.equal(loop.isRunning(), true);
+    loop.stop();
+    const outcome = await Promise.race([
+      running.then(() => 'stopped'),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still running after 2 s'), 2000).unref()),
+    ]);
+    assert.equal(outcome, 'stopped');
+    assert.equal(loop.isRunning(), false);
+    loop.close();
+  });
+
   test('stop() before runForever() runs exactly one iteration', async () => {
     const loop = newEventLoop();
     const got: number[] = [];
