@@ -17,6 +17,8 @@ import {
   sleep,
 } from '@loopwork/core';
 import type { BaseEventLoop, ExceptionContext } from '@loopwork/core';
+import { performance } from 'node:perf_hooks';
+import { close, socketpair, write } from '../src/native.js';
 
 function quietLoop(): { loop: BaseEventLoop; errors: ExceptionContext[] } {
   const loop = newEventLoop();
@@ -615,6 +617,69 @@ describe('sleep and iterations', () => {
     });
     assert.deepEqual(got, ['cb1', 'after-sleep0', 'result']);
     loop.close();
+  });
+
+  /**
+   * Runs an endless chain of callbacks (each schedules the next, so every iteration ends with a handle ready),
+   * waits until Node's loop has turned 10 times, then writes to a socket pair with a reader on the other end.
+   * Returns how many iterations the reader waited, and the iterations and Node turns counted until then.
+   */
+  async function readerWaitDuringChain(
+    work: () => void,
+  ): Promise<{ waited: number; iterations: number; turns: number }> {
+    const { loop, errors } = quietLoop();
+    const [a, b] = socketpair();
+    let iterations = 0;
+    let turns = 0;
+    let chain = true;
+    const next = (): void => {
+      iterations++;
+      work();
+      if (chain) loop.callSoon(next);
+    };
+    const countTurn = (): void => {
+      turns++;
+      if (chain) setImmediate(countTurn);
+    };
+    try {
+      const waited = await loop.runUntilComplete(async () => {
+        const readable = loop.createFuture<number>();
+        loop.addReader(a, () => {
+          loop.removeReader(a);
+          readable.setResult(iterations);
+        });
+        loop.callSoon(next);
+        setImmediate(countTurn);
+        while (turns < 10) await sleep(0);
+        const start = iterations;
+        write(b, Buffer.from('x'));
+        const at = (await readable) - start;
+        chain = false;
+        return at;
+      });
+      assert.deepEqual(errors, []);
+      return { waited, iterations, turns };
+    } finally {
+      loop.close();
+      close(a);
+      close(b);
+    }
+  }
+
+  test('iterations run back to back while handles are ready, and I/O is still polled every 16 of them', async () => {
+    const { waited, iterations, turns } = await readerWaitDuringChain(() => {});
+    // Several iterations per turn of Node's loop (each turn polls I/O once), but never more than 16 in a row:
+    // the reader ran within 17 iterations of the write.
+    assert.ok(iterations > 2 * turns, `${iterations} iterations in ${turns} turns of Node's loop`);
+    assert.ok(waited <= 17, `the reader waited ${waited} iterations`);
+  });
+
+  test('iterations that take time poll I/O after each other: a reader waits one iteration, not 16', async () => {
+    const { waited } = await readerWaitDuringChain(() => {
+      const until = performance.now() + 2;
+      while (performance.now() < until);
+    });
+    assert.ok(waited <= 2, `the reader waited ${waited} iterations of 2 ms`);
   });
 
   test('a cancelled task in sleep sees CancelledError and the timer is cancelled', async () => {
