@@ -155,6 +155,9 @@ export interface ValidateOptions<Reply> {
   /**
    * The reply to a message the schema refuses (the error is a `MessageValidationError` with `issues`), or
    * `undefined` to close the connection. Default: `{"error":"MessageValidationError","message":…,"issues":[…]}`.
+   * A schema that throws (a transform or refinement with a bug) is reported to the loop's exception handler, and
+   * its message refused with an `Error` named `InternalError` (default reply
+   * `{"error":"InternalError","message":"Internal error"}`), as `route()` answers a handler that throws.
    */
   readonly onError?: StageErrorHandler<Reply>;
 }
@@ -185,8 +188,19 @@ export function validate<S extends z.ZodType, Out = unknown>(
 }
 
 function defaultValidationError(error: Error): unknown {
-  const issues = (error as InstanceType<typeof MessageValidationError>).issues ?? [];
-  return { error: error.name, message: error.message, issues };
+  if (!MessageValidationError.isInstance(error)) return { error: 'InternalError', message: 'Internal error' };
+  return {
+    error: error.name,
+    message: error.message,
+    issues: (error as InstanceType<typeof MessageValidationError>).issues,
+  };
+}
+
+/** The error a message is refused with when the schema checking it throws (the client sees no more). */
+function internalError(): Error {
+  const error = new Error('Internal error');
+  error.name = 'InternalError';
+  return error;
 }
 
 class ValidateProtocol<S extends z.ZodType, Out> extends StageProtocol<unknown, Out, z.output<S>, Out> {
@@ -200,7 +214,19 @@ class ValidateProtocol<S extends z.ZodType, Out> extends StageProtocol<unknown, 
   }
 
   override messageReceived(message: unknown): void {
-    const result = this.#schema.safeParse(message);
+    let result: ReturnType<S['safeParse']>;
+    try {
+      result = this.#schema.safeParse(message) as ReturnType<S['safeParse']>;
+    } catch (exception) {
+      getRunningLoopOrNull()?.callExceptionHandler({
+        message: 'Error in validate() schema',
+        exception,
+        transport: this,
+      });
+      const error = internalError();
+      this.refuse(error, this.#onError(error));
+      return;
+    }
     if (result.success) {
       this.inner.messageReceived(result.data as z.output<S>);
       return;

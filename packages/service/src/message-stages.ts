@@ -963,17 +963,18 @@ export function route<In, Out>(
         return errorReply(format, unknownCommand(format, key, message), message) as Out;
       }
     }
-    if (entry.schema !== null) {
-      const checked = entry.schema.safeParse(ctx.defaultInput());
-      if (!checked.success) {
-        const issues = zodIssues(checked.error.issues);
-        const text = describeIssues(`Invalid arguments for '${entry.name}'`, issues);
-        return refused(new MessageValidationError(text, issues), ctx);
-      }
-      ctx.input = checked.data;
-    }
     let result: ReturnType<CommandHandler<In, Out>>;
     try {
+      // A schema that throws (a transform or refinement with a bug) fails as its handler would.
+      if (entry.schema !== null) {
+        const checked = entry.schema.safeParse(ctx.defaultInput());
+        if (!checked.success) {
+          const issues = zodIssues(checked.error.issues);
+          const text = describeIssues(`Invalid arguments for '${entry.name}'`, issues);
+          return refused(new MessageValidationError(text, issues), ctx);
+        }
+        ctx.input = checked.data;
+      }
       result = entry.handler(ctx);
     } catch (err) {
       return failed(err, ctx);

@@ -292,6 +292,45 @@ test('a handler that throws: an error reply for its message, one report, and the
   ]);
 });
 
+test('a schema that throws (a buggy transform) fails like a handler: an error reply, one report, the connection goes on', async () => {
+  const Buggy = z.object({ n: z.number(), method: z.string().optional() }).transform((v) => {
+    if (v.n === 13) throw new Error('transform bug');
+    return v;
+  });
+  const factory = pipeline(
+    lines(),
+    utf8(),
+    json(),
+    validate(Buggy),
+    route<{ n: number; method?: string }, unknown>(
+      {
+        ok: (ctx) => ({ n: ctx.message.n }),
+        check: command(
+          z.object({ n: z.number() }).transform(() => {
+            throw new Error('command schema bug');
+          }),
+          () => 'unreached',
+        ),
+      },
+      { key: (m) => m.method ?? 'ok' },
+    ),
+  );
+  const s = await serve(factory, async ({ port }) => {
+    const c = new Client(port);
+    c.write('{"n":1}\n{"n":13}\n{"n":2,"method":"check"}\n{"n":"x"}\n{"n":3}\n');
+    assert.deepEqual(JSON.parse(await c.line()), { n: 1 });
+    assert.deepEqual(JSON.parse(await c.line()), { error: 'InternalError', message: 'Internal error' });
+    assert.deepEqual(JSON.parse(await c.line()), { error: 'InternalError', message: 'Internal error' });
+    assert.equal(JSON.parse(await c.line()).error, 'MessageValidationError');
+    assert.deepEqual(JSON.parse(await c.line()), { n: 3 });
+    c.socket.destroy();
+  });
+  assert.deepEqual(s.reported, [
+    'Error in validate() schema: transform bug',
+    'Error in message handler: command schema bug',
+  ]);
+});
+
 // ---- length-prefixed JSON RPC ------------------------------------------------------------------------------------
 
 const RpcRequest = z.object({ id: z.number().int(), method: z.string(), params: z.unknown().optional() });
