@@ -286,11 +286,17 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
   _pendingEof = false;
   /** @internal a callback that delivers `_pending` is scheduled. */
   _flushScheduled = false;
+  /** @internal `close()` waits for Node's buffer to empty before it ends the socket; writes still join it. */
+  _flushing = false;
   /** @internal */
   _socketView: TransportSocket | null = null;
 
   /** @internal Called by Node after each write is handed to the kernel (or failed). */
   readonly _onWritten = (): void => {
+    if (this._flushing && this._socket !== null && this._socket.writableLength === 0) {
+      this._flushing = false;
+      this._socket.end();
+    }
     if (this._protocolPaused && !this._detached) {
       const outer = enterScope(this._context);
       try {
@@ -433,8 +439,9 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
     if (sock.writableLength === 0 && (!sock.writableEnded || sock.writableFinished)) {
       this._destroy(null);
     } else if (!sock.writableEnded) {
-      // Flush first; the 'finish' listener closes the socket once Node has handed everything to the kernel.
-      sock.end();
+      // Flush first: writes made meanwhile join the buffer, as asyncio's do. Once Node has handed everything to
+      // the kernel, `_onWritten` ends the socket, and the 'finish' listener closes it.
+      this._flushing = true;
     }
   }
 
@@ -450,8 +457,9 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
 
   /**
    * Writes bytes; never blocks. What the kernel does not take now is buffered, and the protocol's
-   * `pauseWriting()` is called when the buffer goes over the high-water mark. Writes after the connection is
-   * closed or lost are dropped (a warning is logged from the fifth on).
+   * `pauseWriting()` is called when the buffer goes over the high-water mark. After `close()`, writes join the
+   * buffer while it is still being flushed, as asyncio's do; once it is empty, or the connection is lost, they are
+   * dropped (a warning is logged from the fifth on).
    *
    * @throws TypeError when `data` is not bytes; RuntimeError after `writeEof()`.
    */
@@ -460,7 +468,7 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
     this._checkWritable('write');
     if (data.byteLength === 0) return;
     const sock = this._socket;
-    if (this._closing || sock === null || sock.destroyed) {
+    if ((this._closing && !this._flushing) || sock === null || sock.destroyed) {
       this._droppedWrite();
       return;
     }
@@ -477,7 +485,7 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
     const items = this._writelinesItems(list);
     if (items.length === 0) return;
     const sock = this._socket;
-    if (this._closing || sock === null || sock.destroyed) {
+    if ((this._closing && !this._flushing) || sock === null || sock.destroyed) {
       this._droppedWrite();
       return;
     }

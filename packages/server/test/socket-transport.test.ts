@@ -190,7 +190,7 @@ test('writelines sends every buffer, in order', () =>
     await closeServer(server);
   }));
 
-test('close() flushes what is buffered before closing; abort() drops it', () =>
+test('close() flushes what is buffered before closing, writes made meanwhile too (as asyncio); abort() drops it', () =>
   runLoop(async (loop) => {
     const big = Buffer.alloc(4 * 1024 * 1024, 7);
     const { server, port, nth } = await serve(loop, (l) => new Recorder(l));
@@ -206,10 +206,14 @@ test('close() flushes what is buffered before closing; abort() drops it', () =>
     t1.close();
     assert.equal(t1.isClosing(), true);
     t1.close();
+    t1.write(Buffer.from('tail'));
+    t1.writelines([Buffer.from('!')]);
     t2.write(big);
     t2.abort();
     assert.equal(t2.isClosing(), true);
-    assert.equal((await all1).length, big.length);
+    const got1 = await all1;
+    assert.equal(got1.length, big.length + 5);
+    assert.equal(got1.subarray(big.length).toString(), 'tail!');
     assert.ok((await all2).length < big.length);
     assert.equal(await settle(p1.lost), null);
     assert.equal(await settle(p2.lost), null);
