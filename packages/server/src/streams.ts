@@ -90,6 +90,10 @@ export class StreamReader implements AsyncIterable<Buffer> {
       throw new InvalidArgTypeError(`limit must be a number, got ${inspect(limit, { depth: 0 })}`);
     }
     if (limit <= 0) throw new ValueError('Limit cannot be <= 0');
+    // `read()` reads `limit`-sized blocks: a fraction of a byte would corrupt the buffer's count.
+    if (!Number.isInteger(limit) && limit !== Infinity) {
+      throw new InvalidArgTypeError(`limit must be an integer, got ${limit}`);
+    }
     this._limit = limit;
     this._loop = options.loop ?? getEventLoop();
   }
@@ -304,9 +308,14 @@ export class StreamReader implements AsyncIterable<Buffer> {
    * @param n - the most bytes to return; `-1` (default) reads until EOF; `0` returns an empty buffer at once.
    * @returns as soon as at least one byte is buffered, at most `n` of them (not bounded by the limit); an empty
    * buffer at EOF.
-   * @throws the exception set on the stream, if any.
+   * @throws TypeError when `n` is not an integer; the exception set on the stream, if any.
    */
   read(n = -1): Promise<Buffer> {
+    try {
+      checkSize(n, 'read');
+    } catch (exc) {
+      return Promise.reject(exc as Error);
+    }
     return this._cancellable(this._read(n));
   }
 
@@ -343,9 +352,15 @@ export class StreamReader implements AsyncIterable<Buffer> {
    *
    * @returns `n` bytes (not bounded by the limit); an empty buffer for `n = 0`.
    * @throws IncompleteReadError at EOF before `n` bytes: `partial` holds them (now removed from the buffer),
-   * `expected` is `n`. ValueError ("readexactly size can not be less than zero") for a negative `n`.
+   * `expected` is `n`. ValueError ("readexactly size can not be less than zero") for a negative `n`; TypeError
+   * when `n` is not an integer.
    */
   readexactly(n: number): Promise<Buffer> {
+    try {
+      checkSize(n, 'readexactly');
+    } catch (exc) {
+      return Promise.reject(exc as Error);
+    }
     return this._cancellable(this._readexactly(n));
   }
 
@@ -486,6 +501,16 @@ export class StreamReader implements AsyncIterable<Buffer> {
 }
 
 const NEWLINE = Buffer.from('\n');
+
+/**
+ * Refuses a size that is not an integer (Python's slices take integers only): a fraction of a byte, or NaN,
+ * would leave the buffer's count out of step with its bytes.
+ */
+function checkSize(n: unknown, method: string): void {
+  if (typeof n !== 'number' || !Number.isInteger(n)) {
+    throw new InvalidArgTypeError(`${method}() size must be an integer, got ${inspect(n, { depth: 0 })}`);
+  }
+}
 
 function toSeparatorBytes(sep: unknown): Buffer {
   if (typeof sep === 'string') return Buffer.from(sep, 'utf8');

@@ -199,7 +199,27 @@ describe('StreamReader (test_streams.py)', () => {
     assert.throws(() => new StreamReader({ loop, limit: 0 }), { name: 'ValueError', message: /imit/ });
     assert.throws(() => new StreamReader({ loop, limit: -1 }), { name: 'ValueError', message: /imit/ });
     assert.throws(() => new StreamReader({ loop, limit: 'x' as never }), TypeError);
+    // read() reads limit-sized blocks: a fractional limit would split a byte.
+    assert.throws(() => new StreamReader({ loop, limit: 1.5 }), { name: 'TypeError', message: /integer/ });
+    assert.equal(new StreamReader({ loop, limit: Infinity })._limit, Infinity);
   });
+
+  test('read and readexactly refuse a size that is not an integer, and the buffer stays whole', () =>
+    runLoop(async (loop) => {
+      const s = new StreamReader({ loop });
+      s.feedData(b('abcdef'));
+      s.feedEof();
+      for (const n of [1.5, Number.NaN, Infinity, '2']) {
+        await assert.rejects(s.read(n as number), { name: 'TypeError', message: /read\(\) size must be an integer/ });
+        await assert.rejects(s.readexactly(n as number), {
+          name: 'TypeError',
+          message: /readexactly\(\) size must be an integer/,
+        });
+      }
+      // Python's slices take integers only; a fraction here used to drop a byte (read(1.5) left 4.5 counted).
+      assert.equal(s._len, 6);
+      assert.deepEqual(await s.read(), b('abcdef'));
+    }));
 
   test('read and readexactly are not bounded by the limit', () =>
     runLoop(async (loop) => {
