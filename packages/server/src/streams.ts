@@ -135,6 +135,19 @@ export class StreamReader implements AsyncIterable<Buffer> {
     this._transport = transport;
   }
 
+  /**
+   * @internal For `startTls`: flow control pauses and resumes the TLS transport from now on. The old transport
+   * no longer carries the data (it was handed over), so pausing it would hold nothing back.
+   */
+  _replaceTransport(transport: Transport): void {
+    this._transport = transport;
+    this._paused = false;
+    if (this._len > 2 * this._limit && typeof transport.pauseReading === 'function') {
+      transport.pauseReading();
+      this._paused = true;
+    }
+  }
+
   /** @internal */
   _maybeResumeTransport(): void {
     if (this._paused && this._len <= this._limit) {
@@ -657,12 +670,13 @@ export class StreamReaderProtocol extends FlowControlMixin {
     this._closed = this._loop.createFuture<void>();
   }
 
-  /** @internal For `startTls`: the writer now writes to a new transport. */
+  /** @internal For `startTls`: the writer now writes to, and the reader pauses, a new transport. */
   _replaceWriter(writer: StreamWriter): void {
     const transport = writer.transport;
     this._streamWriter = writer;
     this._transport = transport;
     this._overSsl = transport.getExtraInfo('sslcontext') != null;
+    this._streamReader?._replaceTransport(transport);
   }
 
   /** Hands the transport to the reader and, for a server, calls the client-connected callback. */

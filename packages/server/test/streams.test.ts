@@ -1357,16 +1357,22 @@ function selfSignedCert(dir: string): { cert: string; key: string } {
   return { cert, key };
 }
 
+/** A server context and a client context that trusts it, on a fresh self-signed certificate for localhost. */
+function tlsContexts(t: { after(fn: () => void): void }): { serverCtx: SSLContext; clientCtx: SSLContext } {
+  const dir = mkdtempSync(join(tmpdir(), 'loopwork-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { cert, key } = selfSignedCert(dir);
+  const serverCtx = new SSLContext(PROTOCOL_TLS_SERVER);
+  serverCtx.loadCertChain(cert, key);
+  const clientCtx = new SSLContext(PROTOCOL_TLS_CLIENT);
+  clientCtx.loadVerifyLocations({ cadata: readFileSync(cert, 'utf8') });
+  return { serverCtx, clientCtx };
+}
+
 describe('StreamWriter.startTls', () => {
   test('both ends upgrade a plain connection to TLS and go on talking (test_start_tls)', (t) =>
     runLoop(async (_loop, errors) => {
-      const dir = mkdtempSync(join(tmpdir(), 'loopwork-tls-'));
-      t.after(() => rmSync(dir, { recursive: true, force: true }));
-      const { cert, key } = selfSignedCert(dir);
-      const serverCtx = new SSLContext(PROTOCOL_TLS_SERVER);
-      serverCtx.loadCertChain(cert, key);
-      const clientCtx = new SSLContext(PROTOCOL_TLS_CLIENT);
-      clientCtx.loadVerifyLocations({ cadata: readFileSync(cert, 'utf8') });
+      const { serverCtx, clientCtx } = tlsContexts(t);
 
       const server = await startServer(
         async (r, w) => {
@@ -1398,6 +1404,62 @@ describe('StreamWriter.startTls', () => {
         writer.close();
         await writer.waitClosed();
       } finally {
+        await closeServer(server);
+      }
+      assert.deepEqual(errors, []);
+    }));
+
+  test("after the upgrade the reader's flow control pauses the TLS transport (a fast peer is held back)", (t) =>
+    runLoop(async (_loop, errors) => {
+      const { serverCtx, clientCtx } = tlsContexts(t);
+      const limit = 1 << 14;
+      let serverReader: StreamReader | null = null;
+      let serverWriter: StreamWriter | null = null;
+      const upgraded = getRunningLoop().createFuture<void>();
+      const server = await startServer(
+        async (r, w) => {
+          await r.readline();
+          w.write(b('220 go ahead\n'));
+          await w.startTls(serverCtx);
+          serverReader = r;
+          serverWriter = w;
+          upgraded.setResult(undefined);
+        },
+        '127.0.0.1',
+        0,
+        { limit },
+      );
+      let client: StreamWriter | null = null;
+      try {
+        const [reader, writer] = await openConnection('127.0.0.1', portOf(server));
+        client = writer;
+        writer.write(b('STARTTLS\n'));
+        await reader.readline();
+        await writer.startTls(clientCtx, { serverHostname: 'localhost' });
+        await upgraded;
+        const sr = serverReader as unknown as StreamReader;
+        const sw = serverWriter as unknown as StreamWriter;
+        assert.equal(sr._transport, sw.transport);
+        // Nobody reads on the server: past twice the limit, the TLS transport stops reading.
+        const total = 4 << 20;
+        writer.write(Buffer.alloc(total, 0x78));
+        while (sr._len <= 2 * limit) await sleep(0.01);
+        assert.equal(sr._paused, true);
+        assert.equal(sw.transport.isReading(), false);
+        await sleep(0.1);
+        // Held back: not the whole 4 MiB buffered (it was, when the reader still paused the handed-over transport).
+        assert.ok(sr._len < total / 4, `buffered ${sr._len}`);
+        // Reading resumes it, and every byte arrives.
+        assert.equal((await sr.readexactly(total)).length, total);
+        assert.equal(sw.transport.isReading(), true);
+        writer.close();
+        await writer.waitClosed();
+        sw.close();
+        await sw.waitClosed();
+      } finally {
+        // A failed check must not leave the server waiting for its connection.
+        client?.transport.abort();
+        (serverWriter as StreamWriter | null)?.transport.abort();
         await closeServer(server);
       }
       assert.deepEqual(errors, []);
