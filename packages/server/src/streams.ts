@@ -679,6 +679,16 @@ export class StreamReaderProtocol extends FlowControlMixin {
     this._streamReader?._replaceTransport(transport);
   }
 
+  /**
+   * @internal For a server-side `loop.startTls()`: removes and returns what the reader holds unread, which may
+   * be the client's first TLS records (a ClientHello that came in the same segment as the last plain line).
+   */
+  _takeUnread(): Buffer | null {
+    const reader = this._streamReader;
+    if (reader === null || reader._len === 0) return null;
+    return reader._consume(reader._len);
+  }
+
   /** Hands the transport to the reader and, for a server, calls the client-connected callback. */
   override connectionMade(transport: Transport): void {
     this._transport = transport;

@@ -1409,6 +1409,43 @@ describe('StreamWriter.startTls', () => {
       assert.deepEqual(errors, []);
     }));
 
+  test('a ClientHello the server reader already holds goes to the TLS layer (test_start_tls_buffered_data)', (t) =>
+    runLoop(async (_loop, errors) => {
+      const { serverCtx, clientCtx } = tlsContexts(t);
+      const server = await startServer(
+        async (r, w) => {
+          // A PROXY header, and the ClientHello right behind it in the reader's buffer.
+          assert.deepEqual(await r.readline(), b('PROXY TCP4 192.0.2.1 192.0.2.2 1234 443\r\n'));
+          while (r._len === 0) await r._waitForData('test');
+          await w.startTls(serverCtx, { sslHandshakeTimeout: 5 });
+          const line = await r.readline();
+          w.write(Buffer.concat([b('pong '), line]));
+          await w.drain();
+          w.close();
+          await w.waitClosed();
+        },
+        '127.0.0.1',
+        0,
+      );
+      let client: StreamWriter | null = null;
+      try {
+        const [reader, writer] = await openConnection('127.0.0.1', portOf(server));
+        client = writer;
+        writer.write(b('PROXY TCP4 192.0.2.1 192.0.2.2 1234 443\r\n'));
+        await writer.startTls(clientCtx, { serverHostname: 'localhost', sslHandshakeTimeout: 5 });
+        writer.write(b('ping\n'));
+        assert.deepEqual(await reader.readline(), b('pong ping\n'));
+        writer.close();
+        await writer.waitClosed();
+      } finally {
+        client?.transport.abort();
+        server.close();
+        server.closeClients();
+        await server.waitClosed();
+      }
+      assert.deepEqual(errors, []);
+    }));
+
   test("after the upgrade the reader's flow control pauses the TLS transport (a fast peer is held back)", (t) =>
     runLoop(async (_loop, errors) => {
       const { serverCtx, clientCtx } = tlsContexts(t);

@@ -42,7 +42,9 @@ declare module '@loopwork/core' {
      * handshake has completed; the protocol must use it from then on, and the old transport must never be used
      * again. A socket transport is detached at once (it reports `isClosing()`, and closing it does nothing to
      * the TLS connection); any other transport goes on carrying the TLS records underneath, as in asyncio.
-     * `protocol.connectionMade` is not called again; the protocol may receive data before this returns.
+     * `protocol.connectionMade` is not called again; the protocol may receive data before this returns. On the
+     * server side, bytes a stream's protocol received but its reader has not read yet (a ClientHello that came
+     * right behind the last plain line) go to the TLS layer, as in asyncio since gh-142352.
      *
      * @param transport - a stream transport, e.g. from `createConnection` or a server's `connectionMade`.
      * @param protocol - the protocol that will receive the decrypted data.
@@ -65,6 +67,22 @@ declare module '@loopwork/core' {
       options?: StartTlsOptions,
     ): Promise<Transport>;
   }
+}
+
+/**
+ * A protocol that reads ahead of its user, as a stream's `StreamReaderProtocol` does: on the server side,
+ * `startTls` takes the bytes it still holds unread, which may be the client's first TLS records (a ClientHello
+ * that came in the same segment as a PROXY header or a STARTTLS line), and hands them to the TLS layer before
+ * what the socket has (asyncio's gh-142352).
+ */
+interface ReadAheadProtocol {
+  /** @internal Removes and returns the bytes received but not read yet, or `null`. */
+  _takeUnread(): Buffer | null;
+}
+
+function takeUnread(protocol: BaseProtocol): Buffer | null {
+  const p = protocol as Partial<ReadAheadProtocol>;
+  return typeof p._takeUnread === 'function' ? p._takeUnread() : null;
 }
 
 interface Detachable extends Transport {
@@ -126,12 +144,18 @@ async function startTls(
     server = transport._server ?? null;
     const sock = transport._detach();
     socket = sock;
+    // In front of what the old transport held back (which `_detach` put back into the socket).
+    const unread = serverSide ? takeUnread(protocol) : null;
+    if (unread !== null) sock.unshift(unread);
     if (sock.writableLength > 0) {
       // What the old transport still had to send goes out before the first TLS record.
       await new Promise<void>((resolve) => sock.write(Buffer.alloc(0), () => resolve()));
     }
   } else {
-    socket = new TransportDuplex(transport);
+    const duplex = new TransportDuplex(transport);
+    const unread = serverSide ? takeUnread(protocol) : null;
+    if (unread !== null) duplex.unshift(unread);
+    socket = duplex;
   }
 
   const waiter = this.createFuture<unknown>();
