@@ -549,12 +549,18 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     this._maybePauseProtocol();
   }
 
-  /** Writes a list of byte buffers as one batch. */
+  /**
+   * Writes a list of byte buffers as one batch.
+   *
+   * @throws TypeError when an item is not bytes; nothing of the list is written then.
+   */
   writelines(list: Iterable<Uint8Array>): void {
+    const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
+    for (const data of items) checkBytes(data, 'writelines');
     const s = this._sslObject;
     s.cork();
     try {
-      for (const data of list) this.write(data);
+      for (const data of items) this.write(data);
     } finally {
       s.uncork();
     }

@@ -697,6 +697,11 @@ describe('flow control and errors', () => {
       await using pair = await tlsPair(loop, serverContext(), clientContext());
       await Promise.all([pair.server.waiter, pair.client.waiter]);
       assert.throws(() => pair.client.transport.write('text' as unknown as Uint8Array), TypeError);
+      // writelines() checks the whole list first, as the socket transports do: nothing of a bad list goes out.
+      assert.throws(() => pair.client.transport.writelines([Buffer.from('lost'), 'text' as unknown as Uint8Array]), {
+        name: 'TypeError',
+        message: /in writelines\(\)/,
+      });
       const next = new Recorder(loop);
       pair.server.transport.setProtocol(next);
       assert.equal(pair.server.transport.getProtocol(), next);
