@@ -274,13 +274,21 @@ export class SSLContext {
    *
    * @param locations - `cafile` (a path), `capath` (a directory), `cadata` (PEM text or DER bytes); a plain
    * string is a `cafile`.
-   * @throws TypeError when all three are missing; ValueError when no certificate is found.
+   * @throws TypeError when all three are missing, or `cafile`/`capath` is not a string; ValueError when no
+   * certificate is found.
    */
   loadVerifyLocations(locations: VerifyLocations | string): void {
     const { cafile, capath, cadata } = typeof locations === 'string' ? { cafile: locations } : locations;
     const none = (v: unknown): boolean => v === undefined || v === null;
     if (none(cafile) && none(capath) && none(cadata)) {
       throw new InvalidArgTypeError('cafile, capath and cadata cannot be all omitted');
+    }
+    // A number would be read as a file descriptor (0 is stdin: the call would wait for it to end).
+    if (!none(cafile) && typeof cafile !== 'string') {
+      throw new InvalidArgTypeError(`cafile should be a valid filesystem path, got ${inspect(cafile)}`);
+    }
+    if (!none(capath) && typeof capath !== 'string') {
+      throw new InvalidArgTypeError(`capath should be a valid filesystem path, got ${inspect(capath)}`);
     }
     const found: string[] = [];
     if (!none(cafile)) found.push(...pemCertificates(readFileSync(cafile as string, 'utf8'), `cafile ${cafile}`));

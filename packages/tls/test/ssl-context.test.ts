@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, describe, test } from 'node:test';
@@ -188,6 +188,25 @@ describe('loadVerifyLocations', () => {
       message: 'cafile, capath and cadata cannot be all omitted',
     });
     assert.throws(() => ctx.loadVerifyLocations({ cadata: 'not a certificate' }), { name: 'ValueError' });
+  });
+
+  test('a cafile or capath that is not a path is a TypeError, never read as a file descriptor', () => {
+    const ctx = new SSLContext(PROTOCOL_TLS_CLIENT);
+    // An open descriptor of the CA file: read through it, it would pass for a path (0 would wait on stdin).
+    const fd = openSync(certs.ca.certfile, 'r');
+    try {
+      assert.throws(() => ctx.loadVerifyLocations({ cafile: fd as unknown as string }), {
+        name: 'TypeError',
+        message: /^cafile should be a valid filesystem path/,
+      });
+      assert.throws(() => ctx.loadVerifyLocations({ capath: fd as unknown as string }), {
+        name: 'TypeError',
+        message: /^capath should be a valid filesystem path/,
+      });
+      assert.deepEqual(ctx.getCaCerts(), []);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   test('a client context that trusts nothing fails; loadVerifyLocations makes it work', async () => {
