@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { inspect } from 'node:util';
-import { InvalidArgTypeError, ValueError } from '@loopwork/core';
+import { InvalidArgTypeError, ValueError, connectionError } from '@loopwork/core';
 
 /** Either side: no verification, no host name check (Python's deprecated generic `PROTOCOL_TLS`). */
 export const PROTOCOL_TLS = 2;
@@ -275,7 +275,7 @@ export class SSLContext {
    * @param locations - `cafile` (a path), `capath` (a directory), `cadata` (PEM text or DER bytes); a plain
    * string is a `cafile`.
    * @throws TypeError when all three are missing, or `cafile`/`capath` is not a string; ValueError when no
-   * certificate is found.
+   * certificate is found; `FileNotFoundError` (an `OSError`) for a file or directory that is not there.
    */
   loadVerifyLocations(locations: VerifyLocations | string): void {
     const { cafile, capath, cadata } = typeof locations === 'string' ? { cafile: locations } : locations;
@@ -291,13 +291,13 @@ export class SSLContext {
       throw new InvalidArgTypeError(`capath should be a valid filesystem path, got ${inspect(capath)}`);
     }
     const found: string[] = [];
-    if (!none(cafile)) found.push(...pemCertificates(readFileSync(cafile as string, 'utf8'), `cafile ${cafile}`));
+    if (!none(cafile)) found.push(...pemCertificates(readText(cafile as string), `cafile ${cafile}`));
     if (!none(capath)) {
       const dir = capath as string;
-      for (const name of readdirSync(dir).sort()) {
+      for (const name of systemCall(() => readdirSync(dir)).sort()) {
         const path = join(dir, name);
-        if (!statSync(path).isFile()) continue;
-        found.push(...(readFileSync(path, 'utf8').match(PEM_CERT) ?? []));
+        if (!systemCall(() => statSync(path)).isFile()) continue;
+        found.push(...(readText(path).match(PEM_CERT) ?? []));
       }
     }
     if (!none(cadata)) {
@@ -557,8 +557,24 @@ function pemCertificates(text: string, what: string): string[] {
   return found;
 }
 
+/**
+ * `fn()`, with a system error (a missing file, no permission) thrown as the `OSError` Python raises
+ * (`FileNotFoundError: [Errno 2] No such file or directory`), Node's error as its `cause`.
+ */
+function systemCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw connectionError(error);
+  }
+}
+
+function readText(path: string): string {
+  return systemCall(() => readFileSync(path, 'utf8'));
+}
+
 function readCertMaterial(source: CertSource, what: string): string {
-  if (typeof source === 'string') return source.includes('-----BEGIN') ? source : readFileSync(source, 'utf8');
+  if (typeof source === 'string') return source.includes('-----BEGIN') ? source : readText(source);
   if (Buffer.isBuffer(source)) {
     const text = source.toString('latin1');
     return text.includes('-----BEGIN') ? source.toString('utf8') : new X509Certificate(source).toString();
@@ -567,7 +583,7 @@ function readCertMaterial(source: CertSource, what: string): string {
 }
 
 function readKeyMaterial(source: CertSource): string {
-  if (typeof source === 'string') return source.includes('-----BEGIN') ? source : readFileSync(source, 'utf8');
+  if (typeof source === 'string') return source.includes('-----BEGIN') ? source : readText(source);
   if (Buffer.isBuffer(source)) return source.toString('utf8');
   throw new InvalidArgTypeError(`keyfile should be a string (PEM or path) or a Buffer, got ${inspect(source)}`);
 }

@@ -11,6 +11,7 @@ import {
   PROTOCOL_TLS,
   PROTOCOL_TLS_CLIENT,
   PROTOCOL_TLS_SERVER,
+  OSError,
   Purpose,
   SSLContext,
   TLSVersion,
@@ -160,10 +161,27 @@ describe('loadCertChain', () => {
   test('a key that does not match the certificate, or a missing file, throws here', () => {
     const ctx = new SSLContext(PROTOCOL_TLS_SERVER);
     assert.throws(() => ctx.loadCertChain(certs.server.certfile, certs.client.keyfile), /key values mismatch/i);
-    assert.throws(() => ctx.loadCertChain(join(certs.dir, 'nope.pem')), { code: 'ENOENT' });
+    // Python's FileNotFoundError (an OSError), with Node's code kept.
+    const missing = { name: 'FileNotFoundError', code: 'ENOENT', message: '[Errno 2] No such file or directory' };
+    assert.throws(() => ctx.loadCertChain(join(certs.dir, 'nope.pem')), missing);
+    assert.throws(() => ctx.loadCertChain(certs.server.certfile, join(certs.dir, 'nope.key')), missing);
+    assert.ok(OSError.isInstance(catchError(() => ctx.loadCertChain(join(certs.dir, 'nope.pem')))));
     assert.equal(ctx._certChain, null);
+    const client = new SSLContext(PROTOCOL_TLS_CLIENT);
+    assert.throws(() => client.loadVerifyLocations(join(certs.dir, 'nope.pem')), missing);
+    assert.throws(() => client.loadVerifyLocations({ capath: join(certs.dir, 'nope') }), missing);
+    assert.throws(() => createDefaultContext({ cafile: join(certs.dir, 'nope.pem') }), missing);
   });
 });
+
+function catchError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  return null;
+}
 
 describe('loadVerifyLocations', () => {
   test('cafile, capath, cadata (PEM text, PEM Buffer, DER Buffer), a plain string as cafile', () => {
