@@ -268,6 +268,47 @@ describe('createServer and createConnection with ssl', () => {
 });
 
 describe('streams', () => {
+  test('TLS inside TLS: a ClientHello the inner server reader already holds reaches the handshake', async () => {
+    await runLoop(async (_loop, errors) => {
+      const sctx = serverContext();
+      const server = await startServer(
+        async (reader: StreamReader, writer: StreamWriter) => {
+          const line = (await reader.readline()).toString();
+          // The inner ClientHello, read ahead behind the line (over the outer TLS: the stream adapter's path).
+          while (reader._len === 0) await reader._waitForData('test');
+          await writer.startTls(sctx, { sslHandshakeTimeout: 5 });
+          writer.write(Buffer.from(`inner ${line.trim()} ${(await reader.readline()).toString()}`));
+          await writer.drain();
+          writer.close();
+          await writer.waitClosed();
+        },
+        '127.0.0.1',
+        0,
+        { ssl: sctx },
+      );
+      let client: StreamWriter | null = null;
+      try {
+        const [reader, writer] = await openConnection('127.0.0.1', portOf(server), {
+          ssl: clientContext(),
+          serverHostname: 'localhost',
+        });
+        client = writer;
+        writer.write(Buffer.from('UPGRADE\n'));
+        await writer.startTls(clientContext(), { serverHostname: 'localhost', sslHandshakeTimeout: 5 });
+        writer.write(Buffer.from('deep\n'));
+        assert.equal((await reader.readline()).toString(), 'inner UPGRADE deep\n');
+        writer.close();
+        await writer.waitClosed();
+      } finally {
+        client?.transport.abort();
+        server.close();
+        server.closeClients();
+        await server.waitClosed();
+      }
+      assert.deepEqual(errors, []);
+    });
+  });
+
   test('openConnection/startServer with ssl, and StreamWriter.startTls (STARTTLS both ways)', async () => {
     await runLoop(async (loop, errors) => {
       const sctx = serverContext();
