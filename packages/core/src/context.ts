@@ -163,8 +163,8 @@ export class Context {
   }
 }
 
-/** The context of code that runs outside any task or callback. */
-const rootContext = new Context();
+/** The context of code that runs outside any task or callback (replaced by {@link detachRootContext}). */
+let rootContext = new Context();
 
 function scopeOf(ctx: Context): Scope {
   return (ctx._scope ??= { context: ctx, task: null });
@@ -209,6 +209,28 @@ export function enterScope(ctx: Context | null, task: object | null = null): Sco
 /** @internal Goes back to the scope that {@link enterScope} returned. */
 export function exitScope(outer: Scope | undefined): void {
   currentScope = outer;
+}
+
+/**
+ * @internal The context a loop callback that was given none (scheduled while no context variable was in use, so
+ * in the empty context) runs in: a new empty context once a variable is in use, so that what it sets stays its
+ * own, as in asyncio; `null` while none is, when it may run in the root context (which is still empty).
+ */
+export function contextForDetached(): Context | null {
+  return varsInUse ? new Context() : null;
+}
+
+/**
+ * @internal Called after a loop callback that ran in the root context (see {@link contextForDetached}). If it
+ * set the first context variable ever, it set it in the root context: that context becomes the callback's own
+ * (returned), and the root context is a new empty one, so that the value does not leak to the code and the
+ * callbacks that run in the root context later. Returns `null` when no variable is in use yet.
+ */
+export function detachRootContext(): Context | null {
+  if (!varsInUse) return null;
+  const own = rootContext;
+  rootContext = new Context();
+  return own;
 }
 
 /** @internal Calls `fn(...args)` with `ctx` as the current context (and no current task). */

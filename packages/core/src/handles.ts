@@ -4,8 +4,7 @@
  * @module
  */
 import { inspect } from 'node:util';
-import type { Context } from './context.js';
-import { callInContext, copyContext } from './context.js';
+import { Context, callInContext, contextForDetached, detachRootContext } from './context.js';
 import type { BaseEventLoop } from './base-event-loop.js';
 
 /** A callback scheduled on a loop, with its arguments. */
@@ -39,8 +38,11 @@ export class Handle implements Runnable {
   _args: unknown[] | null;
   /** @internal */
   readonly _loop: BaseEventLoop;
-  /** @internal `null` when no context variable was ever used: the callback may run in any context. */
-  readonly _context: Context | null;
+  /**
+   * @internal `null` when no context variable was in use when the handle was made (the context it was made in
+   * was the empty one): it gets its own context when one is needed (see `_run`, `getContext`).
+   */
+  _context: Context | null;
   /** @internal */
   _cancelled = false;
   /** @internal See `Runnable._resumes`; set for a task's first step. */
@@ -75,9 +77,10 @@ export class Handle implements Runnable {
     return this._cancelled;
   }
 
-  /** The `Context` the callback runs in (a copy of the scheduler's unless one was given). */
+  /** The `Context` the callback runs in (a copy of the scheduler's unless one was given); always the same one. */
   getContext(): Context {
-    return this._context ?? copyContext();
+    // Made while no context variable was in use: a copy of the empty context.
+    return (this._context ??= new Context());
   }
 
   /**
@@ -89,10 +92,20 @@ export class Handle implements Runnable {
     if (cb === null) return;
     try {
       const args = this._args as unknown[];
-      const ctx = this._context;
-      if (ctx !== null) callInContext(ctx, cb, args);
-      else if (args.length === 0) cb();
-      else cb(...args);
+      let ctx = this._context;
+      if (ctx === null) ctx = this._context = contextForDetached();
+      if (ctx !== null) {
+        callInContext(ctx, cb, args);
+      } else {
+        // No context variable is in use: the callback runs in the root context, which is empty, as its own was.
+        // If it sets the first one, the root context becomes its own (what it set must not leak).
+        try {
+          if (args.length === 0) cb();
+          else cb(...args);
+        } finally {
+          this._context = detachRootContext();
+        }
+      }
     } catch (exception) {
       const context: ExceptionContextInput = {
         message: `Exception in callback ${this._describe()}`,

@@ -11,6 +11,7 @@ import {
   newEventLoop,
   sleep,
 } from '@loopwork/core';
+import { Lines, spawnFixture } from './fixtures/child-process.js';
 
 test('get/set/reset with default and tokens', () => {
   const v = new ContextVar<number>('v', { default: 1 });
@@ -175,4 +176,21 @@ test("enterScope/exitScope: a transport callback Node calls from inside a task l
     assert.equal(currentTask(), me);
   });
   loop.close();
+});
+
+test('a loop callback scheduled while no context variable was in use keeps what it sets to itself', async () => {
+  const child = spawnFixture('./first-context-var.ts');
+  const out = new Lines(child);
+  const [code] = await out.closed;
+  assert.equal(code, 0, out.stderr);
+  const checks = Object.fromEntries(
+    out.lines.map((l) => JSON.parse(l) as { check: string; value: unknown }).map((r) => [r.check, r.value]),
+  );
+  assert.deepEqual(checks, {
+    'getContext is the same each time': true,
+    'second callback': 'none',
+    'top level after the run': 'none',
+    "the first callback's context": 'first',
+    'callback scheduled before a top-level set': 'none',
+  });
 });
