@@ -12,7 +12,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, RuntimeError, ValueError } from './errors.js';
+import { InvalidArgTypeError, OSError, RuntimeError, ValueError, osErrorFrom } from './errors.js';
 import type { Callback } from './handles.js';
 import { Handle } from './handles.js';
 import type { PollHandle } from './native.js';
@@ -295,12 +295,33 @@ onLoopClose((loop) => {
 // ---------------------------------------------------------------------------------------------------------
 // The loop methods
 
+/**
+ * `addWatcher` for the public methods: a system error from polling (`EBADF`, `EPERM` for a regular file) is
+ * thrown as the `OSError` asyncio's selector raises (`OSError: [Errno 9] Bad file descriptor`).
+ */
+function addPublicWatcher(loop: BaseEventLoop, fd: number, event: number, callback: Callback, args: unknown[]): void {
+  try {
+    addWatcher(loop, fd, event, callback, args);
+  } catch (error) {
+    const e = error as { code?: unknown; errno?: unknown };
+    if (
+      error instanceof Error &&
+      !OSError.isInstance(error) &&
+      typeof e.code === 'string' &&
+      typeof e.errno === 'number'
+    ) {
+      throw osErrorFrom(error);
+    }
+    throw error;
+  }
+}
+
 extendEventLoop({
   addReader(this: BaseEventLoop, fd: FileDescriptorLike, callback: Callback, ...args: unknown[]): void {
     requireNative();
     const fileno = ensureFdNoTransport(this, fd);
     checkCallback(callback, 'addReader');
-    addWatcher(this, fileno, READ, callback, args);
+    addPublicWatcher(this, fileno, READ, callback, args);
   },
   removeReader(this: BaseEventLoop, fd: FileDescriptorLike): boolean {
     requireNative();
@@ -310,7 +331,7 @@ extendEventLoop({
     requireNative();
     const fileno = ensureFdNoTransport(this, fd);
     checkCallback(callback, 'addWriter');
-    addWatcher(this, fileno, WRITE, callback, args);
+    addPublicWatcher(this, fileno, WRITE, callback, args);
   },
   removeWriter(this: BaseEventLoop, fd: FileDescriptorLike): boolean {
     requireNative();
@@ -343,8 +364,9 @@ declare module './base-event-loop.js' {
      * @param callback - a plain function; its exceptions go to the loop's exception handler.
      * @param args - arguments for `callback`.
      * @throws RuntimeError "File descriptor N is used by transport T" for a transport's fd, or when the loop is
-     *   closed; ValueError for an invalid fd; NativeUnavailableError when the addon is missing; SystemError
-     *   from polling (`EPERM` for a regular file, `EEXIST` for an fd a Node handle watches, `EBADF`).
+     *   closed; ValueError for an invalid fd; NativeUnavailableError when the addon is missing; OSError from
+     *   polling, with the system error's `code` (`PermissionError` for a regular file, `EEXIST` for an fd a Node
+     *   handle watches, `EBADF` for one that is not open).
      * @example
      * loop.addReader(fd, () => { const n = read(fd, buf); … });
      */

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
-import { LoopClosedError, Protocol, RuntimeError, ValueError, newEventLoop } from '@loopwork/core';
+import { closeSync, openSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  LoopClosedError,
+  OSError,
+  PermissionError,
+  Protocol,
+  RuntimeError,
+  ValueError,
+  newEventLoop,
+} from '@loopwork/core';
 import type { EventLoop, ExceptionContext } from '@loopwork/core';
 import { close, pipe, pollStart, pollStop, read, READABLE, socketpair, write } from '../src/native.js';
 import { Lines, spawnFixture } from './fixtures/child-process.js';
@@ -233,13 +243,32 @@ describe('arguments and states', () => {
     assert.throws(() => loop.addWriter(0, async () => {}), { message: 'coroutines cannot be used with addWriter()' });
   });
 
-  test('a closed file descriptor is refused by the poll (EBADF)', (t) => {
+  test("a closed file descriptor or a regular file is refused with asyncio's OSError", (t) => {
     const { loop } = quietLoop(t);
     const [a, b] = socketpair();
     close(a);
     close(b);
-    assert.throws(() => loop.addReader(a, () => {}), { code: 'EBADF' });
+    assert.throws(
+      () => loop.addReader(a, () => {}),
+      (err: Error) => {
+        assert.ok(OSError.isInstance(err));
+        assert.equal(err.message, '[Errno 9] Bad file descriptor');
+        assert.equal((err as Error & { code?: unknown }).code, 'EBADF');
+        return true;
+      },
+    );
     assert.equal(loop.removeReader(a), false);
+    const file = openSync(fileURLToPath(import.meta.url), 'r');
+    t.after(() => closeSync(file));
+    assert.throws(
+      () => loop.addWriter(file, () => {}),
+      (err: Error) => {
+        assert.ok(PermissionError.isInstance(err));
+        assert.equal(err.message, '[Errno 1] Operation not permitted');
+        return true;
+      },
+    );
+    assert.equal(loop.removeWriter(file), false);
   });
 
   test('an fd closed in the same turn as addReader/addWriter, or after its watch changed, is taken quietly', async () => {
