@@ -14,7 +14,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { BaseProtocol, BrokenPipeError, LoopClosedError, Protocol, ValueError, newEventLoop } from '@loopwork/core';
+import {
+  BaseProtocol,
+  BrokenPipeError,
+  LoopClosedError,
+  OSError,
+  Protocol,
+  ValueError,
+  newEventLoop,
+} from '@loopwork/core';
 import type { BaseTransport, EventLoop, ExceptionContext, Future, ReadTransport } from '@loopwork/core';
 import { close, pipe, read, socketpair, write } from '../src/native.js';
 import { Lines, spawnFixture } from './fixtures/child-process.js';
@@ -220,6 +228,29 @@ describe('connectReadPipe on a file descriptor', () => {
         {
           message: 'Pipe transport is only for pipes, sockets and character devices',
         },
+      );
+    });
+  });
+
+  test("a file descriptor that is not open is refused with asyncio's OSError", async (t) => {
+    const { loop } = quietLoop(t);
+    const [r, w] = pipe();
+    close(r);
+    close(w);
+    const badFd = (err: Error): boolean => {
+      assert.ok(OSError.isInstance(err));
+      assert.equal(err.message, '[Errno 9] Bad file descriptor');
+      assert.equal((err as Error & { code?: unknown }).code, 'EBADF');
+      return true;
+    };
+    await loop.runUntilComplete(async () => {
+      await assert.rejects(
+        loop.connectReadPipe(() => new Protocol(), r),
+        badFd,
+      );
+      await assert.rejects(
+        loop.connectWritePipe(() => new BaseProtocol(), { fileno: () => w }),
+        badFd,
       );
     });
   });
