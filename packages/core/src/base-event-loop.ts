@@ -19,7 +19,7 @@ import { inspect } from 'node:util';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { Context } from './context.js';
-import { captureContext, currentScopeTask, enterScope } from './context.js';
+import { Context as ContextClass, captureContext, currentScopeTask, enterScope } from './context.js';
 import { Deque } from './deque.js';
 import {
   InvalidArgTypeError,
@@ -772,8 +772,9 @@ export abstract class BaseEventLoop {
   /**
    * Calls the loop's exception handler with `context` (asyncio's `call_exception_handler`).
    *
-   * An exception thrown by a custom handler is itself logged by the default handler ("Unhandled error in
-   * exception handler"); nothing thrown here ever reaches the caller.
+   * A custom handler called on behalf of a Task or a Handle (the context's `task`, else `future`, else `handle`)
+   * runs in that object's `Context`. An exception thrown by a custom handler is itself logged by the default
+   * handler ("Unhandled error in exception handler"); nothing thrown here ever reaches the caller.
    *
    * @param context - `message` and any of `exception`, `future`, `task`, `handle`, `protocol`, `transport`,
    * `socket`, `asyncgen`.
@@ -788,7 +789,10 @@ export abstract class BaseEventLoop {
       return;
     }
     try {
-      this._exceptionHandler(this, context);
+      // On behalf of a Task or a Handle, the handler runs in its context (asyncio 3.12).
+      const ctx = contextOf(context.task ?? context.future ?? context.handle);
+      if (ctx !== null) ctx.run(this._exceptionHandler, this, context);
+      else this._exceptionHandler(this, context);
     } catch (exception) {
       try {
         this.defaultExceptionHandler({ message: 'Unhandled error in exception handler', exception, context });
@@ -837,6 +841,15 @@ export abstract class BaseEventLoop {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return this._describe();
   }
+}
+
+/** The `Context` of a Task or Handle (what has `getContext()`), or null. */
+function contextOf(thing: unknown): Context | null {
+  if (typeof thing !== 'object' || thing === null) return null;
+  const getContext = (thing as { getContext?: unknown }).getContext;
+  if (typeof getContext !== 'function') return null;
+  const ctx: unknown = getContext.call(thing);
+  return ctx instanceof ContextClass ? ctx : null;
 }
 
 function fallbackLog(message: string, error: unknown): void {

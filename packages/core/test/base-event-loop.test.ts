@@ -523,6 +523,38 @@ describe('the exception handler', () => {
     loop.close();
   });
 
+  test('a custom handler runs in the context of the task, future or handle it is called for (asyncio 3.12)', async () => {
+    const { loop } = quietLoop();
+    const v = new ContextVar<string>('where', { default: 'root' });
+    const seen: string[] = [];
+    loop.setExceptionHandler((_l, c) => seen.push(`${c.message}: ${v.get()}`));
+    const h = loop.callSoon(() => {
+      v.set('in the callback');
+      throw new Error('cb broke');
+    });
+    await runOnce(loop);
+    await loop.runUntilComplete(async () => {
+      v.set('in main');
+      const task = loop.createTask(async () => {
+        v.set('in the task');
+        await sleep(0);
+      });
+      await task;
+      loop.callExceptionHandler({ message: 'task', task });
+      loop.callExceptionHandler({ message: 'future', future: task });
+      loop.callExceptionHandler({ message: 'handle', handle: h });
+      loop.callExceptionHandler({ message: 'none' });
+    });
+    assert.deepEqual(seen, [
+      'Exception in callback anonymous(): in the callback',
+      'task: in the task',
+      'future: in the task',
+      'handle: in the callback',
+      'none: in main',
+    ]);
+    loop.close();
+  });
+
   test('defaultExceptionHandler logs one structured line through the loop logger', async () => {
     const lines: string[] = [];
     const { default: pino } = await import('pino');
