@@ -134,11 +134,19 @@ export class Handle implements Runnable {
 
   /** @internal */
   _inspect(): string {
+    return `<${this._reprInfo().join(' ')}>`;
+  }
+
+  /**
+   * @internal asyncio's `_repr_info`: the class, `cancelled`, the callback and its arguments (kept after
+   * `cancel()` in debug mode), where the handle was made (debug mode).
+   */
+  _reprInfo(): string[] {
     const parts = [this.constructor.name];
     if (this._cancelled) parts.push('cancelled');
-    if (this._callback !== null) parts.push(this._describe());
+    if (this._callback !== null || this._repr !== undefined) parts.push(this._describe());
     if (this._sourceTraceback !== undefined) parts.push(`created at ${firstFrame(this._sourceTraceback)}`);
-    return `<${parts.join(' ')}>`;
+    return parts;
   }
 }
 
@@ -180,10 +188,11 @@ export class TimerHandle extends Handle {
     super.cancel();
   }
 
-  /** @internal */
-  override _inspect(): string {
-    const base = super._inspect();
-    return `${base.slice(0, -1)} when=${this._when.toFixed(6)}>`;
+  /** @internal asyncio's: `when=` follows the class name (and `cancelled`). */
+  override _reprInfo(): string[] {
+    const parts = super._reprInfo();
+    parts.splice(this._cancelled ? 2 : 1, 0, `when=${String(this._when)}`);
+    return parts;
   }
 }
 

@@ -18,6 +18,7 @@ import {
 } from '@loopwork/core';
 import type { BaseEventLoop, ExceptionContext } from '@loopwork/core';
 import { performance } from 'node:perf_hooks';
+import { inspect } from 'node:util';
 import { close, socketpair, write } from '../src/native.js';
 
 function quietLoop(): { loop: BaseEventLoop; errors: ExceptionContext[] } {
@@ -161,6 +162,30 @@ describe('callSoon', () => {
     assert.match(errors[0]!.message, /^Exception in callback failing\(\)/);
     assert.equal(errors[0]!.exception, boom);
     assert.equal(errors[0]!.handle, h);
+    loop.close();
+  });
+});
+
+describe('Handle and TimerHandle', () => {
+  test("inspect() is asyncio's repr: when= after the class name; debug mode keeps a cancelled callback", () => {
+    const loop = newEventLoop();
+    function cb(..._args: unknown[]): void {}
+    const h = loop.callSoon(cb, 1, 'x');
+    assert.equal(inspect(h), "<Handle cb(1, 'x')>");
+    h.cancel();
+    assert.equal(inspect(h), '<Handle cancelled>');
+    const t = loop.callAt(12.5, cb, 2);
+    assert.equal(inspect(t), '<TimerHandle when=12.5 cb(2)>');
+    t.cancel();
+    assert.equal(inspect(t), '<TimerHandle cancelled when=12.5>');
+    loop.setDebug(true);
+    const dh = loop.callSoon(cb, 1);
+    assert.match(inspect(dh), /^<Handle cb\(1\) created at .*base-event-loop\.test\.ts:\d+:\d+\)?>$/);
+    dh.cancel();
+    assert.match(inspect(dh), /^<Handle cancelled cb\(1\) created at .*base-event-loop\.test\.ts:\d+:\d+\)?>$/);
+    const dt = loop.callAt(3, cb);
+    dt.cancel();
+    assert.match(inspect(dt), /^<TimerHandle cancelled when=3 cb\(\) created at .*base-event-loop\.test\.ts/);
     loop.close();
   });
 });
