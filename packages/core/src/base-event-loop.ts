@@ -113,6 +113,8 @@ function takeContextOption(args: unknown[]): Context | null {
 
 function checkCallback(callback: unknown, method: string): void {
   if (typeof callback !== 'function') {
+    // A started coroutine (a promise): asyncio's message for a coroutine object.
+    if (isThenable(callback)) throw new InvalidArgTypeError(`coroutines cannot be used with ${method}()`);
     throw new InvalidArgTypeError(
       `a callable object was expected by ${method}(), got ${inspect(callback, { depth: 0 })}`,
     );
@@ -126,6 +128,11 @@ function checkCallback(callback: unknown, method: string): void {
   if (name === 'async' || name === 'AsyncFunction' || name === 'AsyncGeneratorFunction') {
     throw new InvalidArgTypeError(`coroutines cannot be used with ${method}()`);
   }
+}
+
+/** True for a promise or another object with a `then()` method. */
+function isThenable(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**

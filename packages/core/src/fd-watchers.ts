@@ -48,6 +48,10 @@ export function fileobjToFd(fd: unknown): number {
 
 function checkCallback(callback: unknown, method: string): void {
   if (typeof callback !== 'function') {
+    // A started coroutine (a promise): asyncio's message for a coroutine object.
+    if (typeof (callback as { then?: unknown } | null)?.then === 'function') {
+      throw new InvalidArgTypeError(`coroutines cannot be used with ${method}()`);
+    }
     throw new InvalidArgTypeError(
       `a callable object was expected by ${method}(), got ${inspect(callback, { depth: 0 })}`,
     );

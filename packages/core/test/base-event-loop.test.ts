@@ -123,6 +123,14 @@ describe('callSoon', () => {
     });
     assert.throws(() => loop.callSoon((async () => undefined) as never), InvalidArgTypeError);
     assert.throws(() => loop.callSoon(async () => undefined), /coroutines cannot be used with callSoon\(\)/);
+    // A started coroutine, as asyncio refuses a coroutine object.
+    const started = Promise.resolve();
+    assert.throws(() => loop.callSoon(started as never), {
+      name: 'TypeError',
+      message: 'coroutines cannot be used with callSoon()',
+    });
+    assert.throws(() => loop.callLater(1, started as never), { message: 'coroutines cannot be used with callLater()' });
+    assert.throws(() => loop.callAt(1, started as never), { message: 'coroutines cannot be used with callAt()' });
     loop.close();
   });
 

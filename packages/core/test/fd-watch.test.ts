@@ -241,6 +241,10 @@ describe('arguments and states', () => {
       message: 'a callable object was expected by addReader(), got 42',
     });
     assert.throws(() => loop.addWriter(0, async () => {}), { message: 'coroutines cannot be used with addWriter()' });
+    assert.throws(() => loop.addReader(0, Promise.resolve() as never), {
+      name: 'TypeError',
+      message: 'coroutines cannot be used with addReader()',
+    });
   });
 
   test("a closed file descriptor or a regular file is refused with asyncio's OSError", (t) => {
