@@ -140,6 +140,7 @@ function isThenable(value: unknown): boolean {
  * the platform (which polls I/O, as asyncio's `select(0)` does between two iterations), at most this many times
  * in a row and for at most `POLL_INTERVAL` seconds: a chain of callbacks or of task switches costs a few
  * hundred nanoseconds per iteration instead of a whole turn of Node's loop, and I/O still waits at most that long.
+ * What plain callbacks queued as microtasks still runs before the next iteration (see `_armDrainedIteration`).
  */
 const ITERATIONS_PER_POLL = 16;
 /** How long iterations may run back to back before I/O is polled again (see `ITERATIONS_PER_POLL`), seconds. */
@@ -170,6 +171,11 @@ export abstract class BaseEventLoop {
   _unpolled = 0;
   /** @internal `time()` when the platform last started an iteration, after polling I/O. */
   _polledAt = 0;
+  /**
+   * @internal a plain callback ran since the microtask queue was last drained: what it queued as microtasks (a
+   * coroutine awaiting a promise it resolved) has not run yet.
+   */
+  _undrained = false;
   /** @internal the deadline the platform timer is armed for, or Infinity. */
   _timerArmedFor = Infinity;
   /** @internal */
@@ -226,6 +232,11 @@ export abstract class BaseEventLoop {
    * without polling I/O in between.
    */
   protected abstract _continueBatch(): void;
+  /**
+   * @internal Calls `_runDrained()` once every microtask queued so far, and those they queue, has run, without
+   * polling I/O in between.
+   */
+  protected abstract _armDrainedIteration(): void;
   /** @internal Arms the platform timer to call `_runTimer()` in `delay` seconds, replacing any armed one. */
   protected abstract _armTimer(delay: number): void;
   /** @internal Disarms the platform timer. */
@@ -513,8 +524,16 @@ export abstract class BaseEventLoop {
   /** @internal One iteration (asyncio's `_run_once`). Called by the platform after it polled I/O. */
   _runOnce(): void {
     this._iterationArmed = false;
+    this._undrained = false;
     this._unpolled = 0;
     this._polledAt = this.time();
+    this._iterate();
+  }
+
+  /** @internal The next iteration, started back to back once the microtasks were drained (see `_endIteration`). */
+  _runDrained(): void {
+    this._iterationArmed = false;
+    this._undrained = false;
     this._iterate();
   }
 
@@ -561,9 +580,11 @@ export abstract class BaseEventLoop {
       }
       // A coroutine it resumed runs to its next await before the next handle (asyncio's task step).
       if (handle._resumes) {
+        this._undrained = false;
         this._continueBatch();
         return;
       }
+      this._undrained = true;
     }
     this._endIteration();
   }
@@ -578,7 +599,14 @@ export abstract class BaseEventLoop {
     if (this._ready.length > 0) {
       if (this._unpolled < ITERATIONS_PER_POLL && this.time() - this._polledAt < POLL_INTERVAL) {
         this._unpolled++;
-        this._iterate();
+        if (this._undrained) {
+          // What plain callbacks queued as microtasks runs before the next iteration, as when I/O is polled in
+          // between: a coroutine awaiting a promise one of them resolved goes on now, not 16 iterations later.
+          this._iterationArmed = true;
+          this._armDrainedIteration();
+        } else {
+          this._iterate();
+        }
         return;
       }
       this._iterationArmed = true;

@@ -3,7 +3,9 @@
  * that touches `setImmediate`, `setTimeout` and `process.on`.
  *
  * - An iteration starts from one `setImmediate`, so Node polls I/O before it. While handles stay ready, up to 16
- *   more iterations follow at once, within 1 ms, before the next `setImmediate` (see `BaseEventLoop._endIteration`).
+ *   more iterations follow at once, within 1 ms, before the next `setImmediate` (see `BaseEventLoop._endIteration`);
+ *   after an iteration whose last handles were plain callbacks, the next one starts from a `process.nextTick`
+ *   queued by a microtask, so that what they queued as microtasks has run first, as it has before a `setImmediate`.
  * - Within an iteration, plain callbacks run back to back in one JavaScript call. After a handle that resumes a
  *   coroutine, the next handle runs from a `process.nextTick` queued by a microtask queued after it: Node drains
  *   the whole microtask queue (chained continuations included) before it looks at the tick queue again, so the
@@ -83,6 +85,8 @@ export class NodeEventLoop extends BaseEventLoop {
   readonly #runOnce = (): void => this._runOnce();
   readonly #runNext = (): void => this._runNextHandle();
   readonly #toTick = (): void => process.nextTick(this.#runNext);
+  readonly #runDrained = (): void => this._runDrained();
+  readonly #toTickDrained = (): void => process.nextTick(this.#runDrained);
   readonly #onTimer = (): void => {
     this.#timer = null;
     this._runTimer();
@@ -108,6 +112,11 @@ export class NodeEventLoop extends BaseEventLoop {
   /** @internal */
   protected _continueBatch(): void {
     void RESOLVED.then(this.#toTick);
+  }
+
+  /** @internal */
+  protected _armDrainedIteration(): void {
+    void RESOLVED.then(this.#toTickDrained);
   }
 
   /** @internal */

@@ -684,6 +684,32 @@ describe('sleep and iterations', () => {
     loop.close();
   });
 
+  test('what plain callbacks queue as microtasks runs before the next iteration, also between iterations run back to back', async () => {
+    const { loop } = quietLoop();
+    const got: string[] = [];
+    let n = 0;
+    const chain = (): void => {
+      got.push(`C${n}`);
+      if (++n < 30) loop.callSoon(chain);
+    };
+    loop.callSoon(chain);
+    // A coroutine awaiting a promise that a callback resolves goes on before the next iteration, as before one
+    // that polls I/O: not after a run of back-to-back iterations.
+    const awaiting = (async () => {
+      for (let i = 0; i < 3; i++) {
+        await new Promise<void>((resolve) => loop.callSoon(() => resolve()));
+        got.push(`A${i}`);
+      }
+    })();
+    loop.callSoon(() => {
+      void Promise.resolve().then(() => got.push('microtask'));
+      loop.callSoon(() => got.push('next iteration'));
+    });
+    await loop.runUntilComplete(awaiting);
+    assert.deepEqual(got.slice(0, 8), ['C0', 'A0', 'microtask', 'C1', 'next iteration', 'A1', 'C2', 'A2']);
+    loop.close();
+  });
+
   /**
    * Runs an endless chain of callbacks (each schedules the next, so every iteration ends with a handle ready),
    * waits until Node's loop has turned 10 times, then writes to a socket pair with a reader on the other end.
