@@ -293,6 +293,8 @@ export abstract class BaseEventLoop {
     this._checkRunning();
     const newTask = !isFuture(future);
     const fut = ensureFuture(future, this);
+    // A task made here and left pending by stop() is not reported when the loop closes, as asyncio's.
+    if (newTask && fut instanceof Task) fut._logDestroyPending = false;
     const onDone = (): void => {
       fut._loop.stop();
     };
@@ -353,7 +355,7 @@ export abstract class BaseEventLoop {
     if (executor !== null) void Promise.resolve(executor.shutdown({ wait: false })).catch(() => undefined);
     for (const u of [...this._unretrieved]) u.report();
     for (const t of this._tasks) {
-      if (t.done()) continue;
+      if (t.done() || !t._logDestroyPending) continue;
       this.callExceptionHandler({ message: 'Task was destroyed but it is pending!', task: t });
     }
     this._tasks.clear();

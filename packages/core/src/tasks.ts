@@ -78,6 +78,11 @@ export class Task<T = unknown> extends Future<T> {
   _numCancelsRequested = 0;
   /** @internal */
   _abort: AbortController | null = null;
+  /**
+   * @internal Reported as "Task was destroyed but it is pending!" when its loop closes first (asyncio's
+   * `_log_destroy_pending`; false for the task `runUntilComplete` made).
+   */
+  _logDestroyPending = true;
 
   /**
    * Schedules the coroutine to run on the loop. Prefer `loop.createTask()` (which honours the task factory) or

@@ -407,6 +407,24 @@ describe('running and stopping', () => {
     loop.close();
   });
 
+  test('close() reports pending tasks, but not the one runUntilComplete made for a coroutine stopped early', async () => {
+    const { loop, errors } = quietLoop();
+    await assert.rejects(
+      loop.runUntilComplete(async () => {
+        loop.stop();
+        await sleep(10);
+      }),
+      { message: 'Event loop stopped before Future completed.' },
+    );
+    const other = loop.createTask(async () => sleep(10));
+    await runOnce(loop);
+    loop.close();
+    assert.deepEqual(
+      errors.map((c) => [c.message, c.task]),
+      [['Task was destroyed but it is pending!', other]],
+    );
+  });
+
   test('running a running loop and running a second loop are refused', async () => {
     const loop = newEventLoop();
     const other = newEventLoop();
