@@ -13,7 +13,7 @@ import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
 import { InvalidArgTypeError, OSError, RuntimeError, ValueError, osErrorFrom } from './errors.js';
-import type { Callback } from './handles.js';
+import type { Callback, ExceptionContextInput, Runnable } from './handles.js';
 import { Handle } from './handles.js';
 import type { PollHandle } from './native.js';
 import * as native from './native.js';
@@ -129,8 +129,10 @@ interface FdWatcher {
   queued: number;
   /** Events left out of `mask` because they fired again while queued (the loop is not running). */
   suppressed: number;
-  readonly readRunner: Handle;
-  readonly writeRunner: Handle;
+  /** What the ready queue holds when the fd is readable (made once, with the watcher). */
+  readRunner: WatcherRunner;
+  /** What the ready queue holds when the fd is writable. */
+  writeRunner: WatcherRunner;
   /** What a slow-callback report or an exception context shows for the runners. */
   [inspectSymbol](): string;
 }
@@ -178,14 +180,55 @@ function onPollEvent(w: FdWatcher, status: number, events: number): void {
   if ((events & WRITE) !== 0 && w.writer !== null) queueEvent(w, WRITE);
 }
 
-/** Runs the reader or writer Handle of `w`: what the ready queue holds for a ready fd. */
-function runWatcher(w: FdWatcher, event: number): void {
+/**
+ * What the ready queue holds for a ready fd: runs the reader or writer Handle of the watcher. A slow-callback
+ * report (debug mode) names the Handle it ran, as asyncio's names the reader's Handle.
+ */
+class WatcherRunner implements Runnable {
+  readonly _cancelled = false;
+  readonly _resumes = false;
+  /** The reader or writer Handle it ran last. */
+  ran: Handle | null = null;
+
+  constructor(
+    readonly watcher: FdWatcher,
+    readonly event: number,
+  ) {}
+
+  _run(): void {
+    try {
+      runWatcher(this.watcher, this.event, this);
+    } catch (exception) {
+      const context: ExceptionContextInput = { message: `Exception in callback ${this._describe()}`, exception };
+      if (this.ran !== null) context.handle = this.ran;
+      this.watcher.loop.callExceptionHandler(context);
+    }
+  }
+
+  /** @internal What a slow-callback report shows: the Handle it ran. */
+  _describe(): string {
+    return this.ran?._describe() ?? inspect(this.watcher);
+  }
+
+  /** @internal Where the Handle it ran was made (debug mode). */
+  get _sourceTraceback(): string | undefined {
+    return this.ran?._sourceTraceback;
+  }
+
+  [inspectSymbol](): string {
+    return this.ran !== null ? inspect(this.ran) : inspect(this.watcher);
+  }
+}
+
+/** Runs the reader or writer Handle of `w` for `runner`. */
+function runWatcher(w: FdWatcher, event: number, runner: WatcherRunner): void {
   w.queued &= ~event;
   if ((w.suppressed & event) !== 0) {
     w.suppressed &= ~event;
     updatePoll(w);
   }
   const handle = event === READ ? w.reader : w.writer;
+  runner.ran = handle;
   if (handle !== null) {
     if (handle.cancelled()) {
       removeWatcher(w.loop, w.fd, event);
@@ -233,7 +276,8 @@ export function addWatcher(
   }
   const w = map.get(fd);
   if (w === undefined) {
-    const watcher: FdWatcher = {
+    // The runners, which refer to the watcher, are set right below.
+    const watcher = {
       loop,
       fd,
       poll: null,
@@ -242,12 +286,10 @@ export function addWatcher(
       writer: event === WRITE ? handle : null,
       queued: 0,
       suppressed: 0,
-      readRunner: new Handle(runWatcher as Callback, [], loop, null),
-      writeRunner: new Handle(runWatcher as Callback, [], loop, null),
       [inspectSymbol]: () => `<fd ${fd}${watcher.reader ? ' reader' : ''}${watcher.writer ? ' writer' : ''}>`,
-    };
-    watcher.readRunner._args = [watcher, READ];
-    watcher.writeRunner._args = [watcher, WRITE];
+    } as FdWatcher;
+    watcher.readRunner = new WatcherRunner(watcher, READ);
+    watcher.writeRunner = new WatcherRunner(watcher, WRITE);
     startPoll(watcher);
     map.set(fd, watcher);
     return handle;

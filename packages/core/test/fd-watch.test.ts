@@ -10,6 +10,7 @@ import {
   RuntimeError,
   ValueError,
   newEventLoop,
+  sleep,
 } from '@loopwork/core';
 import type { EventLoop, ExceptionContext } from '@loopwork/core';
 import { close, pipe, pollStart, pollStop, read, READABLE, socketpair, write } from '../src/native.js';
@@ -156,6 +157,37 @@ describe('addReader / removeReader', () => {
     loop.removeReader(a);
     assert.equal(errors[0]?.exception, boom);
     assert.match(errors[0]?.message ?? '', /^Exception in callback failingReader/);
+  });
+
+  test("debug mode: a slow reader is reported by its own Handle, as asyncio's", async (t) => {
+    const lines: string[] = [];
+    const { default: pino } = await import('pino');
+    const loop = newEventLoop({ debug: true, logger: pino({}, { write: (s: string) => void lines.push(s) }) });
+    t.after(() => loop.close());
+    loop.slowCallbackDuration = 0.02;
+    const [a, b] = pair(t);
+    loop.addReader(
+      a,
+      function slowReader(tag: string) {
+        readAll(a);
+        const end = Date.now() + 40;
+        while (Date.now() < end);
+        void tag;
+        loop.removeReader(a);
+      },
+      'tag',
+    );
+    write(b, Buffer.from('x'));
+    await loop.runUntilComplete(sleep(0.1));
+    const slow = lines
+      .map((l) => JSON.parse(l) as { msg: string; createdAt?: string })
+      .filter((r) => /^Executing/.test(r.msg));
+    assert.equal(slow.length, 1, lines.join('\n'));
+    assert.match(
+      slow[0]!.msg,
+      /^Executing <Handle cancelled slowReader\('tag'\) created at .*fd-watch\.test\.ts.*> took 0\.0\d\d seconds$/,
+    );
+    assert.match(slow[0]!.createdAt ?? '', /fd-watch\.test\.ts/);
   });
 
   test('an fd of a pipe works as well as a socket', async (t) => {
