@@ -215,6 +215,8 @@ export abstract class BaseEventLoop {
   slowCallbackDuration = 0.1;
   /** @internal In debug mode, the handle that resumed a coroutine whose step runs now, and when it started. */
   _debugStep: { handle: Runnable; start: number } | null = null;
+  /** @internal In debug mode, the handle running now (asyncio's `_current_handle`), or the one whose step runs. */
+  _currentHandle: Runnable | null = null;
 
   constructor(options: EventLoopOptions = {}) {
     this._debug = options.debug ?? debugFromEnv();
@@ -561,6 +563,7 @@ export abstract class BaseEventLoop {
       // The coroutine step a handle resumed has run to its next await: time it with its handle, as asyncio times
       // a task's __step.
       this._debugStep = null;
+      this._currentHandle = null;
       const dt = this.time() - step.start;
       if (dt >= this.slowCallbackDuration) this._reportSlowCallback(step.handle, dt);
     }
@@ -570,10 +573,12 @@ export abstract class BaseEventLoop {
       if (handle._cancelled) continue;
       if (this._debug) {
         const t0 = this.time();
+        this._currentHandle = handle;
         handle._run();
         if (handle._resumes) {
           this._debugStep = { handle, start: t0 };
         } else {
+          this._currentHandle = null;
           const dt = this.time() - t0;
           if (dt >= this.slowCallbackDuration) this._reportSlowCallback(handle, dt);
         }
@@ -792,10 +797,17 @@ export abstract class BaseEventLoop {
 
   /**
    * The default exception handler: logs the context through the loop's pino logger, one structured line with
-   * `message`, the exception as `err`, and the other keys.
+   * `message`, the exception as `err`, and the other keys. In debug mode, called while a callback runs, it adds
+   * `handleTraceback`: where that callback's handle was made (unless the context has a `sourceTraceback`).
    */
   defaultExceptionHandler(context: ExceptionContext): void {
     const message = context.message || 'Unhandled exception in event loop';
+    // Called while a handle runs (debug mode): where that handle was made, unless the context says where its
+    // object was (asyncio adds `handle_traceback` the same way, to the context itself).
+    const current = this._currentHandle as { _sourceTraceback?: unknown } | null;
+    if (context.sourceTraceback === undefined && typeof current?._sourceTraceback === 'string') {
+      context.handleTraceback = current._sourceTraceback;
+    }
     const fields: Record<string, unknown> = {};
     for (const key of Object.keys(context).sort()) {
       if (key === 'message' || key === 'exception') continue;

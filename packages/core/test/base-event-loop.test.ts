@@ -662,6 +662,31 @@ describe('debug mode', () => {
     loop.close();
   });
 
+  test('the default handler called while a callback runs adds handleTraceback: where its handle was made', async () => {
+    const lines: string[] = [];
+    const { default: pino } = await import('pino');
+    const loop = newEventLoop({ debug: true, logger: pino({}, { write: (s: string) => void lines.push(s) }) });
+    loop.callSoon(function reports() {
+      loop.callExceptionHandler({ message: 'inside a callback' });
+    });
+    loop.callSoon(function fails() {
+      throw new Error('boom');
+    });
+    await runOnce(loop);
+    loop.callExceptionHandler({ message: 'outside' });
+    const recs = lines.map((l) => JSON.parse(l) as { msg: string; handleTraceback?: string; sourceTraceback?: string });
+    assert.deepEqual(
+      recs.map((r) => r.msg),
+      ['inside a callback', 'Exception in callback fails()', 'outside'],
+    );
+    assert.match(recs[0]!.handleTraceback ?? '', /base-event-loop\.test\.ts/);
+    // An exception in a callback says where its handle was made as sourceTraceback, and only there.
+    assert.match(recs[1]!.sourceTraceback ?? '', /base-event-loop\.test\.ts/);
+    assert.equal(recs[1]!.handleTraceback, undefined);
+    assert.equal(recs[2]!.handleTraceback, undefined);
+    loop.close();
+  });
+
   test("a slow step of a task is logged with the task, as asyncio times a task's step", async () => {
     const lines: string[] = [];
     const { default: pino } = await import('pino');
