@@ -57,7 +57,7 @@ export class DefaultEventLoopPolicy extends AbstractEventLoopPolicy {
    */
   setEventLoop(loop: BaseEventLoop | null): void {
     if (loop !== null && !(loop instanceof BaseEventLoop)) {
-      throw new InvalidArgTypeError(`loop must be an instance of AbstractEventLoop or None, not '${typeof loop}'`);
+      throw new InvalidArgTypeError(`loop must be an instance of AbstractEventLoop or None, not '${typeName(loop)}'`);
     }
     this.#loop = loop;
   }
@@ -70,6 +70,12 @@ export class DefaultEventLoopPolicy extends AbstractEventLoopPolicy {
   newEventLoop(options: EventLoopOptions = {}): BaseEventLoop {
     return new NodeEventLoop(options);
   }
+}
+
+/** The name of a value's type for an error message, as Python's `type(x).__name__`: its class, else `typeof`. */
+function typeName(value: unknown): string {
+  const name = (value as { constructor?: { name?: unknown } } | null | undefined)?.constructor?.name;
+  return typeof name === 'string' && name !== '' ? name : typeof value;
 }
 
 let policy: AbstractEventLoopPolicy | null = null;
@@ -87,8 +93,9 @@ export function getEventLoopPolicy(): AbstractEventLoopPolicy {
  */
 export function setEventLoopPolicy(newPolicy: AbstractEventLoopPolicy | null): void {
   if (newPolicy !== null && !(newPolicy instanceof AbstractEventLoopPolicy)) {
-    const name = (newPolicy as object | undefined)?.constructor?.name ?? typeof newPolicy;
-    throw new InvalidArgTypeError(`policy must be an instance of AbstractEventLoopPolicy or None, not '${name}'`);
+    throw new InvalidArgTypeError(
+      `policy must be an instance of AbstractEventLoopPolicy or None, not '${typeName(newPolicy)}'`,
+    );
   }
   policy = newPolicy;
 }

@@ -490,6 +490,11 @@ describe('running and stopping', () => {
     assert.notEqual(made, loop);
     assert.equal(getEventLoop(), made);
     assert.throws(() => setEventLoop({} as never), TypeError);
+    class NotALoop {}
+    assert.throws(() => setEventLoop(new NotALoop() as never), {
+      name: 'TypeError',
+      message: "loop must be an instance of AbstractEventLoop or None, not 'NotALoop'",
+    });
     loop.close();
     made.close();
     setEventLoop(null);
