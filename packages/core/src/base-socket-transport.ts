@@ -92,9 +92,9 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
   /**
    * @internal The context protocol callbacks run in: a copy of the one the transport was made in (asyncio's
    * transport callbacks are handles made there), never with a current task; `null` while no context variable was
-   * ever used.
+   * in use (see `enterOwnScope`).
    */
-  readonly _context: Context | null = captureContext();
+  _context: Context | null = captureContext();
 
   /** @internal */
   constructor(loop: BaseEventLoop, protocol: BaseProtocol, options: BaseSocketTransportOptions) {

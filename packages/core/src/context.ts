@@ -206,6 +206,35 @@ export function enterScope(ctx: Context | null, task: object | null = null): Sco
   return outer;
 }
 
+/**
+ * @internal Something Node calls back (a transport, a server, a datagram endpoint) whose callbacks run in a context
+ * of its own: a copy of the one it was made in, as asyncio's transport callbacks are handles made there; `null`
+ * while no context variable is in use.
+ */
+export interface ContextOwner {
+  _context: Context | null;
+}
+
+/**
+ * @internal Enters `owner`'s context (no current task) for a callback Node calls. An owner made while no context
+ * variable was in use gets a new empty context of its own once one is; until then its callbacks run in the root
+ * context, which is still empty (see {@link exitOwnScope}). Returns the scope to give to `exitOwnScope`.
+ */
+export function enterOwnScope(owner: ContextOwner): Scope | undefined {
+  if (owner._context === null && varsInUse) owner._context = new Context();
+  return enterScope(owner._context);
+}
+
+/**
+ * @internal Leaves what {@link enterOwnScope} entered. If the callback ran in the root context and set the first
+ * context variable ever, that context becomes the owner's own and the root one starts empty again: what a
+ * protocol sets stays its own, as in asyncio.
+ */
+export function exitOwnScope(owner: ContextOwner, outer: Scope | undefined): void {
+  currentScope = outer;
+  if (owner._context === null && varsInUse) owner._context = detachRootContext();
+}
+
 /** @internal Goes back to the scope that {@link enterScope} returned. */
 export function exitScope(outer: Scope | undefined): void {
   currentScope = outer;

@@ -37,7 +37,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import type { BaseSocketTransportOptions, BufferedLike, StreamLike } from './base-socket-transport.js';
 import { BaseSocketTransport, isSystemError } from './base-socket-transport.js';
-import { enterScope, exitScope } from './context.js';
+import { enterOwnScope, exitOwnScope } from './context.js';
 import { RuntimeError } from './errors.js';
 import type { Future } from './futures.js';
 import type { PollHandle } from './native.js';
@@ -468,7 +468,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
 
   /** @internal Called by the poll when the fd is ready. */
   readonly _onPoll = (status: number, events: number): void => {
-    const outer = enterScope(this._context);
+    const outer = enterOwnScope(this);
     try {
       if (status < 0) {
         // libuv stopped the poll: the fd was closed behind the transport's back, and its number may belong to
@@ -480,7 +480,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
       if ((events & READABLE) !== 0 && (this._pollMask & READABLE) !== 0) this._readReady();
       if ((events & WRITABLE) !== 0 && this._bufferSize > 0 && this._fd >= 0) this._writeReady();
     } finally {
-      exitScope(outer);
+      exitOwnScope(this, outer);
     }
   };
 

@@ -4,7 +4,19 @@
  * @packageDocumentation
  */
 export * from './errors.js';
-export { Context, ContextVar, Token, copyContext, enterScope, exitScope, runInScope } from './context.js';
+export {
+  Context,
+  ContextVar,
+  Token,
+  captureContext,
+  copyContext,
+  enterOwnScope,
+  enterScope,
+  exitOwnScope,
+  exitScope,
+  runInScope,
+} from './context.js';
+export type { ContextOwner } from './context.js';
 export type { Scope } from './context.js';
 export { Handle, TimerHandle } from './handles.js';
 export type { Callback, ExceptionContextInput } from './handles.js';

@@ -19,7 +19,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import type { BaseSocketTransportOptions, BufferedLike, StreamLike } from './base-socket-transport.js';
 import { BaseSocketTransport } from './base-socket-transport.js';
-import { enterScope, exitScope } from './context.js';
+import { enterOwnScope, exitOwnScope } from './context.js';
 import { RuntimeError, ValueError, connectionError, osErrorFrom } from './errors.js';
 import {
   getpeername,
@@ -298,11 +298,11 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
       this._socket.end();
     }
     if (this._protocolPaused && !this._detached) {
-      const outer = enterScope(this._context);
+      const outer = enterOwnScope(this);
       try {
         this._maybeResumeProtocol();
       } finally {
-        exitScope(outer);
+        exitOwnScope(this, outer);
       }
     }
   };
@@ -313,11 +313,11 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
       this._hold(chunk, 0);
       return;
     }
-    const outer = enterScope(this._context);
+    const outer = enterOwnScope(this);
     try {
       this._deliver(chunk, 0);
     } finally {
-      exitScope(outer);
+      exitOwnScope(this, outer);
     }
   };
   /** @internal */
@@ -330,11 +330,11 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
       if (!this._paused) this._scheduleFlush();
       return;
     }
-    const outer = enterScope(this._context);
+    const outer = enterOwnScope(this);
     try {
       this._eofReceived();
     } finally {
-      exitScope(outer);
+      exitOwnScope(this, outer);
     }
   };
   /** @internal */

@@ -26,11 +26,12 @@ import {
   SOCK_DGRAM,
   SOCK_STREAM,
   ValueError,
+  captureContext,
   checkBytes,
   checkOptions,
   connectionError,
-  enterScope,
-  exitScope,
+  enterOwnScope,
+  exitOwnScope,
   extendEventLoop,
   nativeAddress,
   isSocket,
@@ -41,6 +42,7 @@ import type {
   Address,
   BaseEventLoop,
   BaseProtocol,
+  Context,
   DatagramProtocol,
   DatagramTransport,
   ExtraInfo,
@@ -207,6 +209,11 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
   readonly _extra: Record<string, unknown>;
   /** @internal */
   readonly _family: number;
+  /**
+   * @internal The context protocol callbacks run in: a copy of the one the endpoint was made in, never with a
+   * current task; `null` while no context variable is in use (see `enterOwnScope`).
+   */
+  _context: Context | null = captureContext();
 
   /** @internal */
   constructor(
@@ -353,7 +360,7 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
 
   /** @internal Calls the protocol with no current task; its exception goes to the exception handler. */
   _callProtocol(method: 'datagramReceived' | 'errorReceived', a: unknown, b?: unknown): void {
-    const outer = enterScope(null);
+    const outer = enterOwnScope(this);
     const protocol = this._protocol as unknown as DatagramCallbacks;
     try {
       if (method === 'datagramReceived') protocol.datagramReceived(a as Buffer, b as Address);
@@ -367,7 +374,7 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
         protocol: this._protocol,
       });
     } finally {
-      exitScope(outer);
+      exitOwnScope(this, outer);
     }
   }
 
@@ -562,11 +569,11 @@ export class UDPTransport extends DatagramSocketTransport {
   _sent(err: Error | null): void {
     if (this._connLost || this._loop.isClosed()) return;
     if (err !== null) this._callProtocol('errorReceived', err);
-    const outer = enterScope(null);
+    const outer = enterOwnScope(this);
     try {
       this._maybeResumeProtocol();
     } finally {
-      exitScope(outer);
+      exitOwnScope(this, outer);
     }
     if (this._closing && this._queueEmpty()) {
       this._connLost++;
@@ -636,7 +643,7 @@ export class NativeDatagramTransport extends DatagramSocketTransport {
       this._park();
       return;
     }
-    const outer = enterScope(null);
+    const outer = enterOwnScope(this);
     try {
       if (status < 0) {
         this._fatalError(native.systemError(status, 'uv_poll'), 'Fatal error on datagram transport');
@@ -645,7 +652,7 @@ export class NativeDatagramTransport extends DatagramSocketTransport {
       if (events & native.READABLE) this._readReady();
       if (events & native.WRITABLE && this._fd >= 0) this._sendtoReady();
     } finally {
-      exitScope(outer);
+      exitOwnScope(this, outer);
     }
   };
 

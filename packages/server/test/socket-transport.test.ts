@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import {
   ConnectionResetError,
@@ -16,7 +17,17 @@ import {
   native,
 } from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, Server, Transport, Protocol } from '@loopwork/server';
-import { Recorder, STREAM_GRAMMAR, SmallBuffers, nodeClient, portOf, readAll, runLoop, settle } from './helpers.js';
+import {
+  Recorder,
+  STREAM_GRAMMAR,
+  SmallBuffers,
+  nodeClient,
+  portOf,
+  readAll,
+  runCommand,
+  runLoop,
+  settle,
+} from './helpers.js';
 
 /**
  * A server on `host` whose protocols are `make(loop)`: `accepted` lists them in order, `nth(n)` resolves once `n`
@@ -558,3 +569,21 @@ test('a peer reset reaches connectionLost with the error, once', () =>
     assert.deepEqual(errors, []);
     await closeServer(server);
   }));
+
+test('protocol callbacks set context variables in a context of their own transport (made before any was in use)', async () => {
+  const script = fileURLToPath(new URL('./fixtures/protocol-context.ts', import.meta.url));
+  const r = await runCommand(process.execPath, ['--conditions=loopwork-source', '--import', 'tsx', script], {
+    timeoutMs: 60000,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  // As in asyncio, a transport's reads run in one context, a copy of the one it was made in: a value set on one
+  // read is seen by the next read of that transport, and by nothing else.
+  assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').at(-1)!), {
+    'tcp1 read 1 sees': 'none',
+    'tcp2 read 1 sees': 'none',
+    'tcp1 read 2 sees': 'tcp1',
+    'udp read 1 sees': 'none',
+    'udp read 2 sees': 'udp',
+    'top level': 'none',
+  });
+});

@@ -26,18 +26,19 @@ import {
   TransportSocket,
   ValueError,
   checkBytes,
+  captureContext,
   connectionError,
-  enterScope,
-  exitScope,
+  enterOwnScope,
+  exitOwnScope,
   isBufferedProtocol,
   protocolBuffer,
-  runInScope,
 } from '@loopwork/core';
 import type {
   Address,
   BaseEventLoop,
   BaseProtocol,
   BufferedProtocol,
+  Context,
   ExtraInfo,
   Future,
   Protocol,
@@ -228,6 +229,11 @@ export class TLSTransport extends FlowControlTransport implements Transport {
   _lost = false;
   /** @internal writes after the connection was closed */
   _connLostWrites = 0;
+  /**
+   * @internal The context protocol callbacks run in: a copy of the one the transport was made in, never with a
+   * current task; `null` while no context variable is in use (see `enterOwnScope`).
+   */
+  _context: Context | null = captureContext();
   /** @internal */
   _waiter: Future<unknown> | null;
   /** @internal */
@@ -310,14 +316,14 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     // Node calls these in whatever scope is current, even from inside a task's write(): they run in the root
     // scope (no context variables, no current task), and the caller's comes back after.
     s.once(this._serverSide ? 'secure' : 'secureConnect', () =>
-      runInScope(null, null, () => this._onHandshakeComplete(null)),
+      this._inOwnScope(() => this._onHandshakeComplete(null)),
     );
-    s.on('error', (err: Error) => runInScope(null, null, () => this._onSocketError(err)));
-    s.on('end', () => runInScope(null, null, () => this._onEnd()));
+    s.on('error', (err: Error) => this._inOwnScope(() => this._onSocketError(err)));
+    s.on('end', () => this._inOwnScope(() => this._onEnd()));
     s.on('finish', () => {
       if (this._state === 'FLUSHING') this._setState('SHUTDOWN');
     });
-    s.on('close', () => runInScope(null, null, () => this._connectionLost(this._lostWith)));
+    s.on('close', () => this._inOwnScope(() => this._connectionLost(this._lostWith)));
   }
 
   /** @internal */
@@ -420,11 +426,19 @@ export class TLSTransport extends FlowControlTransport implements Transport {
       this._scheduleFlush();
       return;
     }
-    const outer = enterScope(null);
+    this._inOwnScope(() => this._deliver(chunk));
+  }
+
+  /**
+   * @internal Runs `fn` (a callback Node made) in the transport's own context, with no current task: protocol
+   * callbacks see the context the transport was made in, and what they set stays the transport's own.
+   */
+  _inOwnScope(fn: () => void): void {
+    const outer = enterOwnScope(this);
     try {
-      this._deliver(chunk);
+      fn();
     } finally {
-      exitScope(outer);
+      exitOwnScope(this, outer);
     }
   }
 
