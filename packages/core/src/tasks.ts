@@ -375,9 +375,16 @@ function runningOrCurrentLoop(): BaseEventLoop {
 export function sleep<T = undefined>(delay: number, result?: T): Promise<T> {
   if (delay > 0) return sleepFor(delay, result as T);
   if (Number.isNaN(delay)) return Promise.reject(new ValueError('Invalid delay: NaN (NaN)'));
-  const loop = runningOrCurrentLoop();
+  const loop = peekRunningLoop() as BaseEventLoop | null;
+  // No loop runs (`loop.runUntilComplete(sleep(0))`): yield in the next loop that runs, as sleepFor() does.
+  if (loop === null)
+    return new Promise<T>((resolve) => whenALoopRuns((l) => resolve(yieldIn(l as BaseEventLoop, result as T))));
+  return yieldIn(loop, result as T);
+}
+
+function yieldIn<T>(loop: BaseEventLoop, result: T): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    loop._pushRunnable(new Yield(currentScopeTask() as Task<unknown> | null, resolve, reject, result as T));
+    loop._pushRunnable(new Yield(currentScopeTask() as Task<unknown> | null, resolve, reject, result));
   });
 }
 

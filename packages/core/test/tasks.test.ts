@@ -144,6 +144,18 @@ describe('Task', () => {
     }
   });
 
+  test('loop.runUntilComplete(sleep(0)) on a loop that is not the current one: yields in that loop', async () => {
+    // asyncio's loop.run_until_complete(asyncio.sleep(0)) returns after one iteration of that loop; sleep(0) used
+    // to queue its yield on the current event loop (getEventLoop()), which never ran, and the call hung.
+    const loop = newEventLoop();
+    try {
+      loop.callLater(5, () => loop.stop()); // the hang ends as "Event loop stopped before Future completed."
+      assert.equal(await loop.runUntilComplete(sleep(0, 'ok')), 'ok');
+    } finally {
+      loop.close();
+    }
+  });
+
   test('cancel() through nested async functions reaches the innermost awaited Future', () =>
     withLoop(async (loop) => {
       const inner = loop.createFuture();
