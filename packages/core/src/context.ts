@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { inspect } from 'node:util';
 import { promiseHooks } from 'node:v8';
 import { InvalidArgTypeError, RuntimeError, ValueError } from './errors.js';
 
@@ -308,6 +309,11 @@ export class Token<T> {
     /** @internal */
     readonly _context: Context,
   ) {}
+
+  /** @internal As Python's repr: `<Token var=<ContextVar name='v'>>`, `<Token used var=…>` once used. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `<Token${this._used ? ' used' : ''} var=${inspect(this.variable)}>`;
+  }
 }
 
 /**
@@ -372,11 +378,13 @@ export class ContextVar<T> {
    * created in another context.
    */
   reset(token: Token<T>): void {
-    if (!(token instanceof Token)) throw new InvalidArgTypeError(`expected an instance of Token, got ${String(token)}`);
-    if (token._used) throw new RuntimeError(`${String(token)} has already been used once`);
-    if (token.variable !== this) throw new ValueError(`${String(token)} was created by a different ContextVar`);
+    if (!(token instanceof Token)) {
+      throw new InvalidArgTypeError(`expected an instance of Token, got ${inspect(token, { depth: 0 })}`);
+    }
+    if (token._used) throw new RuntimeError(`${inspect(token)} has already been used once`);
+    if (token.variable !== this) throw new ValueError(`${inspect(token)} was created by a different ContextVar`);
     const ctx = current();
-    if (token._context !== ctx) throw new ValueError(`${String(token)} was created in a different Context`);
+    if (token._context !== ctx) throw new ValueError(`${inspect(token)} was created in a different Context`);
     token._used = true;
     ctx._write(this as ContextVar<unknown>, token.oldValue, token.oldValue === MISSING);
   }

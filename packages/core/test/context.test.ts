@@ -25,7 +25,22 @@ test('get/set/reset with default and tokens', () => {
     assert.equal(t2.oldValue, 2);
     v.reset(t2);
     assert.equal(v.get(), 2);
-    assert.throws(() => v.reset(t2), /has already been used once/);
+    assert.throws(() => v.reset(t2), {
+      name: 'RuntimeError',
+      message: "<Token used var=<ContextVar name='v'>> has already been used once",
+    });
+    assert.throws(() => new ContextVar<number>('u').reset(t), {
+      name: 'ValueError',
+      message: "<Token var=<ContextVar name='v'>> was created by a different ContextVar",
+    });
+    assert.throws(() => new Context().run(() => v.reset(t)), {
+      name: 'ValueError',
+      message: "<Token var=<ContextVar name='v'>> was created in a different Context",
+    });
+    assert.throws(() => v.reset({} as Token<number>), {
+      name: 'TypeError',
+      message: 'expected an instance of Token, got {}',
+    });
     v.reset(t);
     assert.equal(v.get(), 1);
   });
