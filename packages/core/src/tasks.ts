@@ -371,8 +371,13 @@ function runningOrCurrentLoop(): BaseEventLoop {
  *
  * @param delay - seconds (a negative delay is 0).
  * @param result - what the promise resolves to.
+ * @returns a promise that rejects with `TypeError` when `delay` is not a number, `ValueError` when it is NaN.
  */
 export function sleep<T = undefined>(delay: number, result?: T): Promise<T> {
+  if (typeof delay !== 'number') {
+    // asyncio's sleep(None) or sleep('1') fails ('<=' not supported); null or undefined must not mean sleep(0).
+    return Promise.reject(new InvalidArgTypeError(`delay must be a number, got ${inspect(delay, { depth: 0 })}`));
+  }
   if (delay > 0) return sleepFor(delay, result as T);
   if (Number.isNaN(delay)) return Promise.reject(new ValueError('Invalid delay: NaN (NaN)'));
   const loop = peekRunningLoop() as BaseEventLoop | null;

@@ -156,6 +156,14 @@ describe('Task', () => {
     }
   });
 
+  test('sleep() refuses a delay that is not a number, as asyncio.sleep(None) fails', () =>
+    withLoop(async () => {
+      for (const bad of [null, undefined, '1', {}]) {
+        await assert.rejects(sleep(bad as unknown as number), { name: 'TypeError', message: /delay must be a number/ });
+      }
+      await assert.rejects(sleep(NaN), { name: 'ValueError' });
+    }));
+
   test('cancel() through nested async functions reaches the innermost awaited Future', () =>
     withLoop(async (loop) => {
       const inner = loop.createFuture();
