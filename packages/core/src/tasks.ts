@@ -629,22 +629,43 @@ export async function wait<T>(
  * Waits for `aw` to complete, at most `timeout` seconds; on timeout the awaitable is cancelled and
  * `TimeoutError` is thrown (asyncio's `wait_for`, 3.12 semantics, built on `timeout()`).
  *
+ * The deadline runs in a Task of its own, as asyncio's `wait_for` coroutine runs in the task that awaits it:
+ * JavaScript starts `waitFor()` in its caller, whose promise may go to `createTask()` or `gather()` instead of
+ * being awaited, and the caller must not be the task the deadline cancels. The returned promise is cancellable
+ * (see `cancellablePromise`): cancelling a task that awaits it, or a Task made from it, cancels the wait.
+ *
  * @param timeout - seconds, or `null` to wait without limit.
  */
-export async function waitFor<T>(aw: Awaitable<T>, timeout: number | null): Promise<T> {
-  if (timeout === null) return await ensureFuture(aw);
-  if (timeout <= 0) {
-    const fut = ensureFuture(aw);
-    if (fut.done()) return fut.result();
-    await cancelAndWait(fut);
-    try {
-      return fut.result();
-    } catch (exc) {
-      if (isCancelledError(exc)) throw new TimeoutError('', { cause: exc });
-      throw exc;
-    }
+export function waitFor<T>(aw: Awaitable<T>, timeout: number | null): Promise<T> {
+  const loop = peekRunningLoop() as BaseEventLoop | null;
+  if (loop === null) {
+    // No loop runs (`loop.runUntilComplete(waitFor(sleep(1), 0.5))`): the wait starts in the next loop that runs,
+    // as asyncio's coroutine starts in the loop whose task runs it.
+    let started: Promise<T> | null = null;
+    const waiting = new Promise<T>((resolve, reject) => {
+      whenALoopRuns(() => {
+        started = waitFor(aw, timeout);
+        started.then(resolve, reject);
+      });
+    });
+    return cancellablePromise(waiting, (msg) => (started === null ? false : promiseCanceller(started)?.(msg) === true));
   }
-  return await timeoutContext(timeout, async () => await ensureFuture(aw));
+  if (timeout === null || timeout <= 0) return waitWithoutDeadline(aw, timeout);
+  return runCancellable(loop, () => timeoutContext(timeout, async () => await ensureFuture(aw)));
+}
+
+/** `waitFor` without a deadline (`null`), or with one already past: nothing to cancel but `aw` itself. */
+async function waitWithoutDeadline<T>(aw: Awaitable<T>, timeout: number | null): Promise<T> {
+  if (timeout === null) return await ensureFuture(aw);
+  const fut = ensureFuture(aw);
+  if (fut.done()) return fut.result();
+  await cancelAndWait(fut);
+  try {
+    return fut.result();
+  } catch (exc) {
+    if (isCancelledError(exc)) throw new TimeoutError('', { cause: exc });
+    throw exc;
+  }
 }
 
 async function cancelAndWait(fut: Future<unknown>): Promise<void> {

@@ -509,6 +509,44 @@ describe('wait, waitFor, shield, asCompleted', () => {
       assert.equal(slow.cancelled(), true);
     }));
 
+  test('waitFor() handed to createTask() or gather() cancels only its awaitable, never the task that called it', () =>
+    withLoop(async (loop) => {
+      // asyncio's create_task(wait_for(sleep(10), 0.02)): the deadline is the new task's. JavaScript starts
+      // waitFor() in its caller, whose own await (sleep(0.2) here) used to get the CancelledError at 0.02 s.
+      const t0 = loop.time();
+      const inner = loop.createTask(() => sleep(10));
+      const t = loop.createTask(waitFor(inner, 0.02));
+      await sleep(0.2);
+      assert.ok(t.done());
+      await assert.rejects(async () => await t, TimeoutError);
+      assert.equal(inner.cancelled(), true);
+      await assert.rejects(async () => await gather(waitFor(sleep(10), 0.02)), TimeoutError);
+      assert.ok(loop.time() - t0 < 1, `took ${loop.time() - t0} s`);
+      // Cancelling the Task made from it, or a task awaiting it, cancels the wait and its awaitable.
+      const slow = loop.createTask(() => sleep(10));
+      const w = loop.createTask(waitFor(slow, 5));
+      await sleep(0.001);
+      w.cancel();
+      await assert.rejects(async () => await w, isCancelled);
+      assert.equal(slow.cancelled(), true);
+      const slow2 = loop.createTask(() => sleep(10));
+      const caller = loop.createTask(() => waitFor(slow2, 5));
+      await sleep(0.001);
+      caller.cancel();
+      await assert.rejects(async () => await caller, isCancelled);
+      assert.equal(slow2.cancelled(), true);
+    }));
+
+  test('loop.runUntilComplete(waitFor(...)) on a loop not running yet: the wait runs in that loop', async () => {
+    const loop = newEventLoop();
+    try {
+      assert.equal(await loop.runUntilComplete(waitFor(sleep(0.001, 'ok'), 1)), 'ok');
+      await assert.rejects(loop.runUntilComplete(waitFor(sleep(10), 0.01)), TimeoutError);
+    } finally {
+      loop.close();
+    }
+  });
+
   test('shield keeps the inner task running when the outer is cancelled', () =>
     withLoop(async (loop) => {
       const inner = loop.createTask(() => sleep(0.02, 'inner-done'));
