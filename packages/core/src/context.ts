@@ -89,6 +89,8 @@ export class Context {
   _owned: boolean;
   /** @internal the scope used when a plain callback runs in this context. */
   _scope: Scope | undefined;
+  /** @internal how many `run()` calls of this context have not returned yet. */
+  _entered = 0;
 
   /** Makes an empty context (Python's `contextvars.Context()`). */
   constructor() {
@@ -102,14 +104,25 @@ export class Context {
    *
    * Changes made by `ContextVar.set()` inside `fn` (and in the asynchronous work it starts) are kept in this
    * context.
+   *
+   * @throws RuntimeError ("cannot enter context: … is already entered") when this context is the current one, or
+   * is entered by a `run()` that has not returned yet, as Python's `Context.run` refuses.
    */
   run<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): R {
     if (typeof fn !== 'function') {
       throw new InvalidArgTypeError(`a callable object was expected by Context.run(), got ${String(fn)}`);
     }
+    if (this._entered > 0 || current() === this) {
+      throw new RuntimeError(`cannot enter context: ${inspect(this)} is already entered`);
+    }
     inUse = true;
     varsInUse = true;
-    return runIn(scopeOf(this), fn, args);
+    this._entered++;
+    try {
+      return runIn(scopeOf(this), fn, args);
+    } finally {
+      this._entered--;
+    }
   }
 
   /** Returns a shallow copy of this context (Python's `Context.copy()`). */

@@ -51,6 +51,31 @@ test('get/set/reset with default and tokens', () => {
   });
 });
 
+test('Context.run refuses a context already entered, as Python does', async () => {
+  const ctx = new Context();
+  const other = new Context();
+  const refused = { name: 'RuntimeError', message: 'cannot enter context: <Context vars=0> is already entered' };
+  assert.throws(() => ctx.run(() => ctx.run(() => 1)), refused);
+  assert.throws(() => ctx.run(() => other.run(() => ctx.run(() => 1))), refused);
+  assert.equal(
+    ctx.run(() => other.run(() => 2)),
+    2,
+  );
+  assert.equal(
+    ctx.run(() => 3),
+    3,
+  ); // entered again once the first run() returned
+  // The context of the running task is entered, as asyncio runs a task's step in it.
+  const loop = newEventLoop();
+  try {
+    await loop.runUntilComplete(
+      loop.createTask(async () => assert.throws(() => ctx.run(() => 1), refused), { context: ctx }),
+    );
+  } finally {
+    loop.close();
+  }
+});
+
 test('Context.run keeps changes in that context only; copies are independent', () => {
   const v = new ContextVar<string>('v', { default: 'root' });
   const a = copyContext();
