@@ -603,21 +603,15 @@ export async function wait<T>(
       if (!waiter.done()) waiter.setResult(null);
     }
   };
-  const pendingAtStart = [...set].filter((f) => !f.done());
-  const doneAtStart = [...set].filter((f) => f.done());
-  const satisfied =
-    (returnWhen === FIRST_COMPLETED && doneAtStart.length > 0) ||
-    (returnWhen === FIRST_EXCEPTION && doneAtStart.some((f) => !f.cancelled() && f.exception() !== null)) ||
-    pendingAtStart.length === 0;
-  if (!satisfied) {
-    counter = pendingAtStart.length;
-    for (const f of pendingAtStart) f.addDoneCallback(onDone);
-    try {
-      await waiter;
-    } finally {
-      timer?.cancel();
-      for (const f of pendingAtStart) f.removeDoneCallback(onDone);
-    }
+  // As asyncio's _wait: a callback on every future, done ones included (theirs are scheduled at once), so that
+  // wait() always yields to the loop, even when the condition already holds: a loop around wait() on a done task
+  // must not starve the other tasks.
+  for (const f of set) f.addDoneCallback(onDone);
+  try {
+    await waiter;
+  } finally {
+    timer?.cancel();
+    for (const f of set) f.removeDoneCallback(onDone);
   }
   const done = new Set<Future<T>>();
   const pending = new Set<Future<T>>();

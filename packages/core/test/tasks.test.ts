@@ -509,6 +509,32 @@ describe('wait, waitFor, shield, asCompleted', () => {
       assert.equal(slow.cancelled(), true);
     }));
 
+  test('wait() yields to the loop even when its condition already holds, and leaves no timer behind', () =>
+    withLoop(async (loop) => {
+      // asyncio's _wait always awaits its waiter. wait() used to return at once for done futures: a loop around
+      // it never let another task run (here, `other` never ticked), and its timeout stayed scheduled.
+      const done = loop.createTask(async () => 1);
+      await sleep(0);
+      await sleep(0);
+      let ticks = 0;
+      const other = loop.createTask(async () => {
+        for (;;) {
+          await sleep(0);
+          ticks++;
+        }
+      });
+      const scheduled = (): number => (loop as unknown as { _scheduled: { length: number } })._scheduled.length;
+      const before = scheduled();
+      for (let i = 0; i < 5 && ticks < 2; i++) {
+        const [d, p] = await wait([done], { returnWhen: FIRST_COMPLETED, timeout: 100 });
+        assert.equal(d.size, 1);
+        assert.equal(p.size, 0);
+      }
+      assert.ok(ticks >= 2, `the other task ran ${ticks} times`);
+      assert.equal(scheduled(), before);
+      other.cancel();
+    }));
+
   test('waitFor() handed to createTask() or gather() cancels only its awaitable, never the task that called it', () =>
     withLoop(async (loop) => {
       // asyncio's create_task(wait_for(sleep(10), 0.02)): the deadline is the new task's. JavaScript starts
