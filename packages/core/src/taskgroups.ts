@@ -55,8 +55,6 @@ export class TaskGroup {
     this.#exiting = true;
     const failed = arguments.length > 0 && error !== undefined;
     let propagateCancellation: unknown = failed && isCancelledError(error) ? error : undefined;
-    const parent = this.#parent as Task<unknown>;
-    if (this.#parentCancelRequested && parent.uncancel() === 0) propagateCancellation = undefined;
     if (failed && !this.#aborting) this.#abort();
     while (this.#tasks.size > 0) {
       this.#onCompleted ??= (this.#loop as BaseEventLoop).createFuture<boolean>();
@@ -70,6 +68,11 @@ export class TaskGroup {
         }
       }
       this.#onCompleted = null;
+    }
+    // After the wait, as asyncio 3.12 does: a child that fails while the block already waits here cancels the
+    // parent too, and that request must be withdrawn as well, or the parent's cancelling() stays above 0.
+    if (this.#parentCancelRequested && (this.#parent as Task<unknown>).uncancel() === 0) {
+      propagateCancellation = undefined;
     }
     if (propagateCancellation !== undefined && this.#errors.length === 0) throw propagateCancellation;
     if (failed && !isCancelledError(error)) this.#errors.push(error);

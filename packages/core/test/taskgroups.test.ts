@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CancelledError, ExceptionGroup, TaskGroup, newEventLoop, sleep } from '@loopwork/core';
+import { CancelledError, ExceptionGroup, TaskGroup, currentTask, newEventLoop, sleep } from '@loopwork/core';
 import type { BaseEventLoop } from '@loopwork/core';
 
 function withLoop(body: (loop: BaseEventLoop) => Promise<void>): Promise<void> {
@@ -60,6 +60,24 @@ test('a failing child cancels the others and the body; all errors come in an Exc
     );
     assert.equal(otherCancelled, true);
     assert.equal(bodyCancelled, true);
+  }));
+
+test('a child failing while the block already waits for the group leaves the parent uncancelled', () =>
+  withLoop(async () => {
+    // asyncio 3.12 uncancels the parent after the wait: the parent's cancel() made by a child that fails once the
+    // block has returned was never withdrawn, and cancelling() stayed at 1 after the group.
+    await assert.rejects(
+      new TaskGroup().run((tg) => {
+        tg.createTask(async () => {
+          await sleep(0.005);
+          throw new Error('late');
+        });
+        tg.createTask(() => sleep(1));
+      }),
+      ExceptionGroup,
+    );
+    assert.equal(currentTask()?.cancelling(), 0);
+    assert.equal(await sleep(0.001, 'still runs'), 'still runs');
   }));
 
 test('the body failing cancels the children and is part of the group', () =>
