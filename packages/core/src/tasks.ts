@@ -629,8 +629,15 @@ export async function wait<T>(
  * (see `cancellablePromise`): cancelling a task that awaits it, or a Task made from it, cancels the wait.
  *
  * @param timeout - seconds, or `null` to wait without limit.
+ * @returns a promise of `aw`'s result; it rejects with `TimeoutError` at the deadline, with `TypeError` when
+ * `timeout` is neither a number nor null.
  */
 export function waitFor<T>(aw: Awaitable<T>, timeout: number | null): Promise<T> {
+  if (timeout !== null && typeof timeout !== 'number') {
+    // asyncio's `timeout <= 0` fails for these; a string compared with 0 here would time out at once, or never.
+    const error = new InvalidArgTypeError(`timeout must be a number or null, got ${inspect(timeout, { depth: 0 })}`);
+    return Promise.reject(error);
+  }
   const loop = peekRunningLoop() as BaseEventLoop | null;
   if (loop === null) {
     // No loop runs (`loop.runUntilComplete(waitFor(sleep(1), 0.5))`): the wait starts in the next loop that runs,

@@ -7,7 +7,8 @@
  * @module
  */
 import type { Handle } from './handles.js';
-import { RuntimeError, TimeoutError, isCancelledError } from './errors.js';
+import { inspect } from 'node:util';
+import { InvalidArgTypeError, RuntimeError, TimeoutError, isCancelledError } from './errors.js';
 import { currentTask } from './tasks.js';
 import type { Task } from './tasks.js';
 import { peekRunningLoop } from './running.js';
@@ -139,6 +140,7 @@ function loopTime(): number {
  * A `Timeout` `delay` seconds from now (asyncio's `timeout`); with `body`, runs it under the deadline.
  *
  * @param delay - seconds, or `null` for no deadline (it can be set later with `reschedule`).
+ * @throws TypeError when `delay` is neither a number nor null; RuntimeError when no loop is running.
  * @example
  * ```ts
  * const data = await timeout(5, async () => await reader.read(100));
@@ -150,6 +152,10 @@ export function timeout<T>(
   delay: number | null,
   body?: (timeout: Timeout) => PromiseLike<T> | T,
 ): Timeout | Promise<T> {
+  if (delay !== null && typeof delay !== 'number') {
+    // asyncio's loop.time() + delay fails for these; `+` would concatenate a string here.
+    throw new InvalidArgTypeError(`delay must be a number or null, got ${inspect(delay, { depth: 0 })}`);
+  }
   const t = new Timeout(delay === null ? null : loopTime() + delay);
   return body === undefined ? t : t.run(body);
 }

@@ -9,6 +9,7 @@ import {
   sleep,
   timeout,
   timeoutAt,
+  waitFor,
 } from '@loopwork/core';
 import type { BaseEventLoop } from '@loopwork/core';
 
@@ -46,6 +47,18 @@ test('a block that finishes in time returns its value; reschedule and when', () 
       return t.expired();
     });
     assert.equal(late, false);
+  }));
+
+test('timeout() and waitFor() refuse a delay that is neither a number nor null', () =>
+  withLoop(async () => {
+    // asyncio fails on loop.time() + '1' and on '1' <= 0; here '1' was concatenated to the loop time (a deadline
+    // that never came) and waitFor(x, '1') timed out at once.
+    const bad = { name: 'TypeError', message: /must be a number or null, got '1'/ };
+    assert.throws(() => timeout('1' as unknown as number, async () => 'x'), bad);
+    assert.throws(() => timeout('1' as unknown as number), bad);
+    await assert.rejects(waitFor(sleep(0.001, 'x'), '1' as unknown as number), bad);
+    await assert.rejects(waitFor(sleep(0.001, 'x'), undefined as unknown as number), { name: 'TypeError' });
+    assert.equal(await waitFor(sleep(0.001, 'x'), null), 'x');
   }));
 
 test('an outer cancellation is not turned into TimeoutError (uncancel semantics)', () =>
