@@ -246,7 +246,8 @@ export class Future<T = unknown> implements PromiseLike<T> {
 
   /**
    * Makes the future awaitable: `onfulfilled` gets the result, `onrejected` the exception or a `CancelledError`.
-   * Both are called from a loop callback, never synchronously.
+   * Both are called from a loop callback, never synchronously; for a future already done while its loop does not
+   * run (or is closed), from a microtask.
    */
   then<R1 = T, R2 = never>(
     onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
@@ -269,8 +270,16 @@ export class Future<T = unknown> implements PromiseLike<T> {
       reject = b;
     });
     const waiter = new ThenWaiter<T, R1, R2>(this, task, onfulfilled, onrejected, resolve, reject);
-    if (this._state !== FutureState.PENDING) this._loop._pushRunnable(waiter);
-    else this._callbacks.push({ fn: null, arg: waiter, context: null, key: waiter });
+    if (this._state === FutureState.PENDING) {
+      this._callbacks.push({ fn: null, arg: waiter, context: null, key: waiter });
+    } else if (this._loop._running) {
+      this._loop._pushRunnable(waiter);
+    } else {
+      // Done, and awaited by code beside a loop that does not run (`await task` after `runUntilComplete(task)`,
+      // or after `close()`): no iteration may ever come to deliver the outcome, and no task step is to be ordered
+      // with it, so a microtask delivers it.
+      queueMicrotask(() => waiter._run());
+    }
     if (task !== null) {
       // asyncio's Task.__step: the task now waits on this future; a cancel() requested while the task was not
       // suspended on a future is carried out on the first future it awaits.

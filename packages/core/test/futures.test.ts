@@ -120,6 +120,31 @@ test('await gives the result or throws; a future is a thenable', async () => {
   loop.close();
 });
 
+test('await of a future already done while its loop does not run, or is closed, settles without the loop', async () => {
+  // `await task` after `loop.runUntilComplete(task)` used to wait for an iteration that never came (and threw
+  // "Event loop is closed" once the loop was closed).
+  const loop = newEventLoop();
+  const t = loop.createTask(async () => 5);
+  await loop.runUntilComplete(t);
+  const failed = loop.createFuture();
+  failed.setException(new Error('nope'));
+  const cancelled = loop.createFuture();
+  cancelled.cancel('gone');
+  const timer = setTimeout(() => assert.fail('await of a done future hung'), 5000);
+  try {
+    assert.equal(await t, 5);
+    await assert.rejects(async () => await failed, /nope/);
+    loop.close();
+    assert.equal(await t, 5);
+    await assert.rejects(
+      async () => await cancelled,
+      (e: unknown) => CancelledError.isInstance(e),
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+});
+
 test('an exception nobody retrieved is reported when the future is garbage-collected', async () => {
   const loop = newEventLoop();
   const errors: ExceptionContext[] = [];
