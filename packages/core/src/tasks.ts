@@ -586,7 +586,9 @@ export async function wait<T>(
   for (const f of set) {
     if (!isFuture(f)) throw new InvalidArgTypeError('Passing coroutines is forbidden, use tasks explicitly.');
   }
-  const loop = runningOrCurrentLoop();
+  // Without a running loop (`loop.runUntilComplete(wait([task]))`), the futures' loop: asyncio's coroutine runs in
+  // the loop that runs it; the current event loop may be another one, which never runs.
+  const loop = (peekRunningLoop() as BaseEventLoop | null) ?? (set.values().next().value as Future<T>)._loop;
   const timeout = options.timeout ?? null;
   const waiter = loop.createFuture<null>();
   let timer: { cancel(): void } | null = null;

@@ -535,6 +535,19 @@ describe('wait, waitFor, shield, asCompleted', () => {
       other.cancel();
     }));
 
+  test('loop.runUntilComplete(wait([task])) on a loop not running yet waits in that loop', async () => {
+    // The waiter was made on getEventLoop()'s loop, which never ran: the call hung.
+    const loop = newEventLoop();
+    try {
+      loop.callLater(5, () => loop.stop()); // the hang ends as "Event loop stopped before Future completed."
+      const t = loop.createTask(() => sleep(0.001, 'done'));
+      const [done, pending] = await loop.runUntilComplete(wait([t], { timeout: 1 }));
+      assert.deepEqual([done.size, pending.size], [1, 0]);
+    } finally {
+      loop.close();
+    }
+  });
+
   test('waitFor() handed to createTask() or gather() cancels only its awaitable, never the task that called it', () =>
     withLoop(async (loop) => {
       // asyncio's create_task(wait_for(sleep(10), 0.02)): the deadline is the new task's. JavaScript starts
