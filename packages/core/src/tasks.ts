@@ -654,7 +654,15 @@ export function waitFor<T>(aw: Awaitable<T>, timeout: number | null): Promise<T>
     return cancellablePromise(waiting, (msg) => (started === null ? false : promiseCanceller(started)?.(msg) === true));
   }
   if (timeout === null || timeout <= 0) return waitWithoutDeadline(aw, timeout);
-  return runCancellable(loop, () => timeoutContext(timeout, async () => await ensureFuture(aw)));
+  // The awaitable becomes a Future now, in the caller: a promise already rejected is handled at once, not at the
+  // wait's first step (Node would report it unhandled meanwhile).
+  const fut = ensureFuture(aw);
+  const wait = new Task(() => timeoutContext(timeout, async () => await fut), { loop });
+  // A wait cancelled before its first step never awaited `fut`: cancel it as the wait would have.
+  wait.addDoneCallback(() => {
+    if (!fut.done()) fut.cancel();
+  });
+  return cancellableWait(wait);
 }
 
 /** `waitFor` without a deadline (`null`), or with one already past: nothing to cancel but `aw` itself. */

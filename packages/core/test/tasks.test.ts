@@ -568,6 +568,12 @@ describe('wait, waitFor, shield, asCompleted', () => {
       w.cancel();
       await assert.rejects(async () => await w, isCancelled);
       assert.equal(slow.cancelled(), true);
+      // Cancelled before its first step too: the awaitable, already a Task, is cancelled with it.
+      const slow3 = loop.createTask(() => sleep(10));
+      const w3 = loop.createTask(waitFor(slow3, 5));
+      w3.cancel();
+      await assert.rejects(async () => await w3, isCancelled);
+      assert.equal(slow3.cancelled(), true);
       const slow2 = loop.createTask(() => sleep(10));
       const caller = loop.createTask(() => waitFor(slow2, 5));
       await sleep(0.001);
