@@ -388,8 +388,12 @@ export function sleep<T = undefined>(delay: number, result?: T): Promise<T> {
 }
 
 function yieldIn<T>(loop: BaseEventLoop, result: T): Promise<T> {
+  const task = currentScopeTask() as Task<unknown> | null;
+  // The task waits on no Future now (asyncio's bare yield): one it only called then() on before is not what
+  // cancel() must interrupt; the cancellation is delivered by the Yield.
+  if (task !== null) task._futWaiter = null;
   return new Promise<T>((resolve, reject) => {
-    loop._pushRunnable(new Yield(currentScopeTask() as Task<unknown> | null, resolve, reject, result));
+    loop._pushRunnable(new Yield(task, resolve, reject, result));
   });
 }
 

@@ -164,6 +164,31 @@ describe('Task', () => {
       await assert.rejects(sleep(NaN), { name: 'ValueError' });
     }));
 
+  test('cancel() during sleep(0) reaches the task, not a Future it only called then() on', () =>
+    withLoop(async (loop) => {
+      // The task's then() on `other` (a continuation, not an await) left `other` as the Future cancel() cancelled:
+      // `other` was cancelled for nothing and the task went on as if never cancelled.
+      const other = loop.createFuture<number>();
+      const seen: string[] = [];
+      const t = loop.createTask(async () => {
+        void other.then(
+          (v) => seen.push(`other ${v}`),
+          () => seen.push('other rejected'),
+        );
+        await sleep(0);
+        await sleep(0);
+        seen.push('not cancelled');
+      });
+      await sleep(0);
+      await sleep(0);
+      assert.equal(t.cancel(), true);
+      await assert.rejects(async () => await t, isCancelled);
+      assert.equal(other.cancelled(), false);
+      other.setResult(1);
+      await sleep(0);
+      assert.deepEqual(seen, ['other 1']);
+    }));
+
   test('cancel() through nested async functions reaches the innermost awaited Future', () =>
     withLoop(async (loop) => {
       const inner = loop.createFuture();
