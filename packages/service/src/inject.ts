@@ -10,7 +10,10 @@ import type { BaseEventLoop, BaseProtocol, ExtraInfo, Protocol, ProtocolFactory,
 export interface InjectOptions {
   /** The method; default `GET`. */
   readonly method?: string;
-  /** The request-target (`/path?x=1`); default `/`. */
+  /**
+   * The request-target (`/path?x=1`); default `/`. Spaces and non-ASCII characters are sent percent-encoded (as
+   * UTF-8), and a fragment (`#…`) is not sent, as a client does.
+   */
   readonly url?: string;
   /** Query fields added to `url`. */
   readonly query?: Readonly<Record<string, string | number | boolean | readonly string[]>>;
@@ -44,10 +47,25 @@ export interface InjectResponse {
   json<T = unknown>(): T;
 }
 
+/**
+ * The request-target a client sends for `url`, as a `URL` makes it (and fastify's inject sends): the fragment is
+ * dropped (it is no part of a request), and what a request-target cannot hold (space, controls, non-ASCII) is
+ * percent-encoded as UTF-8; what is percent-encoded already is kept.
+ */
+function requestTarget(url: string): string {
+  const hash = url.indexOf('#');
+  const target = hash === -1 ? url : url.slice(0, hash);
+  return target.replace(/[^\x21-\x7e]+/gu, (run) => {
+    let encoded = '';
+    for (const byte of Buffer.from(run, 'utf8')) encoded += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    return encoded;
+  });
+}
+
 /** @internal Encodes the request bytes. */
 export function encodeRequest(options: InjectOptions): Buffer {
   const method = options.method?.toUpperCase() ?? 'GET';
-  let url = options.url ?? '/';
+  let url = requestTarget(options.url ?? '/');
   if (options.query !== undefined) {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(options.query)) {

@@ -253,6 +253,22 @@ test('inject runs the same pipeline with no socket', async () => {
   assert.equal(tooBig.headers.connection, 'close');
 });
 
+test("inject sends a url with spaces, non-ASCII characters or a fragment as a client would, as fastify's inject", async () => {
+  const app = testApp();
+  app.get('/p/:id', (req) => ({ id: req.params.id, query: req.query, url: req.url }));
+  const spaced = await app.inject('/p/a b?x=a b');
+  assert.equal(spaced.statusCode, 200);
+  assert.deepEqual(spaced.json(), { id: 'a b', query: { x: 'a b' }, url: '/p/a%20b?x=a%20b' });
+  const unicode = await app.inject({ url: '/p/é✓', query: { q: 'ü' } });
+  assert.equal(unicode.statusCode, 200);
+  assert.deepEqual(unicode.json(), { id: 'é✓', query: { q: 'ü' }, url: '/p/%C3%A9%E2%9C%93?q=%C3%BC' });
+  const fragment = await app.inject('/p/x?y=1#top');
+  assert.equal(fragment.statusCode, 200);
+  assert.deepEqual(fragment.json(), { id: 'x', query: { y: '1' }, url: '/p/x?y=1' });
+  const encoded = await app.inject('/p/a%2Fb');
+  assert.deepEqual(encoded.json(), { id: 'a/b', query: {}, url: '/p/a%2Fb' });
+});
+
 test('onRequest hooks may answer; onResponse hooks see the status', async (t) => {
   const app = testApp();
   const seen: string[] = [];
