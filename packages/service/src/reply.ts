@@ -316,13 +316,14 @@ export class Reply {
   }
 
   /**
-   * @internal Answers a failed handler: a 4xx `statusCode` on the error is answered with its message; anything
-   * else is logged (once, through the loop's exception handler) and answered 500 with no detail. Once the head
-   * went out, the connection is closed instead (the client sees the response cut).
+   * @internal Answers a failed handler: a 4xx `statusCode` (or `status`, which fastify reads too) on the error is
+   * answered with its message; anything else is logged (once, through the loop's exception handler) and answered
+   * 500 (or its 5xx status) with no detail. Once the head went out, the connection is closed instead (the client
+   * sees the response cut).
    */
   _fail(error: unknown, alreadyAttempted = false): void {
     const ex = this._ex;
-    const status = (error as { statusCode?: unknown } | null)?.statusCode;
+    const status = errorStatus(error);
     const clientError = typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500;
     if (!clientError || alreadyAttempted) this._host.reportError(error, this);
     if (ex.headersSent) {
@@ -347,6 +348,13 @@ export class Reply {
     if (value === this || this.#sent) return;
     this.send(value);
   }
+}
+
+/** The status an error asks for: its `statusCode`, else its `status` (http-errors and fastify read both). */
+function errorStatus(error: unknown): unknown {
+  if (error === null || typeof error !== 'object') return undefined;
+  const { statusCode, status } = error as { statusCode?: unknown; status?: unknown };
+  return statusCode ?? status;
 }
 
 /** The chunks of an iterator whose first step was already taken: that one, then the rest. */

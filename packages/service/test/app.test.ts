@@ -152,6 +152,30 @@ test('errors are 500 without leaking, logged once with the request id; HttpError
   assert.equal(lines.filter((l) => l.level === 50).length, 2);
 });
 
+test("an error's status is read from `status` too, as fastify reads it (http-errors and others set only that)", async () => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  app.get('/gone', () => {
+    throw Object.assign(new Error('no longer here'), { status: 410 });
+  });
+  app.get('/later', async () => {
+    await sleep(0.001);
+    throw Object.assign(new Error('busy upstream'), { status: 503 });
+  });
+  app.get('/both', () => {
+    throw Object.assign(new Error('statusCode wins'), { statusCode: 409, status: 500 });
+  });
+  const gone = await app.inject('/gone');
+  assert.equal(gone.statusCode, 410);
+  assert.deepEqual(gone.json(), { statusCode: 410, error: 'Gone', message: 'no longer here' });
+  assert.equal(lines.filter((l) => l.level === 50).length, 0);
+  const later = await app.inject('/later');
+  assert.equal(later.statusCode, 503);
+  assert.deepEqual(later.json(), { statusCode: 503, error: 'Service Unavailable', message: 'Service Unavailable' });
+  assert.equal(lines.filter((l) => l.level === 50).length, 1);
+  assert.equal((await app.inject('/both')).statusCode, 409);
+});
+
 test('reply: code, headers, types, redirect, buffers, strings, empty bodies, returned values', async (t) => {
   const app = testApp();
   app.post('/created', (_req, reply) => reply.code(201).header('X-Thing', 'a').send({ ok: true }));
