@@ -1087,7 +1087,11 @@ function parseBody(request: Request, reply: Reply): boolean {
   const type = mediaType(request.raw.headers['content-type'] ?? '');
   if (isJsonType(type)) {
     try {
-      request.body = JSON.parse(body.toString('utf8')) as unknown;
+      const text = body.toString('utf8');
+      const value = JSON.parse(text) as unknown;
+      if (POISON_KEY.test(text) && poisoned(value))
+        throw new SyntaxError('Object contains forbidden prototype property');
+      request.body = value;
     } catch (err) {
       reply.code(400).send(JSON.parse(errorBody(400, `Body is not valid JSON: ${(err as Error).message}`)) as unknown);
       return false;
@@ -1100,6 +1104,33 @@ function parseBody(request: Request, reply: Reply): boolean {
     request.body = body;
   }
   return true;
+}
+
+/**
+ * A JSON text that may hold a `__proto__` or `constructor` key (also with `\u` escapes): only such a text is
+ * searched by {@link poisoned}.
+ */
+const POISON_KEY =
+  /"(?:_|\\u005[Ff]){2}(?:p|\\u0070)(?:r|\\u0072)(?:o|\\u006[Ff])(?:t|\\u0074)(?:o|\\u006[Ff])(?:_|\\u005[Ff]){2}"|"(?:c|\\u0063)(?:o|\\u006[Ff])(?:n|\\u006[Ee])(?:s|\\u0073)(?:t|\\u0074)(?:r|\\u0072)(?:u|\\u0075)(?:c|\\u0063)(?:t|\\u0074)(?:o|\\u006[Ff])(?:r|\\u0072)"/;
+
+/**
+ * Whether a parsed JSON body holds an own `__proto__` key, or a `constructor` key whose value has a `prototype`
+ * key, at any depth: such a body is refused (400), as fastify refuses it by default (its `onProtoPoisoning` and
+ * `onConstructorPoisoning`), since `Object.assign` or a deep merge of it into an object changes prototypes.
+ */
+function poisoned(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Object.hasOwn(node, '__proto__')) return true;
+    if (Object.hasOwn(node, 'constructor')) {
+      const ctor = (node as { constructor: unknown }).constructor;
+      if (ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')) return true;
+    }
+    for (const v of Object.values(node)) stack.push(v);
+  }
+  return false;
 }
 
 /** Compiles a route's schemas into one check that replaces each part by its output, or answers 400. */

@@ -48,8 +48,10 @@ export class Request<P = DefaultParams, Q = DefaultQuery, B = unknown, H = Defau
   /** The query string, parsed. */
   query: Q;
   /**
-   * The body: JSON-decoded for `application/json` (and `+json`), a string for `text/*`, an object for
-   * `application/x-www-form-urlencoded`, a Buffer otherwise; `undefined` when there is none.
+   * The body: JSON-decoded for `application/json` (and `+json`; a JSON body with a `__proto__` key, or a
+   * `constructor` key holding a `prototype` key, is refused with 400, as fastify refuses it), a string for
+   * `text/*`, an object for `application/x-www-form-urlencoded`, a Buffer otherwise; `undefined` when there is
+   * none.
    */
   body: B;
   /** The route that matched. */

@@ -79,6 +79,30 @@ test('invalid JSON bodies are 400, form and text bodies are parsed', async (t) =
   assert.deepEqual(upperJson.body, { body: { a: 1 } });
 });
 
+test('JSON bodies with a __proto__ key, or constructor.prototype, are 400, as fastify refuses them', async () => {
+  const app = testApp();
+  app.post('/merge', (req) => {
+    const target: Record<string, unknown> = {};
+    Object.assign(target, req.body);
+    return { admin: (target as { admin?: unknown }).admin ?? null, keys: Object.keys(target) };
+  });
+  const post = (payload: string): ReturnType<typeof app.inject> =>
+    app.inject({ method: 'POST', url: '/merge', headers: { 'content-type': 'application/json' }, payload });
+  for (const body of [
+    '{"__proto__":{"admin":true}}',
+    '{"a":[{"b":{"\\u005f_proto__":{"admin":true}}}]}',
+    '{"constructor":{"prototype":{"admin":true}}}',
+  ]) {
+    const res = await post(body);
+    assert.equal(res.statusCode, 400, body);
+    assert.match(res.json<{ message: string }>().message, /forbidden prototype property/);
+  }
+  // The words as values, or a constructor key without a prototype, are ordinary JSON.
+  const fine = await post('{"x":"__proto__","constructor":{"name":"c"}}');
+  assert.equal(fine.statusCode, 200);
+  assert.deepEqual(fine.json(), { admin: null, keys: ['x', 'constructor'] });
+});
+
 test('a path parameter over maxParamLength is 414, as fastify answers, not 404', async (t) => {
   const app = testApp();
   app.get('/kv/:key', (req) => ({ key: req.params.key }));
