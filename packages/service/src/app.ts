@@ -1087,7 +1087,9 @@ function parseBody(request: Request, reply: Reply): boolean {
   const type = mediaType(request.raw.headers['content-type'] ?? '');
   if (isJsonType(type)) {
     try {
-      const text = body.toString('utf8');
+      // A UTF-8 byte order mark (Windows tools send one) is ignored, as RFC 8259 §8.1 allows and fastify does.
+      const text =
+        body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.toString('utf8', 3) : body.toString('utf8');
       const value = JSON.parse(text) as unknown;
       if (POISON_KEY.test(text) && poisoned(value))
         throw new SyntaxError('Object contains forbidden prototype property');

@@ -77,6 +77,15 @@ test('invalid JSON bodies are 400, form and text bodies are parsed', async (t) =
   assert.deepEqual(upperForm.body, { body: { a: '1' } });
   const upperJson = await request(url).post('/echo').set('content-type', 'APPLICATION/JSON').send('{"a":1}');
   assert.deepEqual(upperJson.body, { body: { a: 1 } });
+  // A UTF-8 byte order mark before JSON is ignored (RFC 8259 §8.1 allows it; fastify does so).
+  const bom = await app.inject({
+    method: 'POST',
+    url: '/echo',
+    headers: { 'content-type': 'application/json' },
+    payload: Buffer.from('\uFEFF{"a":1}', 'utf8'),
+  });
+  assert.equal(bom.statusCode, 200);
+  assert.deepEqual(bom.json(), { body: { a: 1 } });
 });
 
 test('JSON bodies with a __proto__ key, or constructor.prototype, are 400, as fastify refuses them', async () => {
