@@ -1,7 +1,8 @@
 /**
  * The reply object a route handler answers with (fastify's shape): `reply.code(201).header('x-a', '1').send(body)`.
  *
- * What `send` does with a body: an object, array, number, boolean → JSON (`application/json; charset=utf-8`);
+ * What `send` does with a body: an `Error` → answered as if thrown (its status, else the reply's 4xx/5xx status,
+ * else 500); an object, array, number, boolean → JSON (`application/json; charset=utf-8`);
  * a string → `text/plain; charset=utf-8`; a Buffer or Uint8Array → `application/octet-stream`; an async iterable
  * (a Node `Readable`, an async generator) → streamed, chunked unless a `content-length` header is set, with
  * backpressure (each chunk waits for the connection to drain); `null`/`undefined` → no body. A content type set
@@ -168,6 +169,12 @@ export class Reply {
       this.request.log.warn({ reqId: this.request.id }, 'Reply was already sent, did you forget to "return reply"?');
       return this;
     }
+    if (payload instanceof Error) {
+      // An error sent (or returned) is answered as one thrown, as fastify answers it: with its own status, else
+      // the 4xx or 5xx status set on the reply, else 500.
+      this._fail(payload, false, this.statusCode >= 400 ? this.statusCode : 500);
+      return this;
+    }
     this.#sent = true;
     const ex = this._ex;
     // Answered already by the server (a handler timeout): whatever comes now is too late.
@@ -319,12 +326,13 @@ export class Reply {
    * @internal Answers a failed handler: a 4xx `statusCode` (or `status`, which fastify reads too) on the error is
    * answered with its message; anything else is logged (once, through the loop's exception handler) and answered
    * 500 (or its 5xx status) with no detail. Once the head went out, the connection is closed instead (the client
-   * sees the response cut).
+   * sees the response cut). `statusIfNone` (400–599) is the status when the error carries none.
    */
-  _fail(error: unknown, alreadyAttempted = false): void {
+  _fail(error: unknown, alreadyAttempted = false, statusIfNone = 500): void {
     const ex = this._ex;
-    const status = errorStatus(error);
-    const clientError = typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500;
+    const own = errorStatus(error);
+    const status = typeof own === 'number' && Number.isInteger(own) && own >= 400 && own <= 599 ? own : statusIfNone;
+    const clientError = status < 500;
     if (!clientError || alreadyAttempted) this._host.reportError(error, this);
     if (ex.headersSent) {
       if (!ex.finished) ex.abortConnection();
@@ -337,7 +345,7 @@ export class Reply {
       this.statusCode = status;
       ex.respond(status, JSON_ONLY, errorBody(status, (error as Error).message));
     } else {
-      const code = typeof status === 'number' && status >= 500 && status <= 599 ? status : 500;
+      const code = status >= 500 ? status : 500;
       this.statusCode = code;
       ex.respond(code, JSON_ONLY, errorBody(code));
     }

@@ -209,6 +209,31 @@ test("an error's status is read from `status` too, as fastify reads it (http-err
   assert.equal((await app.inject('/both')).statusCode, 409);
 });
 
+test('an Error sent or returned is answered as one thrown (its status, else the reply 4xx/5xx, else 500), not 200 {}', async () => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  app.get('/send', (_req, reply) => reply.send(new Error('secret detail')));
+  app.get('/returned', async () => new Error('async secret'));
+  app.get('/coded', (_req, reply) => reply.code(404).send(new Error('no such thing')));
+  app.get('/own', (_req, reply) => reply.code(404).send(new HttpError(409, 'taken')));
+  app.get('/created', (_req, reply) => reply.code(201).send(new Error('not a success')));
+  const send = await app.inject('/send');
+  assert.equal(send.statusCode, 500);
+  assert.deepEqual(send.json(), { statusCode: 500, error: 'Internal Server Error', message: 'Internal Server Error' });
+  const returned = await app.inject('/returned');
+  assert.equal(returned.statusCode, 500);
+  assert.doesNotMatch(returned.body, /async secret/);
+  assert.equal(lines.filter((l) => l.level === 50).length, 2);
+  const coded = await app.inject('/coded');
+  assert.equal(coded.statusCode, 404);
+  assert.deepEqual(coded.json(), { statusCode: 404, error: 'Not Found', message: 'no such thing' });
+  const own = await app.inject('/own');
+  assert.equal(own.statusCode, 409);
+  assert.deepEqual(own.json(), { statusCode: 409, error: 'Conflict', message: 'taken' });
+  assert.equal((await app.inject('/created')).statusCode, 500);
+  assert.equal(lines.filter((l) => l.level === 50).length, 3);
+});
+
 test('reply: code, headers, types, redirect, buffers, strings, empty bodies, returned values', async (t) => {
   const app = testApp();
   app.post('/created', (_req, reply) => reply.code(201).header('X-Thing', 'a').send({ ok: true }));
