@@ -903,7 +903,7 @@ export class App implements RequestHost, ReplyHost {
         if (reply.sent) return;
       }
     } catch (err) {
-      reply._fail(err);
+      reply._failed(err);
       return;
     }
     parseAndHandle(route, request, reply);
@@ -1034,7 +1034,7 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
   try {
     result = route.handler(request, reply);
   } catch (err) {
-    reply._fail(err);
+    reply._failed(err);
     return;
   }
   if (result === undefined || result === reply) return;
@@ -1044,7 +1044,7 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
         if (value === undefined && !reply.sent) reply.send();
         else reply._settle(value);
       },
-      (err: unknown) => reply._fail(err),
+      (err: unknown) => reply._failed(err),
     );
     return;
   }
@@ -1075,7 +1075,7 @@ function parseAndHandle(route: RouteRecord, request: Request, reply: Reply): voi
     if (request.exchange.body.length > 0 && !parseBody(request, reply)) return;
     if (route.validate !== null && !route.validate(request, reply)) return;
   } catch (err) {
-    reply._fail(err);
+    reply._failed(err);
     return;
   }
   callHandler(route, request, reply);

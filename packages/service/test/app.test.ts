@@ -234,6 +234,42 @@ test('an Error sent or returned is answered as one thrown (its status, else the 
   assert.equal(lines.filter((l) => l.level === 50).length, 3);
 });
 
+test('a handler or hook that sets a 4xx/5xx status and then throws is answered with that status, as fastify', async () => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  app.addHook('onRequest', (req, reply) => {
+    if (req.url === '/hook') {
+      reply.code(401);
+      throw new Error('token expired');
+    }
+  });
+  app.get('/sync', (_req, reply) => {
+    reply.code(400);
+    throw new Error('bad input');
+  });
+  app.get('/async', async (_req, reply) => {
+    reply.code(422);
+    await sleep(0.001);
+    throw new Error('cannot process');
+  });
+  app.get('/server', (_req, reply) => {
+    reply.code(503);
+    throw new Error('secret upstream');
+  });
+  app.get('/hook', () => 'never');
+  const sync = await app.inject('/sync');
+  assert.equal(sync.statusCode, 400);
+  assert.deepEqual(sync.json(), { statusCode: 400, error: 'Bad Request', message: 'bad input' });
+  assert.equal((await app.inject('/async')).statusCode, 422);
+  const hook = await app.inject('/hook');
+  assert.deepEqual(hook.json(), { statusCode: 401, error: 'Unauthorized', message: 'token expired' });
+  assert.equal(lines.filter((l) => l.level === 50).length, 0);
+  const server = await app.inject('/server');
+  assert.equal(server.statusCode, 503);
+  assert.doesNotMatch(server.body, /secret/);
+  assert.equal(lines.filter((l) => l.level === 50).length, 1);
+});
+
 test('reply: code, headers, types, redirect, buffers, strings, empty bodies, returned values', async (t) => {
   const app = testApp();
   app.post('/created', (_req, reply) => reply.code(201).header('X-Thing', 'a').send({ ok: true }));
