@@ -5,8 +5,8 @@
  * else 500); an object, array, number, boolean → JSON (`application/json; charset=utf-8`);
  * a string → `text/plain; charset=utf-8`; a Buffer or Uint8Array → `application/octet-stream`; an async iterable
  * (a Node `Readable`, an async generator) → streamed, chunked unless a `content-length` header is set, with
- * backpressure (each chunk waits for the connection to drain); `null`/`undefined` → no body. A content type set
- * with `header()` or `type()` wins.
+ * backpressure (each chunk waits for the connection to drain), and a Node stream destroyed as soon as the client
+ * is gone; `null`/`undefined` → no body. A content type set with `header()` or `type()` wins.
  *
  * @module
  */
@@ -297,6 +297,21 @@ export class Reply {
   }
 
   async #stream(source: AsyncIterable<unknown>): Promise<void> {
+    // A Node stream is destroyed when the client goes away, as fastify destroys it: one written only now and then
+    // (server-sent events, a tail) would otherwise stay open, with what feeds it, until its next chunk.
+    const destroy = (source as { destroy?: unknown }).destroy;
+    if (typeof destroy !== 'function') return this.#pump(source);
+    const signal = this._ex.signal;
+    const onAbort = (): void => void (destroy as () => unknown).call(source);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.#pump(source);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async #pump(source: AsyncIterable<unknown>): Promise<void> {
     const ex = this._ex;
     const it = source[Symbol.asyncIterator]();
     let first: IteratorResult<unknown>;

@@ -2,7 +2,7 @@
 // app.listen({port: 0})) and through app.inject().
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
 import request from 'supertest';
 import { z } from 'zod';
@@ -308,6 +308,27 @@ test('reply: code, headers, types, redirect, buffers, strings, empty bodies, ret
   assert.equal(go.headers.location, '/text');
   const close = await request(url).get('/close').expect(200);
   assert.equal(close.headers.connection, 'close');
+});
+
+test('a streamed Node stream is destroyed as soon as the client is gone, not at its next chunk, as fastify', async (t) => {
+  const app = testApp();
+  const source = new PassThrough();
+  const closed = new Promise<void>((resolve) => source.on('close', resolve));
+  app.get('/events', (_req, reply) => {
+    source.write('data: first\n\n');
+    return reply.type('text/event-stream').send(source);
+  });
+  const port = portOf(await listen(t, app));
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  const first = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  socket.write('GET /events HTTP/1.1\r\nHost: a\r\n\r\n');
+  await first;
+  // The client goes away (a reset) while the source has nothing more to send.
+  socket.resetAndDestroy();
+  const destroyed = await Promise.race([closed.then(() => true), sleep(1).then(() => false)]);
+  source.destroy();
+  assert.equal(destroyed, true, 'the source was not destroyed when the client went away');
 });
 
 test('a streamed body that fails before its first chunk is an error status, not a 200 cut short', async () => {
