@@ -17,6 +17,7 @@ import { parse as parseForm } from 'node:querystring';
 import type { BaseEventLoop, EventLoop, ExceptionHandler, ProtocolFactory, SSLContext, Server } from '@loopwork/server';
 import { Context } from '@loopwork/server';
 import FindMyWay from 'find-my-way';
+import secureJsonParse from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { Primary, announceListening } from './cluster.js';
@@ -1081,19 +1082,19 @@ function parseAndHandle(route: RouteRecord, request: Request, reply: Reply): voi
   callHandler(route, request, reply);
 }
 
+/** How JSON bodies are parsed (fastify's defaults): a prototype-poisoning key is an error, a 400. */
+const SECURE_JSON = { protoAction: 'error', constructorAction: 'error' } as const;
+
 /** Parses the body by its content type; answers 400 and returns false when it cannot. */
 function parseBody(request: Request, reply: Reply): boolean {
   const body = request.exchange.body;
   const type = mediaType(request.raw.headers['content-type'] ?? '');
   if (isJsonType(type)) {
     try {
-      // A UTF-8 byte order mark (Windows tools send one) is ignored, as RFC 8259 §8.1 allows and fastify does.
-      const text =
-        body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.toString('utf8', 3) : body.toString('utf8');
-      const value = JSON.parse(text) as unknown;
-      if (POISON_KEY.test(text) && poisoned(value))
-        throw new SyntaxError('Object contains forbidden prototype property');
-      request.body = value;
+      // fastify's parser, with its defaults: a UTF-8 byte order mark (Windows tools send one) is ignored, as RFC
+      // 8259 §8.1 allows; a `__proto__` key, or a `constructor` key holding a `prototype` key, is an error (merged
+      // into an object, such a body would change prototypes).
+      request.body = secureJsonParse(body.toString('utf8'), null, SECURE_JSON) as unknown;
     } catch (err) {
       reply.code(400).send(JSON.parse(errorBody(400, `Body is not valid JSON: ${(err as Error).message}`)) as unknown);
       return false;
@@ -1106,33 +1107,6 @@ function parseBody(request: Request, reply: Reply): boolean {
     request.body = body;
   }
   return true;
-}
-
-/**
- * A JSON text that may hold a `__proto__` or `constructor` key (also with `\u` escapes): only such a text is
- * searched by {@link poisoned}.
- */
-const POISON_KEY =
-  /"(?:_|\\u005[Ff]){2}(?:p|\\u0070)(?:r|\\u0072)(?:o|\\u006[Ff])(?:t|\\u0074)(?:o|\\u006[Ff])(?:_|\\u005[Ff]){2}"|"(?:c|\\u0063)(?:o|\\u006[Ff])(?:n|\\u006[Ee])(?:s|\\u0073)(?:t|\\u0074)(?:r|\\u0072)(?:u|\\u0075)(?:c|\\u0063)(?:t|\\u0074)(?:o|\\u006[Ff])(?:r|\\u0072)"/;
-
-/**
- * Whether a parsed JSON body holds an own `__proto__` key, or a `constructor` key whose value has a `prototype`
- * key, at any depth: such a body is refused (400), as fastify refuses it by default (its `onProtoPoisoning` and
- * `onConstructorPoisoning`), since `Object.assign` or a deep merge of it into an object changes prototypes.
- */
-function poisoned(value: unknown): boolean {
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === null || typeof node !== 'object') continue;
-    if (Object.hasOwn(node, '__proto__')) return true;
-    if (Object.hasOwn(node, 'constructor')) {
-      const ctor = (node as { constructor: unknown }).constructor;
-      if (ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')) return true;
-    }
-    for (const v of Object.values(node)) stack.push(v);
-  }
-  return false;
 }
 
 /** Compiles a route's schemas into one check that replaces each part by its output, or answers 400. */
