@@ -69,5 +69,5 @@ export const MessageDecodeError = makeError('ERR_LOOPWORK_MESSAGE_DECODE', 'Mess
  */
 export const ConnectionLostError = ConnectionResetError;
 
-/** `app.listen()` or `app.route()` was called in a state that does not allow it (closed, already listening). */
+/** `app.listen()` was called in a state that does not allow it (already listening, or closed). */
 export const AppStateError = makeError('ERR_LOOPWORK_APP_STATE', 'AppStateError', Error);
