@@ -1,7 +1,6 @@
 /**
- * The reference's "SIGINT 및 SIGTERM에 대한 시그널 처리기 설정" (set signal handlers for SIGINT and SIGTERM):
- * `loop.addSignalHandler()` registers a handler for each; the handler prints the signal's name and stops the
- * loop, and the process exits 0.
+ * The reference's "Set signal handlers for SIGINT and SIGTERM": `loop.addSignalHandler()` registers a handler
+ * for each; the handler prints the signal's name and stops the loop, and the process exits 0.
  *
  * asyncio's version runs `asyncio.run(main())`, where stopping the loop ends `run()` with "Event loop stopped
  * before Future completed."; this one runs the loop with `runForever()` (for at most an hour), so that stopping

@@ -1,5 +1,5 @@
 /**
- * STARTTLS, the reference's "TLS 업그레이드" (`loop.start_tls`): a tiny SMTP-like line protocol that starts in
+ * STARTTLS, the reference's "TLS Upgrade" (`loop.start_tls`): a tiny SMTP-like line protocol that starts in
  * plain text and upgrades the live connection to TLS when the client asks for it.
  *
  * The server speaks enough SMTP for `openssl s_client -starttls smtp` and Python's `smtplib` to talk to it:
@@ -9,7 +9,7 @@
  * S: 250-loopwork greets me             C: STARTTLS
  * S: 250-STARTTLS                       S: 220 2.0.0 Ready to start TLS
  * S: 250 HELP                           ... TLS handshake (loop.startTls, server side) ...
- * C: EHLO me      S: 250-… 250 HELP     C: ECHO hello   S: 250 hello      C: QUIT   S: 221 Bye
+ * C: EHLO me      S: 250-… 250 HELP     C: ECHO hello   S: 250 hello      C: QUIT   S: 221 2.0.0 Bye
  * ```
  *
  * `ECHO` is refused before TLS ("530 Must issue a STARTTLS command first"). The server is a `Protocol` that calls

@@ -1,7 +1,7 @@
 /**
- * The reference's "파일 기술자에서 읽기 이벤트를 관찰하기" (watch a file descriptor for read events): wait
- * until a file descriptor received some data using `loop.addReader()`, then close the event loop. The socket
- * pair comes from loopwork's native addon (Python's `socket.socketpair()`).
+ * The reference's "Watch a file descriptor for read events": wait until a file descriptor received some data
+ * using `loop.addReader()`, then close the event loop. The socket pair comes from loopwork's native addon
+ * (Python's `socket.socketpair()`).
  *
  * Run: `node --conditions=loopwork-source --import tsx apps/examples/src/watch-fd.ts`.
  *

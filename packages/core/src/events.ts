@@ -1,5 +1,5 @@
 /**
- * Getting an event loop (asyncio's "이벤트 루프 얻기"): `getRunningLoop`, `getEventLoop`, `setEventLoop`,
+ * Getting an event loop (asyncio's "Obtaining the Event Loop"): `getRunningLoop`, `getEventLoop`, `setEventLoop`,
  * `newEventLoop`, and the event-loop policy behind the last three (`getEventLoopPolicy`, `setEventLoopPolicy`).
  *
  * @module
