@@ -297,7 +297,8 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
       this._flushing = false;
       this._socket.end();
     }
-    if (this._protocolPaused && !this._detached) {
+    // Aborted or lost: the buffer was dropped, not drained, and asyncio's _force_close never resumes the protocol.
+    if (this._protocolPaused && !this._detached && !this._lost) {
       const outer = enterOwnScope(this);
       try {
         this._maybeResumeProtocol();

@@ -284,6 +284,27 @@ test('garbage from clients and a throwing protocol never take the server down', 
     await server.waitClosed();
   }));
 
+test('abortClients on a connection paused for writing: connectionLost without resumeWriting (asyncio)', () =>
+  runLoop(async (loop) => {
+    const { server, port, nth } = await recorderServer(loop);
+    const client = await nodeClient(port);
+    client.pause();
+    const proto = await nth(1);
+    const transport = await proto.made;
+    transport.setWriteBufferLimits(1000, 500);
+    const big = Buffer.alloc(1 << 20);
+    for (let i = 0; i < 100 && transport.getWriteBufferSize() === 0; i++) transport.write(big);
+    assert.deepEqual(proto.events, ['connectionMade', 'pauseWriting']);
+    server.close();
+    server.abortClients();
+    assert.equal(await proto.lost, null);
+    await iterations(loop);
+    // asyncio's _force_close drops the buffer without calling resume_writing().
+    assert.deepEqual(proto.events, ['connectionMade', 'pauseWriting', 'connectionLost']);
+    client.destroy();
+    await server.waitClosed();
+  }));
+
 test('a protocol factory that throws closes that connection and is reported', () =>
   runLoop(async (loop, errors) => {
     let n = 0;
