@@ -213,6 +213,19 @@ export function isAbstractPath(path: string | Buffer): boolean {
   return typeof path === 'string' ? path.startsWith('\0') : path[0] === 0;
 }
 
+/** `sun_path`'s size on Linux: a path needs room for its NUL, an abstract name may fill it. */
+const SUN_PATH_SIZE = 108;
+
+/**
+ * @internal Refuses a Unix address that does not fit in `sun_path` as Python's socket module does
+ * (`OSError: AF_UNIX path too long`), before either connect path sees it: the native addon would throw its own
+ * argument error, and Node's pipe a `FileNotFoundError`.
+ */
+export function checkUnixPathLength(path: string | Buffer): void {
+  const n = typeof path === 'string' ? Buffer.byteLength(path) : path.length;
+  if (isAbstractPath(path) ? n > SUN_PATH_SIZE : n >= SUN_PATH_SIZE) throw new OSError('AF_UNIX path too long');
+}
+
 /** @internal True when a Node socket is a Unix socket (its handle is a pipe). */
 export function isUnixNodeSocket(sock: net.Socket): boolean {
   const h = (sock as unknown as { _handle?: { getsockname?: unknown } | null })._handle;
@@ -653,6 +666,7 @@ async function createUnixConnection<P extends BaseProtocol>(
   if (path !== null && path !== undefined) {
     if (sockArg !== null) throw new ValueError('path and sock can not be specified at the same time');
     const p = fspath(path);
+    checkUnixPathLength(p);
     const nodeCannot = typeof p !== 'string' || isAbstractPath(p);
     if (onFd) {
       sock = await connectNativeSocket(this, { kind: 'unix', path: p });

@@ -451,3 +451,18 @@ test('createUnixConnection: path, sock, and the errors of a missing path', (t) =
     );
     await closed(server);
   }));
+
+test('createUnixConnection: a path too long for sun_path is OSError "AF_UNIX path too long" (asyncio)', () =>
+  runLoop(async (loop) => {
+    for (const target of [`/tmp/${'x'.repeat(103)}`, Buffer.from(`/tmp/${'x'.repeat(200)}`), `\0${'a'.repeat(108)}`]) {
+      await assert.rejects(
+        loop.createUnixConnection(() => new Echo(), target),
+        (e: Error) => {
+          assert.ok(OSError.isInstance(e), String(e));
+          assert.equal(FileNotFoundError.isInstance(e), false, String(e));
+          assert.equal(e.message, 'AF_UNIX path too long');
+          return true;
+        },
+      );
+    }
+  }));
