@@ -597,6 +597,11 @@ async function bindUnix(
   if (abstract && mode !== null) {
     throw new ValueError('mode can not be set on an abstract socket name: it has no file');
   }
+  // A NUL inside a path would end it early: bind(2) would make the socket at the part before it (Python's os.stat
+  // refuses the path first).
+  if (!abstract && (typeof path === 'string' ? path.includes('\0') : path.includes(0))) {
+    throw new ValueError('embedded null byte');
+  }
   if (!abstract) removeStaleSocket(loop, path);
   const inUse = (err: unknown): Error =>
     (err as { code?: unknown }).code === 'EADDRINUSE'

@@ -412,6 +412,25 @@ test('Unix server: a stale socket file is replaced; a path that is not a socket 
     assert.equal(fs.readFileSync(file, 'utf8'), 'data');
   }));
 
+test('Unix server: a path with a NUL byte inside is refused (asyncio: ValueError: embedded null byte)', (t) =>
+  runLoop(async (loop, errors) => {
+    const dir = tmpDir(t);
+    const cut = path.join(dir, 'a');
+    for (const p of [`${cut}\0b`, Buffer.from(`${cut}\0b`)]) {
+      await assert.rejects(
+        loop.createUnixServer(() => new Echo(), p),
+        (e: Error) => {
+          assert.ok(ValueError.isInstance(e), String(e));
+          assert.equal(e.message, 'embedded null byte');
+          return true;
+        },
+      );
+    }
+    // Not bound at the path cut at the NUL, and nothing logged.
+    assert.equal(fs.existsSync(cut), false);
+    assert.deepEqual(errors, []);
+  }));
+
 test(
   'Unix server: a socket file someone replaced is left alone; cleanupSocket: false keeps it',
   { skip: !NATIVE },
