@@ -338,7 +338,13 @@ export async function createConnectionTransport<P extends BaseProtocol>(
       throw error;
     }
   } else if (ssl === undefined) {
-    transport = new SocketTransport(loop, connected as net.Socket, protocol, { waiter, extra });
+    try {
+      transport = new SocketTransport(loop, connected as net.Socket, protocol, { waiter, extra });
+    } catch (error) {
+      // As on the fd: the connection is the caller's no longer, and nothing else would ever close it.
+      closeConnected(connected);
+      throw error;
+    }
   } else {
     const sock = typeof connected === 'number' ? netSocketOf(connected) : connected;
     try {

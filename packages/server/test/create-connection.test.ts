@@ -410,6 +410,29 @@ test('sock: a connected net.Socket or a native socket', () =>
     await closed(server);
   }));
 
+test('a protocol that the transport refuses: createConnection rejects and closes the connected socket', () =>
+  runLoop(async (loop) => {
+    const accepted = loop.createFuture<Recorder>();
+    const server = await loop.createServer(
+      () => {
+        const p = new Recorder(loop);
+        accepted.setResult(p);
+        return p;
+      },
+      '127.0.0.1',
+      0,
+    );
+    const port = portOf(server.sockets[0]!.getsockname());
+    await assert.rejects(
+      loop.createConnection(() => undefined as unknown as Protocol, '127.0.0.1', port),
+      TypeError,
+    );
+    // The server's side of the connection ends: the client's socket was closed, not left open.
+    const peer = await waitFor(accepted, 2);
+    assert.equal(await waitFor(peer.lost, 2), null);
+    await closed(server);
+  }));
+
 test('createUnixConnection: path, sock, and the errors of a missing path', (t) =>
   runLoop(async (loop) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loopwork-unixc-'));
