@@ -635,7 +635,17 @@ export class Server implements TransportServer, AsyncDisposable {
       let family = AF_INET;
       if (listener.unix) family = AF_UNIX;
       else if (Array.isArray(peername) && peername.length === 4) family = AF_INET6;
-      new FdTransport(loop, accepted, protocol, { server: this, extra, family });
+      try {
+        new FdTransport(loop, accepted, protocol, { server: this, extra, family });
+      } catch (exception) {
+        // The fd is still ours when the transport could not be made (as for a net.Socket below).
+        closeConnected(accepted);
+        loop.callExceptionHandler({
+          message: 'Error on transport creation for incoming connection',
+          exception,
+          protocol,
+        });
+      }
       return;
     }
     if (typeof accepted === 'number' && !listener.unix && extra.sockname === undefined) {

@@ -334,6 +334,22 @@ test('a protocol factory that throws closes that connection and is reported', ()
     await server.waitClosed();
   }));
 
+test('a protocol factory that returns no protocol: that connection is closed and reported as the transport failing', () =>
+  runLoop(async (loop, errors) => {
+    const server = await loop.createServer(() => null as unknown as Protocol, '127.0.0.1', 0);
+    const port = portOf(server.sockets[0]!.getsockname());
+    const client = await nodeClient(port);
+    client.on('error', () => {});
+    await Promise.race([once(client, 'end'), once(client, 'close')]);
+    client.destroy();
+    assert.equal(server.isServing(), true);
+    assert.equal(errors.length, 1);
+    // asyncio's _accept_connection2 reports whatever fails there (the factory, the transport) with this message.
+    assert.equal(errors[0]!.message, 'Error on transport creation for incoming connection');
+    assert.ok(errors[0]!.exception instanceof TypeError);
+    await server[Symbol.asyncDispose]();
+  }));
+
 test(
   'out of file descriptors: accepting pauses, is reported, and resumes',
   { skip: !native.nativeAvailable() || process.platform !== 'linux' },
