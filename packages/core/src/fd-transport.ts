@@ -270,7 +270,8 @@ export class FdTransport extends BaseSocketTransport implements Transport {
   getExtraInfo(name: string, defaultValue?: unknown): unknown;
   getExtraInfo(name: string, defaultValue?: unknown): unknown {
     if (name === 'socket') {
-      if (this._socketView === null && !this._finished && !this._detached) {
+      // Also once closed, as asyncio's extra 'socket' stays: a view made now tells -1 for the fd.
+      if (this._socketView === null) {
         const known: { sockname?: Address | null; peername?: Address | null; family: number } = {
           family: this._family,
         };
@@ -279,7 +280,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
         // Told the fd at each call: -1 once the transport has closed it (its number may be reused by then).
         this._socketView = new TransportSocket(() => this._fd, known);
       }
-      return this._socketView ?? defaultValue;
+      return this._socketView;
     }
     const v = this._extra[name];
     return v === undefined ? defaultValue : v;

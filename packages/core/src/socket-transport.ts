@@ -416,13 +416,20 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
    */
   protected _extraInfo(name: string): unknown {
     if (name === 'socket') {
-      if (this._socketView === null && this._socket !== null) {
-        const known: { sockname?: Address | null; peername?: Address | null } = {};
+      if (this._socketView === null) {
+        const known: { sockname?: Address | null; peername?: Address | null; family?: number } = {};
         if (this._extra.sockname !== undefined) known.sockname = this._extra.sockname as Address | null;
         if (this._extra.peername !== undefined) known.peername = this._extra.peername as Address | null;
-        this._socketView = new TransportSocket(this._socket, known);
+        if (this._socket !== null) {
+          this._socketView = new TransportSocket(this._socket, known);
+        } else {
+          // Closed: asyncio's extra 'socket' stays, a view of a closed socket (fd -1) that still tells its family.
+          const name = known.sockname;
+          known.family = Array.isArray(name) ? (name.length === 4 ? AF_INET6 : AF_INET) : AF_UNIX;
+          this._socketView = new TransportSocket(() => -1, known);
+        }
       }
-      return this._socketView ?? undefined;
+      return this._socketView;
     }
     return this._extra[name];
   }

@@ -305,6 +305,22 @@ test('abortClients on a connection paused for writing: connectionLost without re
     await server.waitClosed();
   }));
 
+test("getExtraInfo('socket') is still a view once the connection is closed (fd -1), as asyncio's extra stays", () =>
+  runLoop(async (loop) => {
+    const { server, port, nth } = await recorderServer(loop);
+    const client = await nodeClient(port);
+    const proto = await nth(1);
+    const transport = await proto.made;
+    client.destroy();
+    await proto.lost;
+    const view = transport.getExtraInfo('socket');
+    assert.ok(view instanceof TransportSocket);
+    assert.equal(view.fileno(), -1);
+    assert.equal(view.family, 2);
+    assert.deepEqual(view.getsockname(), ['127.0.0.1', port]);
+    await server[Symbol.asyncDispose]();
+  }));
+
 test('a protocol factory that throws closes that connection and is reported', () =>
   runLoop(async (loop, errors) => {
     let n = 0;
