@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { RuntimeError } from './errors.js';
+import { InvalidArgTypeError, RuntimeError } from './errors.js';
 import type { BaseTransport, DatagramTransport, SubprocessTransport, Transport } from './transports.js';
 
 /** A network address as asyncio gives it: `[host, port]`, `[host, port, flowinfo, scopeId]`, or a Unix path. */
@@ -121,13 +121,16 @@ export function isBufferedProtocol(protocol: BaseProtocol): boolean {
  * @internal The buffer a `BufferedProtocol` hands out for the next bytes (asyncio's check: an empty one is an
  * error).
  *
- * @throws RuntimeError `getBuffer() returned an empty buffer`; what `getBuffer` throws.
+ * @throws RuntimeError `getBuffer() returned an empty buffer`; TypeError when it returned no Uint8Array (asyncio's
+ * `recv_into()` refuses what is no writable buffer); what `getBuffer` throws.
  */
 export function protocolBuffer(protocol: Pick<BufferedProtocol, 'getBuffer'>, sizehint: number): Uint8Array {
-  const buf = protocol.getBuffer(sizehint);
-  if (!(buf instanceof Uint8Array) || buf.byteLength === 0) {
-    throw new RuntimeError('getBuffer() returned an empty buffer');
+  const buf: unknown = protocol.getBuffer(sizehint);
+  if (!(buf instanceof Uint8Array)) {
+    const got = buf === null ? 'null' : typeof buf === 'object' ? (buf.constructor?.name ?? 'object') : typeof buf;
+    throw new InvalidArgTypeError(`getBuffer() must return a Uint8Array, not ${got}`);
   }
+  if (buf.byteLength === 0) throw new RuntimeError('getBuffer() returned an empty buffer');
   return buf;
 }
 

@@ -5,7 +5,16 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { inspect } from 'node:util';
-import { CancelledError, OSError, Protocol, RuntimeError, TransportSocket, native, sleep } from '@loopwork/server';
+import {
+  BufferedProtocol,
+  CancelledError,
+  OSError,
+  Protocol,
+  RuntimeError,
+  TransportSocket,
+  native,
+  sleep,
+} from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, Transport, Server } from '@loopwork/server';
 import { Recorder, nodeClient, portOf, readAll, runCommand, runLoop, settle } from './helpers.js';
 
@@ -318,6 +327,30 @@ test("getExtraInfo('socket') is still a view once the connection is closed (fd -
     assert.equal(view.fileno(), -1);
     assert.equal(view.family, 2);
     assert.deepEqual(view.getsockname(), ['127.0.0.1', port]);
+    await server[Symbol.asyncDispose]();
+  }));
+
+test('BufferedProtocol: getBuffer() returning no Uint8Array is a TypeError of that connection, not an "empty buffer"', () =>
+  runLoop(async (loop, errors) => {
+    const lost = loop.createFuture<Error | null>();
+    class NotABuffer extends BufferedProtocol {
+      override getBuffer(): Uint8Array {
+        return new ArrayBuffer(16) as unknown as Uint8Array;
+      }
+      override connectionLost(exc: Error | null): void {
+        lost.setResult(exc);
+      }
+    }
+    const server = await loop.createServer(() => new NotABuffer(), '127.0.0.1', 0);
+    const client = await nodeClient(portOf(server.sockets[0]!.getsockname()));
+    client.on('error', () => {});
+    client.write('data');
+    const exc = await lost;
+    assert.ok(exc instanceof TypeError);
+    assert.equal(exc.message, 'getBuffer() must return a Uint8Array, not ArrayBuffer');
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]!.message, 'Fatal error: protocol.getBuffer() call failed.');
+    client.destroy();
     await server[Symbol.asyncDispose]();
   }));
 
