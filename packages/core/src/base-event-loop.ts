@@ -111,7 +111,11 @@ function takeContextOption(args: unknown[]): Context | null {
   return captureContext();
 }
 
-function checkCallback(callback: unknown, method: string): void {
+/**
+ * @internal Refuses what a loop method cannot schedule, with asyncio's messages: a non-callable, and a coroutine
+ * (an async function, or an already started one: a promise).
+ */
+export function checkCallback(callback: unknown, method: string): void {
   if (typeof callback !== 'function') {
     // A started coroutine (a promise): asyncio's message for a coroutine object.
     if (isThenable(callback)) throw new InvalidArgTypeError(`coroutines cannot be used with ${method}()`);

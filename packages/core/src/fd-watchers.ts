@@ -10,9 +10,9 @@
  */
 import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
-import { extendEventLoop } from './base-event-loop.js';
+import { checkCallback, extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, OSError, RuntimeError, ValueError, osErrorFrom } from './errors.js';
+import { RuntimeError, ValueError, connectionError } from './errors.js';
 import type { Callback, ExceptionContextInput, Runnable } from './handles.js';
 import { Handle } from './handles.js';
 import type { PollHandle } from './native.js';
@@ -44,22 +44,6 @@ export function fileobjToFd(fd: unknown): number {
     throw new ValueError(`Invalid file descriptor: ${inspect(fileno, { depth: 0 })}`);
   }
   return fileno;
-}
-
-function checkCallback(callback: unknown, method: string): void {
-  if (typeof callback !== 'function') {
-    // A started coroutine (a promise): asyncio's message for a coroutine object.
-    if (typeof (callback as { then?: unknown } | null)?.then === 'function') {
-      throw new InvalidArgTypeError(`coroutines cannot be used with ${method}()`);
-    }
-    throw new InvalidArgTypeError(
-      `a callable object was expected by ${method}(), got ${inspect(callback, { depth: 0 })}`,
-    );
-  }
-  const name = (callback as { constructor?: { name?: string } }).constructor?.name;
-  if (name === 'AsyncFunction' || name === 'AsyncGeneratorFunction') {
-    throw new InvalidArgTypeError(`coroutines cannot be used with ${method}()`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -349,16 +333,7 @@ function addPublicWatcher(loop: BaseEventLoop, fd: number, event: number, callba
   try {
     addWatcher(loop, fd, event, callback, args);
   } catch (error) {
-    const e = error as { code?: unknown; errno?: unknown };
-    if (
-      error instanceof Error &&
-      !OSError.isInstance(error) &&
-      typeof e.code === 'string' &&
-      typeof e.errno === 'number'
-    ) {
-      throw osErrorFrom(error);
-    }
-    throw error;
+    throw connectionError(error);
   }
 }
 
