@@ -142,9 +142,20 @@ export class StreamReader implements AsyncIterable<Buffer> {
   _replaceTransport(transport: Transport): void {
     this._transport = transport;
     this._paused = false;
-    if (this._len > 2 * this._limit && typeof transport.pauseReading === 'function') {
-      transport.pauseReading();
-      this._paused = true;
+    this._maybePauseTransport();
+  }
+
+  /** @internal Pauses the transport once more than twice the limit is buffered (asyncio's `feed_data`). */
+  _maybePauseTransport(): void {
+    const transport = this._transport;
+    if (transport !== null && !this._paused && this._len > 2 * this._limit) {
+      if (typeof transport.pauseReading !== 'function') {
+        // A transport that cannot pause: buffer everything, and stop trying.
+        this._transport = null;
+      } else {
+        transport.pauseReading();
+        this._paused = true;
+      }
     }
   }
 
@@ -181,17 +192,7 @@ export class StreamReader implements AsyncIterable<Buffer> {
     this._chunks.push(chunk);
     this._len += chunk.length;
     this._wakeupWaiter();
-
-    const transport = this._transport;
-    if (transport !== null && !this._paused && this._len > 2 * this._limit) {
-      if (typeof transport.pauseReading !== 'function') {
-        // A transport that cannot pause: buffer everything, and stop trying.
-        this._transport = null;
-      } else {
-        transport.pauseReading();
-        this._paused = true;
-      }
-    }
+    this._maybePauseTransport();
   }
 
   /**
