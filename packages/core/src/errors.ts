@@ -325,6 +325,19 @@ export function connectionError<E>(exc: E): E | (Error & OSErrorFields) {
   return osErrorFrom(exc);
 }
 
+/**
+ * @internal Calls `fn()`; a Node system error it throws (a missing file, a bad fd) is thrown as the `OSError`
+ * Python raises (`FileNotFoundError: [Errno 2] No such file or directory`), Node's error as its `cause` (see
+ * {@link connectionError}); any other exception as it is.
+ */
+export function withOSErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw connectionError(error);
+  }
+}
+
 /** True when `err` is a CancelledError (from any installed copy of loopwork). */
 export function isCancelledError(err: unknown): boolean {
   return CancelledError.isInstance(err);

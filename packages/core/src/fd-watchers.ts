@@ -12,7 +12,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { checkCallback, extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { RuntimeError, ValueError, connectionError } from './errors.js';
+import { RuntimeError, ValueError, withOSErrors } from './errors.js';
 import type { Callback, ExceptionContextInput, Runnable } from './handles.js';
 import { Handle } from './handles.js';
 import type { PollHandle } from './native.js';
@@ -325,24 +325,13 @@ onLoopClose((loop) => {
 // ---------------------------------------------------------------------------------------------------------
 // The loop methods
 
-/**
- * `addWatcher` for the public methods: a system error from polling (`EBADF`, `EPERM` for a regular file) is
- * thrown as the `OSError` asyncio's selector raises (`OSError: [Errno 9] Bad file descriptor`).
- */
-function addPublicWatcher(loop: BaseEventLoop, fd: number, event: number, callback: Callback, args: unknown[]): void {
-  try {
-    addWatcher(loop, fd, event, callback, args);
-  } catch (error) {
-    throw connectionError(error);
-  }
-}
-
 extendEventLoop({
   addReader(this: BaseEventLoop, fd: FileDescriptorLike, callback: Callback, ...args: unknown[]): void {
     requireNative();
     const fileno = ensureFdNoTransport(this, fd);
     checkCallback(callback, 'addReader');
-    addPublicWatcher(this, fileno, READ, callback, args);
+    // A system error from polling (EBADF, EPERM for a regular file) is the OSError asyncio's selector raises.
+    withOSErrors(() => addWatcher(this, fileno, READ, callback, args));
   },
   removeReader(this: BaseEventLoop, fd: FileDescriptorLike): boolean {
     requireNative();
@@ -352,7 +341,7 @@ extendEventLoop({
     requireNative();
     const fileno = ensureFdNoTransport(this, fd);
     checkCallback(callback, 'addWriter');
-    addPublicWatcher(this, fileno, WRITE, callback, args);
+    withOSErrors(() => addWatcher(this, fileno, WRITE, callback, args));
   },
   removeWriter(this: BaseEventLoop, fd: FileDescriptorLike): boolean {
     requireNative();

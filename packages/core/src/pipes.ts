@@ -9,7 +9,6 @@
  * @module
  */
 import { createReadStream, createWriteStream, fstatSync } from 'node:fs';
-import type { Stats } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
@@ -18,7 +17,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, ValueError, connectionError, osErrorFrom } from './errors.js';
+import { InvalidArgTypeError, ValueError, connectionError, osErrorFrom, withOSErrors } from './errors.js';
 import type { Future } from './futures.js';
 import { setResultUnlessCancelled } from './futures.js';
 import type { Handle } from './handles.js';
@@ -57,18 +56,6 @@ function errorCode(err: unknown): string | undefined {
 /** asyncio's `BrokenPipeError()` for a pipe whose reader left while data was still to be written. */
 function brokenPipeError(): Error {
   return osErrorFrom(native.systemError(osConstants.errno.EPIPE, 'write'));
-}
-
-/**
- * `fstat` of a pipe's fd; its error is asyncio's (`os.fstat`'s) `OSError: [Errno 9] Bad file descriptor` rather
- * than Node's.
- */
-function fstatPipe(fd: number): Stats {
-  try {
-    return fstatSync(fd);
-  } catch (error) {
-    throw connectionError(error);
-  }
 }
 
 /** @internal */
@@ -418,7 +405,7 @@ class UnixReadPipeTransport extends ReadPipeTransportBase<PipeLike> {
   ) {
     super(loop, pipe, protocol, { ...extra, pipe });
     this._fileno = fd;
-    const st = fstatPipe(fd);
+    const st = withOSErrors(() => fstatSync(fd));
     if (!(st.isFIFO() || st.isSocket() || st.isCharacterDevice())) {
       this._pipe = null;
       this._protocol = null;
@@ -520,7 +507,7 @@ class UnixWritePipeTransport extends WritePipeTransportBase<PipeLike> {
   ) {
     super(loop, pipe, protocol, { ...extra, pipe });
     this._fileno = fd;
-    const st = fstatPipe(fd);
+    const st = withOSErrors(() => fstatSync(fd));
     const isSocket = st.isSocket();
     const isFifo = st.isFIFO();
     if (!(isSocket || isFifo || st.isCharacterDevice())) {
@@ -888,7 +875,7 @@ export function isStream(pipe: unknown): pipe is Stream {
 
 /** A Node stream on a bare fd, for when the addon is missing: a socket or FIFO as a net.Socket, else fs. */
 function streamForFd(fd: number, mode: 'read' | 'write'): Readable | Writable {
-  const st = fstatPipe(fd);
+  const st = withOSErrors(() => fstatSync(fd));
   if (st.isFIFO() || st.isSocket()) {
     return new Socket({ fd, readable: mode === 'read', writable: mode === 'write' });
   }

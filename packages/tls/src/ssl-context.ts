@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { inspect } from 'node:util';
-import { InvalidArgTypeError, ValueError, connectionError } from '@loopwork/core';
+import { InvalidArgTypeError, ValueError, withOSErrors } from '@loopwork/core';
 
 /** Either side: no verification, no host name check (Python's deprecated generic `PROTOCOL_TLS`). */
 export const PROTOCOL_TLS = 2;
@@ -294,9 +294,9 @@ export class SSLContext {
     if (!none(cafile)) found.push(...pemCertificates(readText(cafile as string), `cafile ${cafile}`));
     if (!none(capath)) {
       const dir = capath as string;
-      for (const name of systemCall(() => readdirSync(dir)).sort()) {
+      for (const name of withOSErrors(() => readdirSync(dir)).sort()) {
         const path = join(dir, name);
-        if (!systemCall(() => statSync(path)).isFile()) continue;
+        if (!withOSErrors(() => statSync(path)).isFile()) continue;
         found.push(...(readText(path).match(PEM_CERT) ?? []));
       }
     }
@@ -557,20 +557,9 @@ function pemCertificates(text: string, what: string): string[] {
   return found;
 }
 
-/**
- * `fn()`, with a system error (a missing file, no permission) thrown as the `OSError` Python raises
- * (`FileNotFoundError: [Errno 2] No such file or directory`), Node's error as its `cause`.
- */
-function systemCall<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    throw connectionError(error);
-  }
-}
-
+/** A file's text; a missing file is Python's `FileNotFoundError` (an `OSError`), Node's error its `cause`. */
 function readText(path: string): string {
-  return systemCall(() => readFileSync(path, 'utf8'));
+  return withOSErrors(() => readFileSync(path, 'utf8'));
 }
 
 function readCertMaterial(source: CertSource, what: string): string {
