@@ -904,7 +904,7 @@ export class App implements RequestHost, ReplyHost {
         if (reply.sent) return;
       }
     } catch (err) {
-      reply._failed(err);
+      reply._handlerFailed(err);
       return;
     }
     parseAndHandle(route, request, reply);
@@ -1035,7 +1035,7 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
   try {
     result = route.handler(request, reply);
   } catch (err) {
-    reply._failed(err);
+    reply._handlerFailed(err);
     return;
   }
   if (result === undefined || result === reply) return;
@@ -1045,7 +1045,7 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
         if (value === undefined && !reply.sent) reply.send();
         else reply._settle(value);
       },
-      (err: unknown) => reply._failed(err),
+      (err: unknown) => reply._handlerFailed(err),
     );
     return;
   }
@@ -1076,7 +1076,7 @@ function parseAndHandle(route: RouteRecord, request: Request, reply: Reply): voi
     if (request.exchange.body.length > 0 && !parseBody(request, reply)) return;
     if (route.validate !== null && !route.validate(request, reply)) return;
   } catch (err) {
-    reply._failed(err);
+    reply._handlerFailed(err);
     return;
   }
   callHandler(route, request, reply);

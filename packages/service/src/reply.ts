@@ -172,7 +172,7 @@ export class Reply {
     if (payload instanceof Error) {
       // An error sent (or returned) is answered as one thrown, as fastify answers it: with its own status, else
       // the 4xx or 5xx status set on the reply, else 500.
-      this._failed(payload);
+      this._handlerFailed(payload);
       return this;
     }
     this.#sent = true;
@@ -370,7 +370,7 @@ export class Reply {
    * @internal A handler or hook threw, rejected with, or sent `error`: answered with the error's status, else the
    * 4xx or 5xx status set on the reply before it failed, else 500 (as fastify answers).
    */
-  _failed(error: unknown): void {
+  _handlerFailed(error: unknown): void {
     this._fail(error, false, this.statusCode >= 400 ? this.statusCode : 500);
   }
 
