@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { InvalidArgTypeError, RuntimeError } from './errors.js';
+import { InvalidArgTypeError, RuntimeError, typeName } from './errors.js';
 import type { BaseTransport, DatagramTransport, SubprocessTransport, Transport } from './transports.js';
 
 /** A network address as asyncio gives it: `[host, port]`, `[host, port, flowinfo, scopeId]`, or a Unix path. */
@@ -127,8 +127,7 @@ export function isBufferedProtocol(protocol: BaseProtocol): boolean {
 export function protocolBuffer(protocol: Pick<BufferedProtocol, 'getBuffer'>, sizehint: number): Uint8Array {
   const buf: unknown = protocol.getBuffer(sizehint);
   if (!(buf instanceof Uint8Array)) {
-    const got = buf === null ? 'null' : typeof buf === 'object' ? (buf.constructor?.name ?? 'object') : typeof buf;
-    throw new InvalidArgTypeError(`getBuffer() must return a Uint8Array, not ${got}`);
+    throw new InvalidArgTypeError(`getBuffer() must return a Uint8Array, not ${typeName(buf)}`);
   }
   if (buf.byteLength === 0) throw new RuntimeError('getBuffer() returned an empty buffer');
   return buf;

@@ -24,7 +24,14 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, NativeUnavailableError, RuntimeError, ValueError, osErrorFrom } from './errors.js';
+import {
+  InvalidArgTypeError,
+  NativeUnavailableError,
+  RuntimeError,
+  ValueError,
+  osErrorFrom,
+  typeName,
+} from './errors.js';
 import { checkOptions } from './options.js';
 import type { Future } from './futures.js';
 import { cancellableWait } from './futures.js';
@@ -133,12 +140,6 @@ function checkSubprocessOptions(method: string, options: SubprocessOptions, expe
   if (options.text) throw new ValueError('text must be False');
   if (options.encoding !== undefined && options.encoding !== null) throw new ValueError('encoding must be None');
   if (options.errors !== undefined && options.errors !== null) throw new ValueError('errors must be None');
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'object') return (value as { constructor?: { name?: string } }).constructor?.name ?? 'object';
-  return typeof value;
 }
 
 /** A parent's end of a child's stdio pipe: an fd of ours (from the addon) or the stream Node made. */
