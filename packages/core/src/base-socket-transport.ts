@@ -16,7 +16,7 @@ import type { BaseProtocol } from './protocols.js';
 import { isBufferedProtocol } from './protocols.js';
 import { RuntimeError, connectionError } from './errors.js';
 import type { ExtraInfo, Transport } from './transports.js';
-import { FlowControlTransport, checkBytes } from './transports.js';
+import { FlowControlTransport, writelinesItems } from './transports.js';
 
 /** @internal What a transport calls on a `BufferedProtocol`. */
 export interface BufferedLike {
@@ -133,8 +133,7 @@ export abstract class BaseSocketTransport extends FlowControlTransport implement
 
   /** @internal `writelines()`'s argument as an array, every item checked to be bytes, then `_checkWritable`. */
   _writelinesItems(list: Iterable<Uint8Array>): Uint8Array[] {
-    const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
-    for (const item of items) checkBytes(item, 'writelines');
+    const items = writelinesItems(list);
     this._checkWritable('writelines');
     return items;
   }

@@ -87,7 +87,13 @@ export {
   protocolBuffer,
 } from './protocols.js';
 export type { Address, ProtocolFactory } from './protocols.js';
-export { DEFAULT_HIGH_WATER, FlowControlTransport, checkBytes, setWriteBufferLimits } from './transports.js';
+export {
+  DEFAULT_HIGH_WATER,
+  FlowControlTransport,
+  checkBytes,
+  setWriteBufferLimits,
+  writelinesItems,
+} from './transports.js';
 export type {
   BaseTransport,
   DatagramTransport,

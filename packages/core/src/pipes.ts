@@ -33,7 +33,7 @@ import {
 } from './fd-watchers.js';
 import type { BaseProtocol, Protocol, ProtocolFactory } from './protocols.js';
 import type { BaseTransport, ExtraInfo, ReadTransport, WriteTransport } from './transports.js';
-import { FlowControlTransport, checkBytes } from './transports.js';
+import { FlowControlTransport, checkBytes, writelinesItems } from './transports.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Shared helpers
@@ -294,9 +294,7 @@ abstract class WritePipeTransportBase<P> extends FlowControlTransport implements
   }
 
   writelines(list: Iterable<Uint8Array>): void {
-    const chunks = [...list];
-    for (const chunk of chunks) checkBytes(chunk, 'writelines');
-    this.write(Buffer.concat(chunks));
+    this.write(Buffer.concat(writelinesItems(list)));
   }
 
   canWriteEof(): boolean {

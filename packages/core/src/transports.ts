@@ -246,3 +246,15 @@ export function checkBytes(data: unknown, method = 'write'): asserts data is Uin
     throw new InvalidArgTypeError(`data argument must be a bytes-like object, not '${got}' (in ${method}())`);
   }
 }
+
+/**
+ * @internal The items of `writelines(list)`, every one checked before any is written (asyncio's refusal of the
+ * whole call when one item is not bytes).
+ *
+ * @throws TypeError when an item is not bytes.
+ */
+export function writelinesItems(list: Iterable<Uint8Array>): Uint8Array[] {
+  const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
+  for (const item of items) checkBytes(item, 'writelines');
+  return items;
+}

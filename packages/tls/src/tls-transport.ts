@@ -32,6 +32,7 @@ import {
   exitOwnScope,
   isBufferedProtocol,
   protocolBuffer,
+  writelinesItems,
 } from '@loopwork/core';
 import type {
   Address,
@@ -313,8 +314,8 @@ export class TLSTransport extends FlowControlTransport implements Transport {
       this._handshakeTimer = this._loop.callLater(this._handshakeTimeout, () => this._checkHandshakeTimeout());
     }
     const s = this._sslObject;
-    // Node calls these in whatever scope is current, even from inside a task's write(): they run in the root
-    // scope (no context variables, no current task), and the caller's comes back after.
+    // Node calls these in whatever scope is current, even from inside a task's write(): they run in the
+    // transport's own context (no current task), and the caller's comes back after.
     s.once(this._serverSide ? 'secure' : 'secureConnect', () =>
       this._inOwnScope(() => this._onHandshakeComplete(null)),
     );
@@ -569,8 +570,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
    * @throws TypeError when an item is not bytes; nothing of the list is written then.
    */
   writelines(list: Iterable<Uint8Array>): void {
-    const items = Array.isArray(list) ? (list as Uint8Array[]) : [...list];
-    for (const data of items) checkBytes(data, 'writelines');
+    const items = writelinesItems(list);
     const s = this._sslObject;
     s.cork();
     try {
