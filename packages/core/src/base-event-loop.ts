@@ -29,7 +29,7 @@ import {
   RuntimeError,
   ValueError,
 } from './errors.js';
-import { Future, isFuture } from './futures.js';
+import { Future, isFuture, isThenable } from './futures.js';
 import type { Callback, ExceptionContextInput } from './handles.js';
 import { Handle, TimerHandle } from './handles.js';
 import type { Runnable } from './handles.js';
@@ -132,11 +132,6 @@ export function checkCallback(callback: unknown, method: string): void {
   if (name === 'async' || name === 'AsyncFunction' || name === 'AsyncGeneratorFunction') {
     throw new InvalidArgTypeError(`coroutines cannot be used with ${method}()`);
   }
-}
-
-/** True for a promise or another object with a `then()` method. */
-function isThenable(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**

@@ -451,6 +451,20 @@ export function promiseCanceller(promise: PromiseLike<unknown>): PromiseCancelle
 }
 
 /**
+ * True for a promise or any other object or function with a `then()` method (what `await` treats as one): the
+ * awaitables a Task accepts.
+ *
+ * @param value - anything.
+ */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
  * True when `obj` is a loopwork Future or Task (from any installed copy of loopwork).
  */
 export function isFuture(obj: unknown): obj is Future<unknown> {

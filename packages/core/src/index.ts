@@ -20,7 +20,7 @@ export type { ContextOwner } from './context.js';
 export type { Scope } from './context.js';
 export { Handle, TimerHandle } from './handles.js';
 export type { Callback, ExceptionContextInput } from './handles.js';
-export { Future, cancellablePromise, cancellableWait, isFuture, promiseCanceller } from './futures.js';
+export { Future, cancellablePromise, cancellableWait, isFuture, isThenable, promiseCanceller } from './futures.js';
 export type { DoneCallback, FutureOptions, PromiseCanceller } from './futures.js';
 export {
   ALL_COMPLETED,

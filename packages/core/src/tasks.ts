@@ -22,6 +22,7 @@ import {
   cancellablePromise,
   cancellableWait,
   isFuture,
+  isThenable,
   promiseCanceller,
   setResultUnlessCancelled,
 } from './futures.js';
@@ -88,11 +89,12 @@ export class Task<T = unknown> extends Future<T> {
    * Schedules the coroutine to run on the loop. Prefer `loop.createTask()` (which honours the task factory) or
    * `createTask()`.
    *
-   * @throws TypeError when `coro` is neither a function nor a thenable.
+   * @throws TypeError when `coro` is neither a function nor a thenable, or is a Future (a Task of its own
+   *   already: asyncio's `create_task` refuses one too).
    */
   constructor(coro: Coroutine<T>, options: TaskOptions = {}) {
     super(options.loop === undefined ? {} : { loop: options.loop });
-    if (typeof coro !== 'function' && !isThenable(coro)) {
+    if ((typeof coro !== 'function' && !isThenable(coro)) || isFuture(coro)) {
       throw new InvalidArgTypeError(`a coroutine was expected, got ${inspect(coro, { depth: 0 })}`);
     }
     this._coro = coro;
@@ -302,14 +304,6 @@ function startTask(task: Task<unknown>): void {
   promise.then(
     (value) => task._complete(value),
     (error: unknown) => task._fail(error),
-  );
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
   );
 }
 

@@ -318,6 +318,23 @@ describe('Task', () => {
       assert.throws(() => loop.setTaskFactory(3 as never), TypeError);
     }));
 
+  test('createTask() refuses a Future or a Task, and what is not awaitable, as asyncio refuses them', () =>
+    withLoop(async (loop) => {
+      const fut = loop.createFuture<number>();
+      const task = loop.createTask(async () => 1);
+      for (const bad of [fut, task, 3, 'x', null, { then: 1 }]) {
+        assert.throws(() => loop.createTask(bad as never), {
+          name: 'TypeError',
+          code: 'ERR_LOOPWORK_INVALID_ARG_TYPE',
+          message: /^a coroutine was expected, got /,
+        });
+      }
+      assert.throws(() => createTask(fut as never), { message: /^a coroutine was expected, got <Future pending>$/ });
+      // A plain promise, or any other thenable, is a started coroutine: accepted.
+      assert.equal(await loop.createTask({ then: (ok: (v: number) => void) => ok(7) } as PromiseLike<number>), 7);
+      assert.equal(await task, 1);
+    }));
+
   test('createTask(), currentTask() and allTasks() outside a running loop are refused, as asyncio refuses them', () => {
     assert.throws(() => createTask(async () => undefined), { message: 'no running event loop' });
     assert.throws(() => currentTask(), { message: 'no running event loop' });

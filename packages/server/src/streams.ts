@@ -24,9 +24,11 @@ import {
   checkOptions,
   getEventLoop,
   getRunningLoop,
+  isFuture,
+  isThenable,
   sleep,
 } from '@loopwork/core';
-import type { BaseEventLoop, ExtraInfo, Future, Task, Transport } from '@loopwork/core';
+import type { BaseEventLoop, ExtraInfo, Future, Transport } from '@loopwork/core';
 import type { SSLContext, StartTlsOptions } from '@loopwork/tls';
 import type { CreateConnectionOptions, CreateUnixConnectionOptions } from './create-connection.js';
 import { isOptionsArg } from './create-connection.js';
@@ -640,8 +642,11 @@ export class StreamReaderProtocol extends FlowControlMixin {
   _streamReader: StreamReader | null;
   /** @internal */
   _streamWriter: StreamWriter | null = null;
-  /** @internal the task running an async client-connected callback. */
-  _task: Task<void> | null = null;
+  /**
+   * @internal the task running an async client-connected callback, or the Future (a Task, say) the callback
+   * returned.
+   */
+  _task: Future<unknown> | null = null;
   /** @internal */
   _transport: Transport | null = null;
   /** @internal */
@@ -700,14 +705,15 @@ export class StreamReaderProtocol extends FlowControlMixin {
     if (cb === null) return;
     const writer = new StreamWriter(transport, this, reader, this._loop);
     this._streamWriter = writer;
-    let task: Task<void>;
+    let task: Future<unknown>;
     if (isAsyncFunction(cb)) {
       // Started by the task, as asyncio starts the coroutine the callback returns: it runs as that task.
       task = this._loop.createTask(() => cb(reader as StreamReader, writer) as PromiseLike<void>);
     } else {
       const res = cb(reader as StreamReader, writer);
       if (!isThenable(res)) return;
-      task = this._loop.createTask(res);
+      // A Future (a Task the callback made, say) is watched as it is: only a promise needs a task of its own.
+      task = isFuture(res) ? res : this._loop.createTask(res);
     }
     this._task = task;
     task.addDoneCallback((t) => {
@@ -771,14 +777,6 @@ export class StreamReaderProtocol extends FlowControlMixin {
 function isAsyncFunction(fn: unknown): boolean {
   const name = (fn as { constructor?: { name?: string } }).constructor?.name;
   return name === 'AsyncFunction';
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }
 
 /** Options of {@link StreamWriter.startTls}. */

@@ -35,7 +35,7 @@ import {
   startUnixServer,
   waitFor,
 } from '@loopwork/server';
-import type { BaseEventLoop, Server, Transport } from '@loopwork/server';
+import type { BaseEventLoop, Server, Task, Transport } from '@loopwork/server';
 import { runLoop, settle } from './helpers.js';
 
 /** A promise for a loop Future (node:assert wants a real Promise). */
@@ -1041,6 +1041,28 @@ describe('StreamReaderProtocol client-connected callback', () => {
       await once(c, 'end');
       assert.equal(errors.length, 1);
       assert.equal((errors[0]!.exception as Error).message, 'late');
+    }));
+
+  test('a sync callback returning a Task is watched as it is: its failure is reported once and closes', (t) =>
+    runLoop(async (loop, errors) => {
+      let made: Task<void> | undefined;
+      const c = await connectTo(
+        serve(loop, (r) => {
+          made = loop.createTask(async () => {
+            await r.readline();
+            throw new Error('task failed');
+          });
+          return made;
+        }),
+        t,
+      );
+      c.write('x\n');
+      c.resume();
+      await once(c, 'end');
+      assert.equal(errors.length, 1);
+      assert.equal(errors[0]!.message, 'Unhandled exception in client_connected_cb');
+      assert.equal((errors[0]!.exception as Error).message, 'task failed');
+      assert.ok(made!.done());
     }));
 
   test('a cancelled callback task closes the connection', (t) =>

@@ -15,7 +15,7 @@ import cluster from 'node:cluster';
 import { METHODS } from 'node:http';
 import { parse as parseForm } from 'node:querystring';
 import type { BaseEventLoop, EventLoop, ExceptionHandler, ProtocolFactory, SSLContext, Server } from '@loopwork/server';
-import { Context } from '@loopwork/server';
+import { Context, isThenable } from '@loopwork/server';
 import FindMyWay from 'find-my-way';
 import secureJsonParse from 'secure-json-parse';
 import type { Logger } from 'pino';
@@ -273,14 +273,6 @@ const BAD_URL = (): number => 400;
 const PARAM_TOO_LONG = (): number => 414;
 const GRACEFUL_SHARE = 0.8;
 const AFTER_ABORT_WAIT = 1;
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
-}
 
 function positiveSeconds(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;

@@ -30,7 +30,7 @@ import FindMyWay from 'find-my-way';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { getRunningLoopOrNull, makeError } from '@loopwork/server';
+import { getRunningLoopOrNull, isThenable, makeError } from '@loopwork/server';
 import { describeIssues, zodIssues } from './codecs.js';
 import type { StageErrorHandler } from './codecs.js';
 import { MessageValidationError } from './errors.js';
@@ -725,14 +725,6 @@ function inferFormat(message: unknown): MessageFormat {
 
 function textOf(message: unknown): string {
   return typeof message === 'string' ? message : Buffer.from(message as Uint8Array).toString('utf8');
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
 }
 
 class RouteCtx<In, Out> implements CommandContext<In, Out, unknown> {
