@@ -5,9 +5,11 @@
  *
  * The request path: the `http1` stage hands each complete request to the app, which finds its route, runs the
  * `onRequest` hooks (as fastify's, before the body is parsed: an auth hook answers 401 before a bad body gets
- * 400), parses the body, checks the route's schemas, runs the handler, and answers. A handler that
- * returns a value (or calls `reply.send`) synchronously is answered within the same callback, with no promise
- * and no extra loop iteration; a handler that returns a promise is answered when it settles.
+ * 400), parses the body, runs the `preValidation` hooks, checks the route's schemas, runs the `preHandler` hooks
+ * and the handler, and answers (through the `preSerialization` and `onSend` hooks); an error goes to the
+ * `onError` hooks and the error handler (`hooks.ts` has the whole lifecycle). A handler that returns a value (or
+ * calls `reply.send`) synchronously is answered within the same callback, with no promise and no extra loop
+ * iteration when no hook is added; a handler that returns a promise is answered when it settles.
  *
  * @module
  */
@@ -23,9 +25,11 @@ import type { z } from 'zod';
 import { Primary, announceListening } from './cluster.js';
 import { describeIssues, zodIssues } from './codecs.js';
 import { ConnectionTracker } from './connections.js';
-import { AppStateError } from './errors.js';
+import { AppStateError, HttpError, MessageValidationError } from './errors.js';
 import type { ValidationIssue } from './errors.js';
 import type { ParsedRequest } from './framing/http1-parser.js';
+import { runRequestHooks } from './hooks.js';
+import type { AppHooks, ErrorHandler, OnErrorHook, OnSendHook, PreSerializationHook, RequestHook } from './hooks.js';
 import { http1 } from './http1.js';
 import type { ContinueRefusal, ExchangeOutcome, Http1Options, HttpExchange, HttpHandlerProtocol } from './http1.js';
 import { inject } from './inject.js';
@@ -97,10 +101,13 @@ export interface RouteDefinition<S extends RouteSchema = RouteSchema> extends Ro
   readonly handler: RouteHandler<S>;
 }
 
-/** A hook run for each request before its handler; it may answer (then the handler is not run). */
-export type OnRequestHook = (request: Request, reply: Reply) => void | PromiseLike<void>;
+/** An `onRequest` hook, run for each request before its body is parsed; it may answer (see {@link RequestHook}). */
+export type OnRequestHook = RequestHook;
 /** A hook run after each response is complete (or the connection was lost before that). */
 export type OnResponseHook = (request: Request, reply: Reply) => void | PromiseLike<void>;
+
+/** The names `addHook` takes. */
+type HookName = keyof AppHooks | 'onResponse';
 
 /** Options of the app's health endpoints. */
 export interface HealthOptions {
@@ -333,8 +340,17 @@ export class App implements RequestHost, ReplyHost {
   readonly #getRoutes: { url: string; options: RouteOptions; handler: RouteHandler }[] = [];
   readonly #explicitHead = new Set<string>();
   #sealed = false;
-  readonly #onRequest: OnRequestHook[] = [];
+  readonly #hooks: AppHooks = {
+    onRequest: [],
+    preValidation: [],
+    preHandler: [],
+    preSerialization: [],
+    onSend: [],
+    onError: [],
+  };
   readonly #onResponse: OnResponseHook[] = [];
+  #errorHandler: ErrorHandler | null = null;
+  #notFoundHandler: RouteHandler | null = null;
   readonly #metrics: AppMetrics | null;
   readonly #tracker: ConnectionTracker;
   readonly #httpFactory: ProtocolFactory;
@@ -576,22 +592,79 @@ export class App implements RequestHost, ReplyHost {
   }
 
   /**
-   * Adds a hook: `onRequest` runs for each request before its body is parsed and validated, as fastify's (so
-   * `request.body` is not set yet); it may answer, and then nothing else runs. `onResponse` runs after each
-   * response is complete. Hooks may return promises.
+   * Adds a hook, fastify's (the lifecycle is in the `hooks` module's documentation). Hooks of one name run in the
+   * order they were added; each may return a promise, which is waited for.
+   * - `onRequest(request, reply)`: before the body is parsed (`request.body` is not set yet).
+   * - `preValidation(request, reply)`: the body is parsed, the schemas are not checked yet.
+   * - `preHandler(request, reply)`: just before the handler.
+   * - `preSerialization(request, reply, payload)`: a body to be serialized to JSON; returns another, or nothing.
+   * - `onSend(request, reply, payload)`: the serialized body; returns another, or nothing.
+   * - `onError(request, reply, error)`: an error is about to be answered; for logging, it must not answer.
+   * - `onResponse(request, reply)`: the response is complete (or the connection was lost first).
    *
-   * @param name - `'onRequest'` or `'onResponse'`.
+   * The first three may answer with `reply.send()`: then the hooks and the handler after it do not run. A throw
+   * or a rejection in a hook is answered as a handler's.
+   *
+   * @param name - the hook's name.
    * @param hook - the hook.
    * @returns this app.
+   * @throws TypeError for an unknown name or a hook that is not a function.
    */
-  addHook(name: 'onRequest', hook: OnRequestHook): this;
+  addHook(name: 'onRequest' | 'preValidation' | 'preHandler', hook: RequestHook): this;
+  addHook(name: 'preSerialization', hook: PreSerializationHook): this;
+  addHook(name: 'onSend', hook: OnSendHook): this;
+  addHook(name: 'onError', hook: OnErrorHook): this;
   addHook(name: 'onResponse', hook: OnResponseHook): this;
-  addHook(name: 'onRequest' | 'onResponse', hook: OnRequestHook | OnResponseHook): this {
-    if (typeof hook !== 'function') throw new TypeError(`${name} hook must be a function`);
-    if (name === 'onRequest') this.#onRequest.push(hook);
-    else if (name === 'onResponse') this.#onResponse.push(hook);
+  addHook(name: HookName, hook: RequestHook | PreSerializationHook | OnSendHook | OnErrorHook): this {
+    if (typeof hook !== 'function') throw new TypeError(`${String(name)} hook must be a function`);
+    if (name === 'onResponse') this.#onResponse.push(hook as OnResponseHook);
+    else if (Object.hasOwn(this.#hooks, name)) (this.#hooks[name] as unknown[]).push(hook);
     else throw new TypeError(`unknown hook ${String(name)}`);
     return this;
+  }
+
+  /**
+   * Sets the error handler (fastify's `setErrorHandler`; a second call replaces the first). It answers what a
+   * handler or a hook throws (or rejects with, or sends), a body that is not valid JSON (an `HttpError` 400), and
+   * a request the route's schemas refuse (a `MessageValidationError` with its `issues`, 400), with
+   * `reply.statusCode` already set to the error's status. It answers as a route handler does. An error it handles
+   * is not logged by the app (the handler decides); an error it throws is answered and logged as the default
+   * does, and so is an `Error` it sends.
+   *
+   * @param handler - `(error, request, reply)`.
+   * @returns this app.
+   * @throws TypeError when `handler` is not a function.
+   */
+  setErrorHandler(handler: ErrorHandler): this {
+    if (typeof handler !== 'function') throw new TypeError('the error handler must be a function');
+    this.#errorHandler = handler;
+    return this;
+  }
+
+  /**
+   * Sets the handler of requests no route takes (fastify's `setNotFoundHandler`; a second call replaces the
+   * first), in place of the default 404 answer. The request hooks run before it, as before a route's handler;
+   * `reply.statusCode` is 404 when it starts, and it answers as a route handler does. A path that has routes for
+   * other methods still gets 405 with `Allow`, and an unknown method 501.
+   *
+   * @param handler - `(request, reply)`.
+   * @returns this app.
+   * @throws TypeError when `handler` is not a function.
+   */
+  setNotFoundHandler(handler: RouteHandler): this {
+    if (typeof handler !== 'function') throw new TypeError('the not-found handler must be a function');
+    this.#notFoundHandler = handler;
+    return this;
+  }
+
+  /** @internal The hooks, for replies. */
+  get _hooks(): AppHooks {
+    return this.#hooks;
+  }
+
+  /** @internal The error handler, for replies. */
+  get _errorHandler(): ErrorHandler | null {
+    return this.#errorHandler;
   }
 
   // ---- serving -------------------------------------------------------------------------------------------
@@ -884,28 +957,37 @@ export class App implements RequestHost, ReplyHost {
   }
 
   #run(route: RouteRecord, request: Request, reply: Reply): void {
-    if (this.#onRequest.length > 0) void this.#withHooks(route, request, reply);
-    else parseAndHandle(route, request, reply);
+    const hooks = this.#hooks;
+    if (hooks.onRequest.length > 0 || hooks.preValidation.length > 0 || hooks.preHandler.length > 0) {
+      void this.#withHooks(route, request, reply);
+      return;
+    }
+    if (parseAndValidate(route, request, reply)) callHandler(route, request, reply);
   }
 
   async #withHooks(route: RouteRecord, request: Request, reply: Reply): Promise<void> {
+    const hooks = this.#hooks;
     try {
-      for (const hook of this.#onRequest) {
-        const r = hook(request, reply);
-        if (isThenable(r)) await r;
-        if (reply.sent) return;
-      }
+      if (!(await runRequestHooks(hooks.onRequest, request, reply))) return;
+      if (request.exchange.body.length > 0 && !parseBody(request, reply)) return;
+      if (!(await runRequestHooks(hooks.preValidation, request, reply))) return;
+      if (route.validate !== null && !route.validate(request, reply)) return;
+      if (!(await runRequestHooks(hooks.preHandler, request, reply))) return;
     } catch (err) {
       reply._handlerFailed(err);
       return;
     }
-    parseAndHandle(route, request, reply);
+    callHandler(route, request, reply);
   }
 
-  #answerNoRoute(request: Request, reply: Reply): void {
+  #answerNoRoute(request: Request, reply: Reply): unknown {
     const { status, headers, message } = this.#noRoute(request.raw);
+    if (status === 404 && this.#notFoundHandler !== null) {
+      reply.code(404);
+      return this.#notFoundHandler(request, reply);
+    }
     if (headers?.allow !== undefined) reply.header('allow', headers.allow);
-    reply.code(status).send(JSON.parse(errorBody(status, message)) as unknown);
+    return reply.code(status).send(JSON.parse(errorBody(status, message)) as unknown);
   }
 
   /**
@@ -939,8 +1021,9 @@ export class App implements RequestHost, ReplyHost {
     const found = this.#router.find(req.method as FindMyWay.HTTPMethod, req.url);
     if (found !== null && found.store !== null) return null;
     if (found !== null) return noRouteStatus(found);
-    // The answer a request without Expect would get.
-    return this.#noRoute(req);
+    // The answer a request without Expect would get; a not-found handler wants the body.
+    const refusal = this.#noRoute(req);
+    return refusal.status === 404 && this.#notFoundHandler !== null ? null : refusal;
   }
 
   /** The record answering a match with no route behind it (see {@link BAD_URL}). */
@@ -1030,18 +1113,7 @@ function callHandler(route: RouteRecord, request: Request, reply: Reply): void {
     reply._handlerFailed(err);
     return;
   }
-  if (result === undefined || result === reply) return;
-  if (isThenable(result)) {
-    result.then(
-      (value) => {
-        if (value === undefined && !reply.sent) reply.send();
-        else reply._settle(value);
-      },
-      (err: unknown) => reply._handlerFailed(err),
-    );
-    return;
-  }
-  if (!reply.sent) reply.send(result);
+  reply._answer(result);
 }
 
 /**
@@ -1063,21 +1135,22 @@ function sslOptions(o: { ssl?: SSLContext; sslShutdownTimeout?: number }): {
  * Parses the body, checks the route's schemas, and runs the handler. A schema's own code that throws (a zod
  * `transform` or `refine`) is a handler error: a 500 through the error path, not a lost connection.
  */
-function parseAndHandle(route: RouteRecord, request: Request, reply: Reply): void {
+/** Parses the body and checks the route's schemas; false when the request was answered (refused, or failed). */
+function parseAndValidate(route: RouteRecord, request: Request, reply: Reply): boolean {
   try {
-    if (request.exchange.body.length > 0 && !parseBody(request, reply)) return;
-    if (route.validate !== null && !route.validate(request, reply)) return;
+    if (request.exchange.body.length > 0 && !parseBody(request, reply)) return false;
+    if (route.validate !== null && !route.validate(request, reply)) return false;
   } catch (err) {
     reply._handlerFailed(err);
-    return;
+    return false;
   }
-  callHandler(route, request, reply);
+  return true;
 }
 
 /** How JSON bodies are parsed (fastify's defaults): a prototype-poisoning key is an error, a 400. */
 const SECURE_JSON = { protoAction: 'error', constructorAction: 'error' } as const;
 
-/** Parses the body by its content type; answers 400 and returns false when it cannot. */
+/** Parses the body by its content type; answers 400 (an `HttpError`) and returns false when it cannot. */
 function parseBody(request: Request, reply: Reply): boolean {
   const body = request.exchange.body;
   const type = mediaType(request.raw.headers['content-type'] ?? '');
@@ -1088,7 +1161,7 @@ function parseBody(request: Request, reply: Reply): boolean {
       // into an object, such a body would change prototypes).
       request.body = secureJsonParse(body.toString('utf8'), null, SECURE_JSON) as unknown;
     } catch (err) {
-      reply.code(400).send(JSON.parse(errorBody(400, `Body is not valid JSON: ${(err as Error).message}`)) as unknown);
+      reply._fail(new HttpError(400, `Body is not valid JSON: ${(err as Error).message}`));
       return false;
     }
   } else if (type.startsWith('text/')) {
@@ -1101,7 +1174,10 @@ function parseBody(request: Request, reply: Reply): boolean {
   return true;
 }
 
-/** Compiles a route's schemas into one check that replaces each part by its output, or answers 400. */
+/**
+ * Compiles a route's schemas into one check that replaces each part by its output, or answers 400 (a
+ * `MessageValidationError`).
+ */
 function compileSchema(schema: RouteSchema): (request: Request, reply: Reply) => boolean {
   for (const part of ['params', 'querystring', 'body', 'headers'] as const) {
     const s = schema[part];
@@ -1133,12 +1209,8 @@ function compileSchema(schema: RouteSchema): (request: Request, reply: Reply) =>
       else (issues ??= []).push(...zodIssues(r.error.issues, 'body'));
     }
     if (issues === null) return true;
-    reply.code(400).send({
-      statusCode: 400,
-      error: 'Bad Request',
-      message: describeIssues('Invalid request', issues),
-      issues,
-    });
+    // 400 with every issue (the default answer lists them too).
+    reply._fail(new MessageValidationError(describeIssues('Invalid request', issues), issues), false, 400);
     return false;
   };
 }

@@ -39,3 +39,11 @@ export type { DefaultHeaders, DefaultParams, DefaultQuery, RouteInfo } from './r
 export { Reply } from './reply.js';
 export type { InjectOptions, InjectResponse } from './inject.js';
 export type { MetricsOptions } from './metrics.js';
+export type {
+  ErrorHandler,
+  OnErrorHook,
+  OnSendHook,
+  OnSendPayload,
+  PreSerializationHook,
+  RequestHook,
+} from './hooks.js';

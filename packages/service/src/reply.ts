@@ -11,8 +11,10 @@
  * @module
  */
 import { STATUS_CODES } from 'node:http';
-import { ConnectionLostError } from './errors.js';
+import { isThenable } from '@loopwork/server';
+import { ConnectionLostError, MessageValidationError } from './errors.js';
 import type { OutgoingHeaderValue, OutgoingHeaders } from './framing/http1-writer.js';
+import type { AppHooks, ErrorHandler, OnSendPayload } from './hooks.js';
 import type { HttpExchange } from './http1.js';
 import type { Request } from './request.js';
 
@@ -20,6 +22,10 @@ import type { Request } from './request.js';
 export interface ReplyHost {
   /** Reports a handler error to the loop's exception handler (one log line). */
   reportError(error: unknown, reply: Reply): void;
+  /** The app's hooks (`preSerialization`, `onSend` and `onError` are the reply's). */
+  readonly _hooks: AppHooks;
+  /** The app's error handler, if it set one. */
+  readonly _errorHandler: ErrorHandler | null;
 }
 
 /** @internal The body JSON error replies carry. */
@@ -42,6 +48,23 @@ function isAsyncIterable(value: object): value is AsyncIterable<unknown> {
   return typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
 }
 
+/** True for a body that `send()` serializes to JSON (what `preSerialization` hooks see). */
+function isSerializable(payload: unknown): boolean {
+  return (
+    payload !== undefined &&
+    payload !== null &&
+    typeof payload !== 'string' &&
+    !(payload instanceof Uint8Array) &&
+    !(typeof payload === 'object' && isAsyncIterable(payload))
+  );
+}
+
+/** A body as it goes out, and the content type it gets unless one was set. */
+interface Serialized {
+  body: OnSendPayload;
+  typed: OutgoingHeaders;
+}
+
 /**
  * The response being built for one request.
  */
@@ -57,6 +80,8 @@ export class Reply {
   #headers: Headers | null = null;
   #sent = false;
   #streaming = false;
+  /** An error is being answered by the `onError` hooks and the error handler: another one gets the default. */
+  #erroring = false;
 
   /** @internal Replies are made by the app. */
   constructor(host: ReplyHost, exchange: HttpExchange, request: Request<unknown, unknown, unknown, unknown>) {
@@ -179,30 +204,73 @@ export class Reply {
     const ex = this._ex;
     // Answered already by the server (a handler timeout): whatever comes now is too late.
     if (ex.headersSent || ex.aborted) return this;
-    let body: string | Uint8Array | null;
-    let typed: OutgoingHeaders;
-    if (payload === undefined || payload === null) {
-      body = null;
-      typed = JSON_ONLY;
-    } else if (typeof payload === 'string') {
-      body = payload;
-      typed = TEXT_ONLY;
-    } else if (payload instanceof Uint8Array) {
-      body = payload;
-      typed = BINARY_ONLY;
-    } else if (typeof payload === 'object' && isAsyncIterable(payload)) {
-      void this.#stream(payload);
+    const hooks = this._host._hooks;
+    if (hooks.onSend.length > 0 || (hooks.preSerialization.length > 0 && isSerializable(payload))) {
+      void this.#sendWithHooks(payload);
       return this;
-    } else {
-      try {
-        body = JSON.stringify(payload) ?? null;
-      } catch (err) {
-        this.#sent = false;
-        this._fail(err);
-        return this;
-      }
-      typed = JSON_ONLY;
     }
+    const out = this.#serialize(payload);
+    if (out !== undefined) this.#respond(out);
+    return this;
+  }
+
+  /** The body `payload` makes; `undefined` when it cannot be serialized (answered as a handler error then). */
+  #serialize(payload: unknown): Serialized | undefined {
+    if (payload === undefined || payload === null) return { body: null, typed: JSON_ONLY };
+    if (typeof payload === 'string') return { body: payload, typed: TEXT_ONLY };
+    if (payload instanceof Uint8Array) return { body: payload, typed: BINARY_ONLY };
+    if (typeof payload === 'object' && isAsyncIterable(payload)) return { body: payload, typed: BINARY_ONLY };
+    let body: string | null;
+    try {
+      body = JSON.stringify(payload) ?? null;
+    } catch (err) {
+      this.#sent = false;
+      this._fail(err);
+      return undefined;
+    }
+    return { body, typed: JSON_ONLY };
+  }
+
+  /** `send()` with `preSerialization` or `onSend` hooks: each may change the body, and may take its time. */
+  async #sendWithHooks(payload: unknown): Promise<void> {
+    const hooks = this._host._hooks;
+    const request = this.request as Request;
+    let out: Serialized | undefined;
+    try {
+      if (isSerializable(payload)) {
+        for (const hook of hooks.preSerialization) {
+          let r = hook(request, this, payload);
+          if (isThenable(r)) r = await r;
+          if (r !== undefined) payload = r;
+        }
+      }
+      out = this.#serialize(payload);
+      if (out === undefined) return;
+      // The hooks see the content type the body goes out with.
+      if (out.body !== null && !this.hasHeader('content-type')) {
+        this.header('content-type', isStream(out.body) ? BINARY_TYPE : out.typed['content-type']!);
+      }
+      for (const hook of hooks.onSend) {
+        let r = hook(request, this, out.body);
+        if (isThenable(r)) r = await r;
+        if (r !== undefined) out.body = checkPayload(r);
+      }
+    } catch (err) {
+      // A hook that fails while the response is being sent: the default answer, with no hook again.
+      this._fail(err, true);
+      return;
+    }
+    if (this._ex.headersSent || this._ex.aborted) return;
+    this.#respond(out);
+  }
+
+  /** Sends a serialized body: a stream is pumped, the rest goes out in one response. */
+  #respond({ body, typed }: Serialized): void {
+    if (isStream(body)) {
+      void this.#stream(body);
+      return;
+    }
+    const ex = this._ex;
     // A 204 or 304 carries no body: it is dropped, as fastify drops it (`reply.code(204).send(x)` sends 204).
     if (body !== null && (this.statusCode === 204 || this.statusCode === 304)) body = null;
     let headers: OutgoingHeaders | null = this.#headers;
@@ -221,7 +289,6 @@ export class Reply {
       // What HTTP cannot carry (a CR in a header value): nothing was sent.
       this._fail(err, true);
     }
-    return this;
   }
 
   /** Applies `connection`, `content-length`, `transfer-encoding` set by the user; true when any was. */
@@ -338,15 +405,31 @@ export class Reply {
   }
 
   /**
-   * @internal Answers a failed handler: a 4xx `statusCode` (or `status`, which fastify reads too) on the error is
+   * @internal Answers a failed handler: the `onError` hooks are told, then the app's error handler answers, if it
+   * set one. Else (or when that fails too) a 4xx `statusCode` (or `status`, which fastify reads too) on the error is
    * answered with its message; anything else is logged (once, through the loop's exception handler) and answered
    * 500 (or its 5xx status) with no detail. Once the head went out, the connection is closed instead (the client
    * sees the response cut). `statusIfNone` (400–599) is the status when the error carries none.
+   * `alreadyAttempted` (a response that failed on its way out) skips the hooks and the error handler.
    */
   _fail(error: unknown, alreadyAttempted = false, statusIfNone = 500): void {
-    const ex = this._ex;
     const own = errorStatus(error);
     const status = typeof own === 'number' && Number.isInteger(own) && own >= 400 && own <= 599 ? own : statusIfNone;
+    const ex = this._ex;
+    if (!alreadyAttempted && !this.#erroring && !ex.headersSent && !ex.aborted) {
+      const host = this._host;
+      if (host._errorHandler !== null || host._hooks.onError.length > 0) {
+        this.#erroring = true;
+        void this.#handleError(error, status);
+        return;
+      }
+    }
+    this.#answerError(error, status, alreadyAttempted);
+  }
+
+  /** The default answer to an error (see `_fail`). */
+  #answerError(error: unknown, status: number, alreadyAttempted: boolean): void {
+    const ex = this._ex;
     const clientError = status < 500;
     if (!clientError || alreadyAttempted) this._host.reportError(error, this);
     if (ex.headersSent) {
@@ -358,12 +441,70 @@ export class Reply {
     this.#headers = null;
     if (clientError && !alreadyAttempted) {
       this.statusCode = status;
-      ex.respond(status, JSON_ONLY, errorBody(status, (error as Error).message));
+      const extra = MessageValidationError.isInstance(error)
+        ? { issues: (error as MessageValidationError).issues }
+        : undefined;
+      ex.respond(status, JSON_ONLY, errorBody(status, (error as Error).message, extra));
     } else {
       const code = status >= 500 ? status : 500;
       this.statusCode = code;
       ex.respond(code, JSON_ONLY, errorBody(code));
     }
+  }
+
+  /** The `onError` hooks, then the app's error handler (or the default answer). */
+  async #handleError(error: unknown, status: number): Promise<void> {
+    const host = this._host;
+    const request = this.request as Request;
+    // Nothing answers while the hooks run: they are told, they do not reply.
+    this.#sent = true;
+    for (const hook of host._hooks.onError) {
+      try {
+        const r = hook(request, this, error);
+        if (isThenable(r)) await r;
+      } catch (err) {
+        host.reportError(err, this);
+      }
+    }
+    this.#sent = false;
+    const ex = this._ex;
+    if (ex.headersSent || ex.aborted) return;
+    const handler = host._errorHandler;
+    if (handler === null) {
+      this.#answerError(error, status, false);
+      return;
+    }
+    // As fastify: the error's status is set, and the content type is the answer's own to choose.
+    this.statusCode = status;
+    this.removeHeader('content-type').removeHeader('content-length');
+    let result: unknown;
+    try {
+      result = handler(error, request, this);
+    } catch (err) {
+      this._handlerFailed(err);
+      return;
+    }
+    this._answer(result);
+  }
+
+  /**
+   * @internal Answers with what a handler returned: a value is sent (unless the handler sent already), a promise
+   * is answered when it settles (a rejection as a thrown error, `undefined` as an empty body if nothing was sent),
+   * `undefined` or the reply itself leaves the answer to the handler.
+   */
+  _answer(result: unknown): void {
+    if (result === undefined || result === this) return;
+    if (isThenable(result)) {
+      result.then(
+        (value) => {
+          if (value === undefined && !this.#sent) this.send();
+          else this._settle(value);
+        },
+        (err: unknown) => this._handlerFailed(err),
+      );
+      return;
+    }
+    if (!this.#sent) this.send(result);
   }
 
   /**
@@ -379,6 +520,20 @@ export class Reply {
     if (value === this || this.#sent) return;
     this.send(value);
   }
+}
+
+/** True for a body that is streamed. */
+function isStream(body: OnSendPayload): body is AsyncIterable<unknown> {
+  return body !== null && typeof body === 'object' && !(body instanceof Uint8Array);
+}
+
+/** An `onSend` hook's body, checked. @throws TypeError for anything but a string, bytes, a stream or `null`. */
+function checkPayload(value: OnSendPayload): OnSendPayload {
+  if (value === null || typeof value === 'string' || value instanceof Uint8Array) return value;
+  if (typeof value === 'object' && isAsyncIterable(value)) return value;
+  throw new TypeError(
+    `an onSend hook must return a string, bytes, a stream, null or undefined, got ${typeof value as string}`,
+  );
 }
 
 /** The status an error asks for: its `statusCode`, else its `status` (http-errors and fastify read both). */
