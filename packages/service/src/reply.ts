@@ -8,6 +8,9 @@
  * backpressure (each chunk waits for the connection to drain), and a Node stream destroyed as soon as the client
  * is gone; `null`/`undefined` → no body. A content type set with `header()` or `type()` wins.
  *
+ * With `preSerialization` or `onSend` hooks (see the `hooks` module), `send()` returns at once and the response
+ * goes out when the hooks are done; `reply.sent` is true from the call on.
+ *
  * @module
  */
 import { STATUS_CODES } from 'node:http';
