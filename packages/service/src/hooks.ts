@@ -24,13 +24,13 @@ export type OnSendPayload = string | Uint8Array | AsyncIterable<unknown> | null;
 
 /**
  * An `onSend` hook: it sees the serialized body (and the headers, `content-type` included, on `reply`) just before
- * the response goes out, and may return another body; `undefined` keeps the body.
+ * the response goes out, and may return another body; returning nothing keeps the body.
  */
 export type OnSendHook = (
   request: Request,
   reply: Reply,
   payload: OnSendPayload,
-) => OnSendPayload | undefined | PromiseLike<OnSendPayload | undefined>;
+) => OnSendPayload | void | PromiseLike<OnSendPayload | void>;
 
 /**
  * A `preSerialization` hook: it sees a body that is to be serialized to JSON (not a string, bytes, a stream or
