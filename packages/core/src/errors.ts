@@ -341,7 +341,7 @@ export function withOSErrors<T>(fn: () => T): T {
 /** @internal The type of a value for an error message: `null`, an object's class name, else its `typeof`. */
 export function typeName(value: unknown): string {
   if (value === null) return 'null';
-  if (typeof value === 'object') return (value as { constructor?: { name?: string } }).constructor?.name ?? 'object';
+  if (typeof value === 'object') return (value as { constructor?: { name?: string } }).constructor?.name || 'object';
   return typeof value;
 }
 

@@ -6,7 +6,7 @@
  */
 import type { EventLoopOptions } from './base-event-loop.js';
 import { BaseEventLoop } from './base-event-loop.js';
-import { InvalidArgTypeError, NoRunningLoopError } from './errors.js';
+import { InvalidArgTypeError, NoRunningLoopError, typeName } from './errors.js';
 import { registerLoopLookup } from './loop-access.js';
 import { NodeEventLoop } from './node-event-loop.js';
 import { peekRunningLoop } from './running.js';
@@ -70,12 +70,6 @@ export class DefaultEventLoopPolicy extends AbstractEventLoopPolicy {
   newEventLoop(options: EventLoopOptions = {}): BaseEventLoop {
     return new NodeEventLoop(options);
   }
-}
-
-/** The name of a value's type for an error message, as Python's `type(x).__name__`: its class, else `typeof`. */
-function typeName(value: unknown): string {
-  const name = (value as { constructor?: { name?: unknown } } | null | undefined)?.constructor?.name;
-  return typeof name === 'string' && name !== '' ? name : typeof value;
 }
 
 let policy: AbstractEventLoopPolicy | null = null;
