@@ -9,36 +9,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, describe, test } from 'node:test';
-import {
-  CERT_REQUIRED,
-  PROTOCOL_TLS_SERVER,
-  Protocol,
-  SSLContext,
-  TLSTransport,
-  createDefaultContext,
-  openConnection,
-  startServer,
-} from '@loopwork/server';
+import { CERT_REQUIRED, Protocol, TLSTransport, openConnection, startServer } from '@loopwork/server';
 import type { BaseTransport, Server, StreamReader, StreamWriter, Transport } from '@loopwork/server';
 import { makeTestCerts } from './helpers/certs.js';
 import { Recorder, outcome, runLoop } from './helpers/harness.js';
 
 const certs = makeTestCerts();
+const { serverContext, clientContext } = certs;
 const dir = mkdtempSync(join(tmpdir(), 'loopwork-tls-e2e-'));
 after(() => {
   certs.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function serverContext(): SSLContext {
-  const ctx = new SSLContext(PROTOCOL_TLS_SERVER);
-  ctx.loadCertChain(certs.server.certfile, certs.server.keyfile);
-  return ctx;
-}
-
-function clientContext(): SSLContext {
-  return createDefaultContext({ cafile: certs.ca.certfile });
-}
 
 class Echo extends Protocol {
   declare transport?: Transport;

@@ -5,20 +5,15 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { CERT_REQUIRED, PROTOCOL_TLS_SERVER, Protocol, SSLContext, createDefaultContext } from '@loopwork/server';
+import { CERT_REQUIRED, Protocol, createDefaultContext } from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, ExceptionContext, Server, Transport } from '@loopwork/server';
 import { makeTestCerts } from './helpers/certs.js';
 import { Recorder, runLoop } from './helpers/harness.js';
 
 const certs = makeTestCerts();
+const { serverContext } = certs;
 after(() => certs.dispose());
 const PEER = fileURLToPath(new URL('./fixtures/asyncio_tls_peer.py', import.meta.url));
-
-function serverContext(): SSLContext {
-  const ctx = new SSLContext(PROTOCOL_TLS_SERVER);
-  ctx.loadCertChain(certs.server.certfile, certs.server.keyfile);
-  return ctx;
-}
 
 interface Result {
   code: number | null;

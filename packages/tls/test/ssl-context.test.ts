@@ -22,13 +22,8 @@ import { makeTestCerts } from './helpers/certs.js';
 import { outcome, runLoop, tlsPair } from './helpers/harness.js';
 
 const certs = makeTestCerts();
+const { serverContext } = certs;
 after(() => certs.dispose());
-
-function serverContext(): SSLContext {
-  const ctx = new SSLContext(PROTOCOL_TLS_SERVER);
-  ctx.loadCertChain(certs.server.certfile, certs.server.keyfile);
-  return ctx;
-}
 
 describe('defaults', () => {
   test("each protocol has Python's defaults; TLS 1.2 is the lowest version", () => {

@@ -14,17 +14,8 @@ import { makeTestCerts } from './helpers/certs.js';
 import { Recorder, closeServer, connect, listen, outcome, runLoop, tlsPair } from './helpers/harness.js';
 
 const certs = makeTestCerts();
+const { serverContext, clientContext } = certs;
 after(() => certs.dispose());
-
-function serverContext(): SSLContext {
-  const ctx = new SSLContext(PROTOCOL_TLS_SERVER);
-  ctx.loadCertChain(certs.server.certfile, certs.server.keyfile);
-  return ctx;
-}
-
-function clientContext(): SSLContext {
-  return createDefaultContext({ cafile: certs.ca.certfile });
-}
 
 /** Two plain SocketTransports on one TCP connection, both with a Recorder that has seen connectionMade. */
 async function plainPair(loop: BaseEventLoop) {

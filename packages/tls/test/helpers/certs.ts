@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PROTOCOL_TLS_SERVER, SSLContext, createDefaultContext } from '@loopwork/tls';
 
 /** One certificate with its key: the file paths and the PEM text. */
 export interface CertPair {
@@ -34,6 +35,10 @@ export interface TestCerts {
   untrustedClient: CertPair;
   /** `server.key` encrypted with the passphrase `'secret'` (PKCS#8, AES-256). */
   encryptedServerKeyfile: string;
+  /** A new server context with the `server` certificate. */
+  serverContext(): SSLContext;
+  /** A new client context that trusts `ca` (and checks host names). */
+  clientContext(): SSLContext;
   /** Removes the directory. */
   dispose(): void;
 }
@@ -104,6 +109,12 @@ export function makeTestCerts(): TestCerts {
     untrustedServer,
     untrustedClient,
     encryptedServerKeyfile,
+    serverContext: () => {
+      const ctx = new SSLContext(PROTOCOL_TLS_SERVER);
+      ctx.loadCertChain(server.certfile, server.keyfile);
+      return ctx;
+    },
+    clientContext: () => createDefaultContext({ cafile: ca.certfile }),
     dispose() {
       rmSync(dir, { recursive: true, force: true });
       cached = undefined;
