@@ -238,17 +238,24 @@ export class Reply {
   async #sendWithHooks(payload: unknown): Promise<void> {
     const hooks = this._host._hooks;
     const request = this.request as Request;
-    let out: Serialized | undefined;
-    try {
-      if (isSerializable(payload)) {
+    if (isSerializable(payload)) {
+      try {
         for (const hook of hooks.preSerialization) {
           let r = hook(request, this, payload);
           if (isThenable(r)) r = await r;
           if (r !== undefined) payload = r;
         }
+      } catch (err) {
+        // Nothing is on its way out yet: answered as a handler's error (the onError hooks, the error handler), as
+        // fastify answers it.
+        this.#sent = false;
+        this._handlerFailed(err);
+        return;
       }
-      out = this.#serialize(payload);
-      if (out === undefined) return;
+    }
+    const out = this.#serialize(payload);
+    if (out === undefined) return;
+    try {
       // The hooks see the content type the body goes out with.
       if (out.body !== null && !this.hasHeader('content-type')) {
         this.header('content-type', isStream(out.body) ? BINARY_TYPE : out.typed['content-type']!);

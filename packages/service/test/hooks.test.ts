@@ -320,3 +320,21 @@ test('inject() goes through the same lifecycle', async () => {
   assert.equal(failed.headers['x-injected'], 'yes');
   await app.close();
 });
+
+test('a preSerialization hook that throws is answered as a handler error: onError, the error handler, its status', async (t) => {
+  const app = testApp();
+  const seen: string[] = [];
+  app.addHook('preSerialization', (req, _reply, payload) => {
+    if ((payload as { handled?: unknown }).handled !== undefined) return payload;
+    throw new HttpError(409, `preSerialization ${req.url}`);
+  });
+  app.addHook('onError', (_req, _reply, error) => void seen.push(`onError ${(error as Error).message}`));
+  app.get('/own', () => ({ a: 1 }));
+  const url = await listen(t, app);
+  const own = await request(url).get('/own').expect(409);
+  assert.equal(own.body.message, 'preSerialization /own');
+  assert.deepEqual(seen, ['onError preSerialization /own']);
+  app.setErrorHandler((error, _req, reply) => ({ handled: (error as Error).message, status: reply.statusCode }));
+  const handled = await request(url).get('/own').expect(409);
+  assert.deepEqual(handled.body, { handled: 'preSerialization /own', status: 409 });
+});
