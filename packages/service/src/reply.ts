@@ -418,7 +418,8 @@ export class Reply {
    * @internal Answers a failed handler: the `onError` hooks are told, then the app's error handler answers, if it
    * set one. Else (or when that fails too) a 4xx `statusCode` (or `status`, which fastify reads too) on the error is
    * answered with its message; anything else is logged (once, through the loop's exception handler) and answered
-   * 500 (or its 5xx status) with no detail. Once the head went out, the connection is closed instead (the client
+   * 500 (or its 5xx status) with no detail, with the headers set before the error and through the `onSend` hooks.
+   * Once the head went out, the connection is closed instead (the client
    * sees the response cut). `statusIfNone` (400–599) is the status when the error carries none.
    * `alreadyAttempted` (a response that failed on its way out) skips the hooks and the error handler.
    */
@@ -448,18 +449,30 @@ export class Reply {
     }
     if (ex.aborted) return;
     this.#sent = true;
-    this.#headers = null;
-    if (clientError && !alreadyAttempted) {
-      this.statusCode = status;
+    if (alreadyAttempted) {
+      // The response failed on its way out (an onSend hook, a header HTTP cannot carry): a plain 500, with none of
+      // the headers or hooks that may have made it fail.
+      const code = status >= 500 ? status : 500;
+      this.#headers = null;
+      this.statusCode = code;
+      ex.respond(code, JSON_ONLY, errorBody(code));
+      return;
+    }
+    this.statusCode = status;
+    let body: string;
+    if (clientError) {
       const extra = MessageValidationError.isInstance(error)
         ? { issues: (error as MessageValidationError).issues }
         : undefined;
-      ex.respond(status, JSON_ONLY, errorBody(status, (error as Error).message, extra));
+      body = errorBody(status, (error as Error).message, extra);
     } else {
-      const code = status >= 500 ? status : 500;
-      this.statusCode = code;
-      ex.respond(code, JSON_ONLY, errorBody(code));
+      body = errorBody(status);
     }
+    // As fastify's default error handler: the headers set before the error stay (not the body's own), and the
+    // answer goes through the onSend hooks as any other.
+    this.removeHeader('content-length').header('content-type', JSON_TYPE);
+    if (this._host._hooks.onSend.length > 0) void this.#sendWithHooks(body);
+    else this.#respond({ body, typed: JSON_ONLY });
   }
 
   /** The `onError` hooks, then the app's error handler (or the default answer). */

@@ -338,3 +338,28 @@ test('a preSerialization hook that throws is answered as a handler error: onErro
   const handled = await request(url).get('/own').expect(409);
   assert.deepEqual(handled.body, { handled: 'preSerialization /own', status: 409 });
 });
+
+test('the default error answer goes through the onSend hooks and keeps the headers set before the error', async (t) => {
+  const app = testApp();
+  const seen: string[] = [];
+  app.addHook('onSend', (req, reply, payload) => {
+    seen.push(`${req.url} ${reply.statusCode} ${String(reply.getHeader('content-type'))}`);
+    reply.header('x-on-send', 'yes');
+    return typeof payload === 'string' ? payload.replace('"statusCode"', '"sc"') : payload;
+  });
+  app.get('/fail', (_req, reply) => {
+    reply.code(429).header('x-before', 'kept').type('text/html');
+    throw new Error('slow down');
+  });
+  app.post('/json', (req) => req.body);
+  const url = await listen(t, app);
+  const failed = await request(url).get('/fail').expect(429);
+  assert.equal(failed.headers['x-before'], 'kept');
+  assert.equal(failed.headers['x-on-send'], 'yes');
+  assert.equal(failed.headers['content-type'], 'application/json; charset=utf-8');
+  assert.deepEqual(failed.body, { sc: 429, error: 'Too Many Requests', message: 'slow down' });
+  const bad = await request(url).post('/json').set('content-type', 'application/json').send('{"n":').expect(400);
+  assert.equal(bad.headers['x-on-send'], 'yes');
+  assert.equal(bad.body.sc, 400);
+  assert.deepEqual(seen, ['/fail 429 application/json; charset=utf-8', '/json 400 application/json; charset=utf-8']);
+});
