@@ -282,7 +282,12 @@ export class Reply {
     }
     const ex = this._ex;
     // A 204 or 304 carries no body: it is dropped, as fastify drops it (`reply.code(204).send(x)` sends 204).
-    if (body !== null && (this.statusCode === 204 || this.statusCode === 304)) body = null;
+    if (body !== null && (this.statusCode === 204 || this.statusCode === 304)) {
+      // Nor a content type on a 204, whose type was the dropped body's (fastify's rule; a 304 keeps it, as it
+      // describes the representation the client has).
+      if (this.statusCode === 204) this.removeHeader('content-type');
+      body = null;
+    }
     let headers: OutgoingHeaders | null = this.#headers;
     if (this.#headers === null) {
       headers = body === null ? null : typed;

@@ -363,3 +363,25 @@ test('the default error answer goes through the onSend hooks and keeps the heade
   assert.equal(bad.body.sc, 400);
   assert.deepEqual(seen, ['/fail 429 application/json; charset=utf-8', '/json 400 application/json; charset=utf-8']);
 });
+
+test('a 204 whose body was dropped carries no content type, with onSend hooks too', async (t) => {
+  const app = testApp();
+  app.addHook('onSend', (_req, reply) => void reply.header('x-hooked', 'yes'));
+  app.get('/none', (_req, reply) => reply.code(204).send({ dropped: true }));
+  app.get('/typed', (_req, reply) => reply.code(204).type('text/html').send('<p>'));
+  app.get('/not-modified', (_req, reply) => reply.code(304).send('body'));
+  const port = portOf(await listen(t, app));
+  const c = await RawClient.connect(port, t);
+  c.write(
+    'GET /none HTTP/1.1\r\nHost: x\r\n\r\nGET /typed HTTP/1.1\r\nHost: x\r\n\r\nGET /not-modified HTTP/1.1\r\nHost: x\r\n\r\n',
+  );
+  for (const path of ['/none', '/typed']) {
+    const r = await c.response();
+    assert.equal(r.status, 204, path);
+    assert.equal(r.headers['x-hooked'], 'yes');
+    assert.equal(r.headers['content-type'], undefined, path);
+  }
+  const notModified = await c.response();
+  assert.equal(notModified.status, 304);
+  assert.equal(notModified.headers['content-type'], 'text/plain; charset=utf-8');
+});
