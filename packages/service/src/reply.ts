@@ -540,6 +540,13 @@ export class Reply {
    * 4xx or 5xx status set on the reply before it failed, else 500 (as fastify answers).
    */
   _handlerFailed(error: unknown): void {
+    if (this.#sent && !this._ex.headersSent && !this._ex.aborted) {
+      // Too late: the reply was sent, and is on its way through the onSend hooks. It goes out as it was sent (an
+      // error answer now would change the status and headers of a response that has its body already); the
+      // error is only logged, as one after the head went out would be.
+      this._host.reportError(error, this);
+      return;
+    }
     this._fail(error, false, this.statusCode >= 400 ? this.statusCode : 500);
   }
 

@@ -385,3 +385,37 @@ test('a 204 whose body was dropped carries no content type, with onSend hooks to
   assert.equal(notModified.status, 304);
   assert.equal(notModified.headers['content-type'], 'text/plain; charset=utf-8');
 });
+
+test('an error thrown after send(), while the onSend hooks run, is logged: the response goes out as sent', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const app = testApp({ logger });
+  const seen: string[] = [];
+  app.addHook('onSend', async () => {
+    await sleep(0.01);
+  });
+  app.addHook('onError', () => void seen.push('onError'));
+  app.setErrorHandler(() => {
+    seen.push('error handler');
+    return 'replaced';
+  });
+  app.get('/sync', (_req, reply) => {
+    reply.send('first');
+    throw new Error('after send');
+  });
+  app.get('/async', async (_req, reply) => {
+    reply.send('first');
+    await sleep(0);
+    throw new HttpError(409, 'after send');
+  });
+  const url = await listen(t, app);
+  for (const path of ['/sync', '/async']) {
+    const res = await request(url).get(path).expect(200, 'first');
+    assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
+  }
+  assert.deepEqual(seen, []);
+  const logged = lines.filter((l) => l.msg === 'Error in request handler');
+  assert.deepEqual(
+    logged.map((l) => (l.err as { message: string }).message),
+    ['after send', 'after send'],
+  );
+});
