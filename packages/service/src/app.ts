@@ -1210,7 +1210,9 @@ function compileSchema(schema: RouteSchema): (request: Request, reply: Reply) =>
     }
     if (issues === null) return true;
     // 400 with every issue (the default answer lists them too).
-    reply._fail(new MessageValidationError(describeIssues('Invalid request', issues), issues), false, 400);
+    const error = new MessageValidationError(describeIssues('Invalid request', issues), issues);
+    error.statusCode = 400;
+    reply._fail(error);
     return false;
   };
 }

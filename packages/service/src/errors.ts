@@ -44,6 +44,11 @@ export class MessageValidationError extends makeError<[message: string, issues: 
 ) {
   /** The problems found, one per failed check. */
   readonly issues: readonly ValidationIssue[];
+  /**
+   * 400 when the app's route schemas refused a request, as fastify's validation errors carry it (an error handler
+   * written for fastify answers with `error.statusCode`); unset for a message a pipeline's `validate()` refused.
+   */
+  statusCode?: number;
   constructor(message: string, issues: readonly ValidationIssue[]) {
     super(message, issues);
     this.issues = issues;

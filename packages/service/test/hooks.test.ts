@@ -419,3 +419,17 @@ test('an error thrown after send(), while the onSend hooks run, is logged: the r
     ['after send', 'after send'],
   );
 });
+
+test('a request refused by its schemas reaches the error handler with statusCode 400, as in fastify', async (t) => {
+  const app = testApp();
+  // An error handler written for fastify: the status from the error.
+  app.setErrorHandler((error, _req, reply) => {
+    const e = error as { statusCode?: number; message: string };
+    return reply.code(e.statusCode ?? 500).send({ failed: e.message.split(':')[0] });
+  });
+  app.post('/n', { schema: { body: z.object({ n: z.number() }) } }, (req) => req.body);
+  const url = await listen(t, app);
+  const refused = await request(url).post('/n').send({ n: 'x' }).expect(400);
+  assert.deepEqual(refused.body, { failed: 'Invalid request' });
+  await request(url).post('/n').set('content-type', 'application/json').send('{').expect(400);
+});
