@@ -439,6 +439,11 @@ export class UDPTransport extends DatagramSocketTransport {
   _pending: ([Buffer, Address] | Error)[] = [];
   /** @internal */
   _flushScheduled = false;
+  /**
+   * @internal sends dgram has not completed: besides libuv's queue, a send may wait for dgram to bind the socket
+   * or to look a host name up, and `close()` must not drop it (asyncio's `sendto()` has sent it on return).
+   */
+  _inFlight = 0;
 
   /** @internal */
   readonly _onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
@@ -540,7 +545,7 @@ export class UDPTransport extends DatagramSocketTransport {
 
   /** @internal */
   _queueEmpty(): boolean {
-    return this.getWriteBufferSize() === 0;
+    return this._inFlight === 0;
   }
 
   /** @internal libuv's queue is dropped when the socket closes. */
@@ -550,7 +555,10 @@ export class UDPTransport extends DatagramSocketTransport {
   _send(data: Buffer, addr: Address | null): void {
     const sock = this._sock;
     if (sock === null) return;
-    const done = (err: Error | null): void => this._sent(err);
+    const done = (err: Error | null): void => {
+      this._inFlight--;
+      this._sent(err);
+    };
     if (this._extra.peername != null) {
       sock.send(data, done);
     } else {
@@ -562,6 +570,7 @@ export class UDPTransport extends DatagramSocketTransport {
       // buffer as soon as sendto() returns.
       sock.send(Buffer.from(data), port, host, done);
     }
+    this._inFlight++;
     this._maybePauseProtocol();
   }
 

@@ -2,7 +2,17 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  mkdtempSync,
+  open as fsOpen,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +105,25 @@ async function closedUdpPort(): Promise<number> {
   const { port } = s.address();
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/** Blocks every libuv threadpool thread (each in an open() of a FIFO) until the returned function is called. */
+function occupyThreadpool(): () => void {
+  const dir = mkdtempSync(join(tmpdir(), 'lw-fifo-'));
+  const fifo = join(dir, 'fifo');
+  spawnSync('mkfifo', [fifo]);
+  const readers: Promise<number>[] = [];
+  for (let i = 0; i < Number(process.env.UV_THREADPOOL_SIZE ?? 4); i++) {
+    readers.push(new Promise((resolve, reject) => fsOpen(fifo, 'r', (err, fd) => (err ? reject(err) : resolve(fd)))));
+  }
+  return () => {
+    // A writer that does not wait: the readers blocked in open() are there, so it opens, and they all return.
+    closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+    void Promise.all(readers).then((fds) => {
+      for (const fd of fds) closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    });
+  };
 }
 
 function hasIPv6(): boolean {
@@ -344,6 +373,31 @@ describe('createDatagramEndpoint over UDP', () => {
       assert.deepEqual(errors, []);
     }));
 
+  test('close() right after sendto() to a host name, or from an unbound endpoint, still sends the datagram', () =>
+    runLoop(async (loop, errors) => {
+      const [st, sp] = await loop.createDatagramEndpoint(() => new Recorder(loop), { localAddr: ['127.0.0.1', 0] });
+      const [, port] = st.getExtraInfo('sockname') as [string, number];
+      // dgram looks the name up (and binds an unbound socket) before the kernel has the datagram; asyncio's
+      // sendto() resolves and sends before it returns. A busy threadpool holds the lookup back.
+      for (const options of [{ family: AF_INET }, { localAddr: ['127.0.0.1', 0] as const }]) {
+        const [ct, cp] = await loop.createDatagramEndpoint(() => new Recorder(loop), options);
+        const release = occupyThreadpool();
+        try {
+          ct.sendto(b('by name'), ['localhost', port]);
+          ct.close();
+          await sleep(0.05);
+          assert.deepEqual(cp.events.at(-1)?.[0], 'made', 'connectionLost waits for the datagram to be sent');
+        } finally {
+          release();
+        }
+        assert.deepEqual(await cp.next('lost'), ['lost', null]);
+        for (let i = 0; i < 100 && sp.events.length === 1; i++) await sleep(0.01);
+        assert.deepEqual(sp.events.at(-1)?.slice(0, 2), ['datagram', b('by name')]);
+        sp.events.pop();
+      }
+      await closeEndpoint(st, sp);
+      assert.deepEqual(errors, []);
+    }));
   test('an exception in datagramReceived goes to the exception handler; the endpoint stays open', () =>
     runLoop(async (loop, errors) => {
       const boom = new Error('boom');
