@@ -142,8 +142,11 @@ function gaiError(
   return error;
 }
 
-/** Maps an error of `node:dns` to the `gaierror` Python would raise. */
-function fromNodeError(error: unknown, syscall: 'getaddrinfo' | 'getnameinfo', host: string): unknown {
+/**
+ * @internal Maps an error of `node:dns` (also one a Node API that looks names up reports, such as `dgram`'s
+ * `send`) to the `gaierror` Python would raise; any other error is returned as it is.
+ */
+export function gaiErrorFrom(error: unknown, syscall: 'getaddrinfo' | 'getnameinfo', host: string): unknown {
   const code = (error as { code?: unknown } | null)?.code;
   switch (code) {
     case 'ENOTFOUND': // libuv's EAI_NONAME and EAI_NODATA
@@ -422,7 +425,7 @@ function lookupAll(host: string, family: number, flags: number): Promise<LookupA
   const nodeFamily = family === AF_INET ? 4 : family === AF_INET6 ? 6 : 0;
   return new Promise((resolve, reject) => {
     dnsLookup(host, { all: true, family: nodeFamily, hints, verbatim: true }, (error, addresses) => {
-      if (error) reject(fromNodeError(error, 'getaddrinfo', host));
+      if (error) reject(gaiErrorFrom(error, 'getaddrinfo', host));
       else resolve(addresses);
     });
   });
@@ -538,7 +541,7 @@ function lookupName(address: string, port: number): Promise<string | null> {
     dnsLookupService(address, port, (error, hostname) => {
       if (!error) resolve(hostname);
       else if ((error as { code?: string }).code === 'ENOTFOUND') resolve(null);
-      else reject(fromNodeError(error, 'getnameinfo', address));
+      else reject(gaiErrorFrom(error, 'getnameinfo', address));
     });
   });
 }

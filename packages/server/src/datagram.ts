@@ -33,6 +33,7 @@ import {
   enterOwnScope,
   exitOwnScope,
   extendEventLoop,
+  gaiErrorFrom,
   nativeAddress,
   isSocket,
   native,
@@ -364,8 +365,7 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
     const protocol = this._protocol as unknown as DatagramCallbacks;
     try {
       if (method === 'datagramReceived') protocol.datagramReceived(a as Buffer, b as Address);
-      // A system error (`recvmsg ECONNREFUSED`) as Python's OSError (`ConnectionRefusedError`).
-      else protocol.errorReceived(connectionError(a as Error));
+      else protocol.errorReceived(datagramError(a as Error));
     } catch (exception) {
       this._loop.callExceptionHandler({
         message: `Exception in callback ${this.constructor.name}: protocol.${method}() call failed`,
@@ -406,6 +406,19 @@ export abstract class DatagramSocketTransport extends FlowControlTransport imple
     parts.push(`bufsize=${fd < 0 ? 0 : this.getWriteBufferSize()}`);
     return `<${parts.join(' ')}>`;
   }
+}
+
+/**
+ * The error `errorReceived` gets: a system error (`recvmsg ECONNREFUSED`) as Python's OSError
+ * (`ConnectionRefusedError`); a failed lookup of the host name a datagram was sent to (dgram looks it up) as the
+ * `gaierror` asyncio's `sendto()` gets from `socket.getaddrinfo`.
+ */
+function datagramError(err: Error): Error {
+  const { syscall, hostname } = err as { syscall?: unknown; hostname?: unknown };
+  if (syscall === 'getaddrinfo' && typeof hostname === 'string') {
+    return gaiErrorFrom(err, 'getaddrinfo', hostname) as Error;
+  }
+  return connectionError(err);
 }
 
 function isOSError(err: unknown): boolean {

@@ -230,6 +230,19 @@ describe('createDatagramEndpoint over UDP', () => {
       await closeEndpoint(t, p);
     }));
 
+  test('sendto() a host name that does not resolve: errorReceived gets a gaierror; the endpoint stays open', () =>
+    runLoop(async (loop) => {
+      const [t, p] = await loop.createDatagramEndpoint(() => new Recorder(loop), { localAddr: ['127.0.0.1', 0] });
+      t.sendto(b('x'), ['nonexistent.invalid', 9]);
+      const [, exc] = await p.next('error');
+      // asyncio's sendto() resolves the name with socket.getaddrinfo: socket.gaierror reaches error_received().
+      assert.equal(exc.name, 'gaierror');
+      assert.equal((exc as Error & { code?: string }).code, 'EAI_NONAME');
+      assert.equal(exc.message, '[Errno -2] Name or service not known');
+      assert.equal(t.isClosing(), false);
+      await closeEndpoint(t, p);
+    }));
+
   test('errorReceived gets ECONNREFUSED on a connected socket after the ICMP port unreachable', () =>
     runLoop(async (loop, errors) => {
       const port = await closedUdpPort();
