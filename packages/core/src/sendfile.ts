@@ -291,9 +291,14 @@ interface Source {
 
 async function openSource(file: SendfileSource, offset: number): Promise<Source> {
   const fd = fileFd(file);
-  const st = await fstatAsync(fd);
+  let st: Stats;
+  try {
+    st = await fstatAsync(fd);
+  } catch (err) {
+    throw connectionError(err);
+  }
   const seekable = st.isFile() || st.isBlockDevice();
-  if (!seekable && offset !== 0) throw native.systemError(osConstants.errno.ESPIPE, 'lseek');
+  if (!seekable && offset !== 0) throw osErrorFrom(native.systemError(osConstants.errno.ESPIPE, 'lseek'));
   return { fd, seekable };
 }
 
@@ -323,7 +328,8 @@ function readBlock(
         watching = true;
         loop._addReader(src.fd, attempt);
       } else {
-        fut.setException(err);
+        // A file that cannot be read (a directory, an fd opened to write) fails as Python's read does.
+        fut.setException(connectionError(err));
       }
     });
   };

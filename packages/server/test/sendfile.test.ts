@@ -15,6 +15,7 @@ import {
   ConnectionError,
   DatagramProtocol,
   InvalidArgTypeError,
+  OSError,
   RuntimeError,
   SOCK_DGRAM,
   SOCK_NONBLOCK,
@@ -483,5 +484,33 @@ describe('loop.sockSendfile', () => {
       const s = new Socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK);
       t.after(() => s.close());
       await assert.rejects(settle(loop.sockSendfile(s, 0)), /only SOCK_STREAM type sockets are supported/);
+    }));
+
+  test('a file that cannot be read fails with the OSError Python raises', (t) =>
+    runLoop(async (loop) => {
+      const dir = tmpDir(t);
+      const [a, b] = socketpair(undefined, SOCK_STREAM | SOCK_NONBLOCK);
+      const dirFd = fs.openSync(dir, 'r');
+      const [path] = patternFile(dir, 100);
+      const writeOnly = fs.openSync(path, 'a');
+      t.after(() => {
+        a.close();
+        b.close();
+        fs.closeSync(dirFd);
+        fs.closeSync(writeOnly);
+      });
+      // Python's fallback reads the file (readinto): IsADirectoryError, and EBADF for a file opened to write.
+      await assert.rejects(settle(loop.sockSendfile(a, dirFd)), (e: Error & { code?: string }) => {
+        assert.ok(OSError.isInstance(e), `${e.name}: ${e.message}`);
+        assert.equal(e.code, 'EISDIR');
+        // libuv's wording ("Illegal operation on a directory") where glibc says "Is a directory".
+        assert.match(e.message, /^\[Errno 21\] /);
+        return true;
+      });
+      await assert.rejects(settle(loop.sockSendfile(a, writeOnly)), (e: Error & { code?: string }) => {
+        assert.ok(OSError.isInstance(e), `${e.name}: ${e.message}`);
+        assert.equal(e.message, '[Errno 9] Bad file descriptor');
+        return true;
+      });
     }));
 });
