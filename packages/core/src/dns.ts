@@ -354,6 +354,12 @@ function isLinkLocal(canonical: string): boolean {
   return (w & 0xffc0) === 0xfe80 || (w & 0xff0f) === 0xff02;
 }
 
+/** The IPv4 address of an IPv4-mapped IPv6 address in canonical form (`::ffff:127.0.0.1`), or null. */
+function mappedIPv4(canonical: string): string | null {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(canonical);
+  return m === null ? null : (m[1] as string);
+}
+
 /** The index of a network interface (Linux: from sysfs), or null. */
 async function interfaceIndex(name: string): Promise<number | null> {
   if (!/^[\w.:-]+$/.test(name)) return null;
@@ -504,7 +510,12 @@ export async function getaddrinfo(
         numeric.family = AF_INET6;
         numeric.address = `::ffff:${numeric.address}`;
       } else if (family === AF_INET && numeric.family === AF_INET6) {
-        throw gaiError('EAI_ADDRFAMILY', 'getaddrinfo', host);
+        // glibc gives an IPv4-mapped address (`::ffff:a.b.c.d`) asked for as IPv4 as the IPv4 address.
+        const v4 = mappedIPv4(numeric.address);
+        if (v4 === null) throw gaiError('EAI_ADDRFAMILY', 'getaddrinfo', host);
+        numeric.family = AF_INET;
+        numeric.address = v4;
+        numeric.scopeId = 0;
       }
       addresses = [numeric];
     } else if ((flags & AI_NUMERICHOST) !== 0) {
