@@ -16,7 +16,7 @@ import { SocketAddress, isIPv6 } from 'node:net';
 import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
-import { InvalidArgTypeError, ValueError, makeError } from './errors.js';
+import { InvalidArgTypeError, OSError, ValueError, makeError } from './errors.js';
 import { checkOptions } from './options.js';
 
 // ---- constants (Linux's values) ---------------------------------------------------------------------------
@@ -570,8 +570,8 @@ function lookupName(address: string, port: number): Promise<string | null> {
  * @param flags - a bitwise or of `NI_*` flags.
  * @returns `[host, service]`.
  * @throws GaiError (rejects): `EAI_NONAME` for a host that is not numeric, or has no name with `NI_NAMEREQD`;
- * `EAI_SERVICE` for a negative port. TypeError for a malformed `sockaddr`; ValueError for an IPv4 address with
- * four elements or an out of range `flowinfo`.
+ * `EAI_SERVICE` for a negative port. TypeError for a malformed `sockaddr`; OSError for an IPv4 address with
+ * four elements; ValueError for an out of range `flowinfo`.
  */
 export async function getnameinfo(sockaddr: InetAddress, flags = 0): Promise<[host: string, service: string]> {
   if (!Array.isArray(sockaddr)) {
@@ -592,7 +592,8 @@ export async function getnameinfo(sockaddr: InetAddress, flags = 0): Promise<[ho
   if (numeric === null) throw gaiError('EAI_NONAME', 'getnameinfo', host);
   if ((port as number) < 0) throw gaiError('EAI_SERVICE', 'getnameinfo', host);
   const portNumber = (port as number) % 65536;
-  if (numeric.family === AF_INET && sockaddr.length !== 2) throw new ValueError('IPv4 sockaddr must be 2 tuple');
+  // Python raises a bare OSError here.
+  if (numeric.family === AF_INET && sockaddr.length !== 2) throw new OSError('IPv4 sockaddr must be 2 tuple');
 
   let scope = '';
   if (numeric.family === AF_INET6 && scopeGiven !== 0) {
