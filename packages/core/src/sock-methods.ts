@@ -118,13 +118,16 @@ function byteView(view: ArrayBufferView): Uint8Array {
 /** What `sockConnect` takes: an address, or `[host, port]` with the port as a string (a number or a service). */
 export type ConnectAddress = SocketAddressLike | readonly [host: string, port: string];
 
-/** Whether `address` names its host (asyncio's `_ensure_resolved` then calls `getaddrinfo`). */
-function needsResolving(address: ConnectAddress): boolean {
+/**
+ * Whether `address` is not a numeric address of the socket's `family` (asyncio's `_ensure_resolved` then calls
+ * `getaddrinfo`, which also gives the gaierror for a numeric host of the other family).
+ */
+function needsResolving(address: ConnectAddress, family: number): boolean {
   if (!Array.isArray(address)) return false;
   const host: unknown = address[0];
   if (typeof host !== 'string') throw new InvalidArgTypeError(`host must be a string, got ${inspect(host)}`);
   // A service name or a numeric string as the port is resolved too, as asyncio's getaddrinfo() does.
-  return (host !== '' && numericHostFamily(host) === null) || typeof address[1] === 'string';
+  return (host !== '' && numericHostFamily(host) !== family) || typeof address[1] === 'string';
 }
 
 /** asyncio's `_ensure_resolved` for `sockConnect`: the first address `getaddrinfo` gives for a host name. */
@@ -250,7 +253,7 @@ extendEventLoop({
   sockConnect(this: BaseEventLoop, sock: Socket, address: ConnectAddress): Future<void> {
     try {
       checkSock(this, sock);
-      if ((sock.family === AF_INET || sock.family === AF_INET6) && needsResolving(address)) {
+      if ((sock.family === AF_INET || sock.family === AF_INET6) && needsResolving(address, sock.family)) {
         // A name: resolve it first (a Task, so that cancelling it reaches whichever step is running).
         return this.createTask(async () => {
           const target = await resolveFor(this, sock, address);

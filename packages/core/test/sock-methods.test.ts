@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import {
   AF_INET,
+  AF_INET6,
   BrokenPipeError,
   ConnectionRefusedError,
+  GaiError,
   InvalidArgTypeError,
   RuntimeError,
   SOCK_DGRAM,
@@ -120,6 +122,19 @@ describe('sock* coroutines', () => {
       const [conn, peer] = await accepted;
       track(t, conn);
       assert.deepEqual(peer, client.getsockname());
+    });
+  });
+
+  test('sockConnect of an IPv6 socket: the address of the other family is a gaierror', async (t) => {
+    const loop = makeLoop(t);
+    await loop.runUntilComplete(async () => {
+      const client = track(t, new Socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK));
+      // asyncio resolves the address for the socket's family: getaddrinfo('127.0.0.1', family=AF_INET6).
+      await assert.rejects(settle(loop.sockConnect(client, ['127.0.0.1', 1])), (err: unknown) => {
+        assert.ok(GaiError.isInstance(err), String(err));
+        assert.equal((err as Error).message, '[Errno -9] Address family for hostname not supported');
+        return true;
+      });
     });
   });
 
