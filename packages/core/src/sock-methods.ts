@@ -130,6 +130,16 @@ function needsResolving(address: ConnectAddress, family: number): boolean {
   return (host !== '' && numericHostFamily(host) !== family) || typeof address[1] === 'string';
 }
 
+/**
+ * A numeric IPv6 address as asyncio's `_ensure_resolved` gives it, `[host, port, flowinfo, scopeId]` (the form
+ * its "Connect call failed" message shows); any other address as it is.
+ */
+function ipv6Address(sock: Socket, address: SocketAddressLike): SocketAddressLike {
+  if (sock.family !== AF_INET6 || !Array.isArray(address) || address.length >= 4) return address;
+  const [host, port, flowinfo = 0] = address as readonly [string, number, number?];
+  return [host, port, flowinfo, 0];
+}
+
 /** asyncio's `_ensure_resolved` for `sockConnect`: the first address `getaddrinfo` gives for a host name. */
 async function resolveFor(loop: BaseEventLoop, sock: Socket, address: ConnectAddress): Promise<SocketAddressLike> {
   const [host, port] = address as readonly [string, number | string, ...unknown[]];
@@ -266,7 +276,7 @@ extendEventLoop({
       });
     }
     // A string port was resolved above (on an IP socket; elsewhere connect() refuses the tuple).
-    return startConnect(this, sock, address as SocketAddressLike);
+    return startConnect(this, sock, ipv6Address(sock, address as SocketAddressLike));
   },
 
   sockAccept(this: BaseEventLoop, sock: Socket): Future<[Socket, SocketAddress | null]> {

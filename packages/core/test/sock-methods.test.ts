@@ -151,6 +151,21 @@ describe('sock* coroutines', () => {
         assert.equal((err as Error).message, `[Errno 111] Connect call failed ('127.0.0.1', ${port})`);
         return true;
       });
+      // An IPv6 address is asyncio's resolved 4-tuple in the message.
+      const closed6 = track(t, new Socket(AF_INET6, SOCK_STREAM));
+      let port6 = 0;
+      try {
+        closed6.bind(['::1', 0]);
+        port6 = (closed6.getsockname() as [string, number])[1];
+      } catch {
+        // no IPv6 loopback here
+      }
+      if (port6 !== 0) {
+        const client6 = track(t, new Socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK));
+        await assert.rejects(settle(loop.sockConnect(client6, ['::1', port6])), {
+          message: `[Errno 111] Connect call failed ('::1', ${port6}, 0, 0)`,
+        });
+      }
       // A port given as a string is resolved, as asyncio's getaddrinfo() does.
       const again = track(t, new Socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK));
       await assert.rejects(settle(loop.sockConnect(again, ['127.0.0.1', String(port)])), (err: unknown) =>
