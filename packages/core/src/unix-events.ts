@@ -261,8 +261,10 @@ export class UnixSubprocessTransport implements SubprocessTransport {
             childStdio.push('pipe');
             return;
           }
-          // stdin is a socket pair, as in asyncio: its write end reads EOF when the child closes it.
-          const [parent, child] = fd === 0 ? native.socketpair() : native.pipe();
+          // A pipe for stdin too, as asyncio has it on Linux (a socket pair only on AIX): the child may open
+          // /dev/stdin, which a socket refuses (ENXIO). Our write end polls readable when the child closes it.
+          const [readEnd, writeEnd] = native.pipe();
+          const [parent, child] = fd === 0 ? [writeEnd, readEnd] : [readEnd, writeEnd];
           this._parentEnds[fd] = parent;
           childEnds.push(child);
           // The addon makes both ends non-blocking; the child expects ordinary blocking stdio.

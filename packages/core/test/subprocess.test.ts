@@ -162,6 +162,49 @@ describe('subprocessExec', () => {
     });
   });
 
+  test("stdin is a pipe, as asyncio's on Linux: the child can open /dev/stdin", async (t) => {
+    const { loop, errors } = quietLoop(t);
+    await loop.runUntilComplete(async () => {
+      // A socket for stdin (asyncio's choice on AIX only) fails here: open(/dev/stdin) gives ENXIO.
+      const [transport, protocol] = await loop.subprocessShell(
+        () => new Recorder(loop),
+        'if [ -p /dev/stdin ]; then echo fifo; fi; cat /dev/stdin',
+      );
+      const stdin = transport.getPipeTransport(0) as WriteTransport;
+      stdin.write(Buffer.from('through /dev/stdin\n'));
+      stdin.writeEof();
+      await protocol.done;
+      assert.equal(protocol.text(2), '');
+      assert.equal(protocol.text(1), 'fifo\nthrough /dev/stdin\n');
+      assert.equal(transport.getReturncode(), 0);
+    });
+    assert.deepEqual(errors, []);
+  });
+
+  test('the child closing its stdin pipe is noticed while it runs: pipeConnectionLost(0, null)', async (t) => {
+    const { loop, errors } = quietLoop(t);
+    await loop.runUntilComplete(async () => {
+      const stdinLost = loop.createFuture<Error | null>();
+      class StdinWatcher extends Recorder {
+        override pipeConnectionLost(fd: number, exc: Error | null): void {
+          super.pipeConnectionLost(fd, exc);
+          if (fd === 0) stdinLost.setResult(exc);
+        }
+      }
+      const [transport, protocol] = await loop.subprocessShell(
+        () => new StdinWatcher(loop),
+        'exec 0<&-; exec sleep 30',
+      );
+      // No write: the pipe's write end polls readable (POLLERR) once the child has closed the read end.
+      assert.equal(await stdinLost, null);
+      assert.equal(transport.getReturncode(), null);
+      transport.kill();
+      await protocol.done;
+      assert.equal(transport.getReturncode(), -9);
+    });
+    assert.deepEqual(errors, []);
+  });
+
   test('large output through flow control on both sides', async (t) => {
     const { loop, errors } = quietLoop(t);
     const payload = randomBytes(8 * 1024 * 1024);
