@@ -76,7 +76,10 @@ export interface SubprocessOptions {
   user?: number | null;
   /** The group id the child runs as. */
   group?: number | null;
-  /** The program to run in place of `program` (which stays the child's `argv[0]`); `/bin/sh` for a shell. */
+  /**
+   * The program to run in place of `program`, which stays the child's `argv[0]`; for `subprocessShell`, the shell
+   * to run in place of `/bin/sh`, which is then its `argv[0]` too (as Popen's `shell=True`).
+   */
   executable?: string | null;
   /** Must be false: the transport deals in bytes. */
   universalNewlines?: boolean;
@@ -661,8 +664,9 @@ extendEventLoop({
     checkSubprocessOptions('subprocessShell', options, true);
     this._checkClosed();
     const protocol = protocolFactory();
-    const shellOptions = { ...options, executable: options.executable ?? '/bin/sh' };
-    const transport = await makeSubprocessTransport(this, protocol, ['/bin/sh', '-c', cmd], shellOptions);
+    // As Popen(shell=True): `executable` replaces the shell, as the program and as its argv[0] both.
+    const shell = options.executable ?? '/bin/sh';
+    const transport = await makeSubprocessTransport(this, protocol, [shell, '-c', cmd], options);
     return [transport, protocol];
   },
 });

@@ -315,6 +315,24 @@ describe('subprocessExec', () => {
     });
   });
 
+  test("executable: the program run in argv[0]'s place; for a shell, the shell and its argv[0] (Popen's rule)", async (t) => {
+    const { loop } = quietLoop(t);
+    await loop.runUntilComplete(async () => {
+      const [, p1] = await loop.subprocessExec(() => new Recorder(loop), 'named', '-c', 'echo "$0"', {
+        executable: '/bin/sh',
+      });
+      await p1.done;
+      assert.equal(p1.text(1), 'named\n');
+      // bash run as /bin/sh would say so in $0, and switch itself to POSIX mode.
+      const [, p2] = await loop.subprocessShell(() => new Recorder(loop), 'echo "$0"', { executable: '/bin/bash' });
+      await p2.done;
+      assert.equal(p2.text(1), '/bin/bash\n');
+      const [, p3] = await loop.subprocessShell(() => new Recorder(loop), 'echo "$0"');
+      await p3.done;
+      assert.equal(p3.text(1), '/bin/sh\n');
+    });
+  });
+
   test('sendSignal, terminate and kill', async (t) => {
     const { loop } = quietLoop(t);
     await loop.runUntilComplete(async () => {
