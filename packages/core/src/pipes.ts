@@ -17,7 +17,7 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, ValueError, connectionError, osErrorFrom, withOSErrors } from './errors.js';
+import { InvalidArgTypeError, OSError, ValueError, connectionError, osErrorFrom, withOSErrors } from './errors.js';
 import type { Future } from './futures.js';
 import { setResultUnlessCancelled } from './futures.js';
 import type { Handle } from './handles.js';
@@ -40,8 +40,6 @@ import { FlowControlTransport, checkBytes, writelinesItems } from './transports.
 
 /** After this many writes to a lost pipe, each further one logs a warning (asyncio's constant). */
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5;
-/** Errors a pipe transport closes on without calling the exception handler (asyncio's `_FATAL_ERROR_IGNORE`). */
-const FATAL_ERROR_IGNORE = new Set(['EPIPE', 'ECONNRESET', 'ECONNABORTED']);
 
 /** @internal Queues `fn(...args)` on the loop with the current context, without `callSoon`'s argument checks. */
 export function soon(loop: BaseEventLoop, fn: (...args: never[]) => unknown, ...args: unknown[]): Handle {
@@ -330,17 +328,10 @@ abstract class WritePipeTransportBase<P> extends FlowControlTransport implements
 
   /** @internal */
   _fatalError(error: Error, message = 'Fatal error on pipe transport'): void {
-    // A system error (`write EPIPE`) as Python's OSError (`BrokenPipeError: [Errno 32] Broken pipe`).
+    // A system error (`write EPIPE`) as Python's OSError (`BrokenPipeError: [Errno 32] Broken pipe`). asyncio's
+    // write pipe reports none of them (a reader gone, a tty hung up with EIO...) to the exception handler.
     const exc = connectionError(error);
-    const code = errorCode(exc);
-    reportFatalError(
-      this._loop,
-      this,
-      this._protocol,
-      exc,
-      message,
-      code !== undefined && FATAL_ERROR_IGNORE.has(code),
-    );
+    reportFatalError(this._loop, this, this._protocol, exc, message, OSError.isInstance(exc));
     this._close(exc);
   }
 

@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { describe, test, type TestContext } from 'node:test';
 import {
   BaseProtocol,
@@ -385,6 +386,22 @@ describe('connectWritePipe on a file descriptor', () => {
     assert.ok(isClosed(w));
   });
 
+  test('a write error of any OSError (ENOSPC of /dev/full) closes the pipe without the exception handler', async (t) => {
+    const { loop, errors } = quietLoop(t);
+    const fd = openSync('/dev/full', 'w');
+    track(t, fd);
+    await loop.runUntilComplete(async () => {
+      const [transport, writer] = await loop.connectWritePipe(() => new Writer(loop), fd);
+      transport.write(Buffer.from('x'));
+      const exc = await writer.lost;
+      assert.ok(OSError.isInstance(exc));
+      assert.equal((exc as { code?: string }).code, 'ENOSPC');
+    });
+    // asyncio's write pipe reports an OSError in debug mode only, whatever its errno.
+    assert.deepEqual(errors, []);
+    assert.ok(isClosed(fd));
+  });
+
   test('write() refuses strings, as asyncio refuses str', async (t) => {
     const { loop } = quietLoop(t);
     const [r, w] = pipe();
@@ -504,7 +521,7 @@ describe('Node streams', () => {
     });
   });
 
-  test('a write stream that fails: connectionLost(exc) and the exception handler', async (t) => {
+  test('a write stream that fails: connectionLost(exc); the exception handler for what is no OSError', async (t) => {
     const { loop, errors } = quietLoop(t);
     const path = join(tempDir(t), 'no-such-dir', 'file');
     await loop.runUntilComplete(async () => {
@@ -512,10 +529,19 @@ describe('Node streams', () => {
       const [wt, writer] = await loop.connectWritePipe(() => new Writer(loop), output);
       wt.write(Buffer.from('x'));
       const exc = await writer.lost;
+      // A system error is an OSError, which asyncio's write pipe only logs in debug mode.
+      assert.ok(OSError.isInstance(exc));
       assert.equal((exc as { code?: string } | null)?.code, 'ENOENT');
+      assert.deepEqual(errors, []);
+      const boom = new Error('boom');
+      const failing = new Writable({ write: (_chunk, _enc, callback) => callback(boom) });
+      const [wt2, writer2] = await loop.connectWritePipe(() => new Writer(loop), failing);
+      wt2.write(Buffer.from('x'));
+      assert.equal(await writer2.lost, boom);
     });
     assert.equal(errors.length, 1);
     assert.equal(errors[0]?.message, 'Fatal write error on pipe transport');
+    assert.equal((errors[0]?.exception as Error).message, 'boom');
   });
 });
 
