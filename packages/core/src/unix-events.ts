@@ -36,7 +36,7 @@ import { checkOptions } from './options.js';
 import type { Future } from './futures.js';
 import { cancellableWait } from './futures.js';
 import * as native from './native.js';
-import { fdHasTransport, requireNative } from './fd-watchers.js';
+import { fdHasTransport, fileobjToFd, requireNative } from './fd-watchers.js';
 import { closePipe, inspectExtra, isStream, soon } from './pipes.js';
 import type { BaseProtocol, ProtocolFactory, SubprocessProtocol } from './protocols.js';
 import { BaseProtocol as BaseProtocolClass } from './protocols.js';
@@ -54,9 +54,10 @@ export const DEVNULL = -3;
 
 /**
  * Where one of the child's stdin, stdout or stderr goes: `PIPE`, `STDOUT` (stderr only), `DEVNULL`, `null`
- * (inherited from this process), a file descriptor (≥ 0) of this process, or a Node stream that has one.
+ * (inherited from this process), a file descriptor (≥ 0) of this process, an object with a `fileno()` method
+ * (a file object, as Popen takes), or a Node stream that has a file descriptor.
  */
-export type StdioSpec = typeof PIPE | typeof STDOUT | typeof DEVNULL | null | number | Stream;
+export type StdioSpec = typeof PIPE | typeof STDOUT | typeof DEVNULL | null | number | { fileno(): number } | Stream;
 
 /** Options of `subprocessExec` and `subprocessShell` (asyncio's keyword arguments, camelCased). */
 export interface SubprocessOptions {
@@ -292,10 +293,12 @@ export class UnixSubprocessTransport implements SubprocessTransport {
           childStdio.push(spec);
         } else if (isStream(spec)) {
           childStdio.push(spec);
+        } else if (typeof (spec as { fileno?: unknown }).fileno === 'function') {
+          childStdio.push(fileobjToFd(spec));
         } else {
           throw new InvalidArgTypeError(
-            `stdin, stdout and stderr must be PIPE, STDOUT, DEVNULL, null, a file descriptor or a stream, ` +
-              `not ${inspect(spec, { depth: 0 })}`,
+            'stdin, stdout and stderr must be PIPE, STDOUT, DEVNULL, null, a file descriptor, an object with ' +
+              `fileno() or a stream, not ${inspect(spec, { depth: 0 })}`,
           );
         }
       });
@@ -677,10 +680,10 @@ declare module './base-event-loop.js' {
      * Runs `program` with `args` in a child process (asyncio's `subprocess_exec`), without a shell.
      *
      * Each of stdin, stdout, stderr is `PIPE` (the default), `STDOUT` (stderr only: both to one pipe),
-     * `DEVNULL`, `null` (inherited), a file descriptor or a stream. The protocol gets `connectionMade`, the
-     * output as `pipeDataReceived(fd, data)`, each pipe's `pipeConnectionLost(fd, exc)`, `processExited()`,
-     * and `connectionLost(null)` once the process has exited and all pipes are closed; write to stdin through
-     * `transport.getPipeTransport(0)`.
+     * `DEVNULL`, `null` (inherited), a file descriptor, an object with `fileno()` or a stream. The protocol gets
+     * `connectionMade`, the output as `pipeDataReceived(fd, data)`, each pipe's `pipeConnectionLost(fd, exc)`,
+     * `processExited()`, and `connectionLost(null)` once the process has exited and all pipes are closed; write
+     * to stdin through `transport.getPipeTransport(0)`.
      *
      * @param protocolFactory - makes the `SubprocessProtocol`.
      * @param program - the program, looked up in `PATH`.

@@ -290,6 +290,16 @@ describe('subprocessExec', () => {
       stream.close();
       assert.equal(readFileSync(streamFile, 'utf8'), 'via-stream\n');
       assert.equal(p2.out.size, 0);
+      // An object with fileno(), as Popen takes a file object.
+      const objFile = join(dir, 'fileno');
+      const objFd = openSync(objFile, 'w');
+      t.after(() => closeSync(objFd));
+      const [t3, p3] = await loop.subprocessShell(() => new Recorder(loop), 'echo via-fileno >&2', {
+        stderr: { fileno: () => objFd },
+      });
+      assert.equal(t3.getPipeTransport(2), null);
+      await p3.done;
+      assert.equal(readFileSync(objFile, 'utf8'), 'via-fileno\n');
     });
   });
 
@@ -460,6 +470,10 @@ describe('bad arguments (asyncio messages)', () => {
       message: 'STDOUT can only be used for stderr',
     });
     await assert.rejects(loop.subprocessExec(f, 'ls', { stdout: 'pipe' as never }), InvalidArgTypeError);
+    await assert.rejects(loop.subprocessExec(f, 'ls', { stdout: { fileno: () => -1 } }), {
+      name: 'ValueError',
+      message: 'Invalid file descriptor: -1',
+    });
   });
 
   test('subprocessShell', async (t) => {
