@@ -311,7 +311,13 @@ export class UnixSubprocessTransport implements SubprocessTransport {
       if (options.env != null) spawnOptions.env = options.env;
       if (options.user != null) spawnOptions.uid = options.user;
       if (options.group != null) spawnOptions.gid = options.group;
-      const proc = spawn(options.executable ?? (args[0] as string), args.slice(1), spawnOptions);
+      let proc: ChildProcess;
+      try {
+        proc = spawn(options.executable ?? (args[0] as string), args.slice(1), spawnOptions);
+      } catch (error) {
+        // Some failures Node throws at once (a bad fd for stdio: EBADF), others it reports on the next tick.
+        throw spawnError(error as Error, spawnOptions.cwd);
+      }
       // Only the child keeps its ends: the parent's copies would hide the child's EOF.
       for (const fd of childEnds) closePipe(fd, fd);
       childEnds.length = 0;

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   createWriteStream,
+  existsSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -487,7 +488,7 @@ describe('bad arguments (asyncio messages)', () => {
     await assert.rejects(loop.subprocessShell(f, 'ls', { text: true }), { message: 'text must be False' });
   });
 
-  test("a spawn that fails: Python's FileNotFoundError or PermissionError, naming the file", async (t) => {
+  test("a spawn that fails: Python's OSError (FileNotFoundError, PermissionError, EBADF), naming the file", async (t) => {
     const { loop } = quietLoop(t);
     const fails = (cls: { isInstance(e: unknown): boolean }, code: string, message: string) => (e: unknown) => {
       assert.ok(cls.isInstance(e) && OSError.isInstance(e), String(e));
@@ -511,6 +512,14 @@ describe('bad arguments (asyncio messages)', () => {
       await assert.rejects(
         exec('pwd', { cwd: '/no/such/dir-loopwork' }),
         fails(FileNotFoundError, 'ENOENT', "[Errno 2] No such file or directory: '/no/such/dir-loopwork'"),
+      );
+      // A stdio fd that is not open (a high one: a lower one just closed may be taken again by the spawn's own
+      // pipes): Node throws this one at once, Popen raises OSError.
+      const badFd = 4000;
+      assert.equal(existsSync(`/proc/self/fd/${badFd}`), false);
+      await assert.rejects(
+        exec('true', { stdin: DEVNULL, stdout: badFd, stderr: DEVNULL }),
+        fails(OSError, 'EBADF', '[Errno 9] Bad file descriptor'),
       );
     });
   });
