@@ -425,10 +425,14 @@ export class UnixSubprocessTransport implements SubprocessTransport {
    *
    * @param signal - a number or a name, e.g. `'SIGTERM'`.
    * @throws ProcessLookupError (`ESRCH`) after the transport was finished, as asyncio's; OSError (`EINVAL`) for a
-   * number that is no signal.
+   * number that is no signal; TypeError for what is neither an integer nor a signal name.
    */
   sendSignal(signal: number | NodeJS.Signals): void {
     const proc = this.#checkProc();
+    // Node's kill() sends SIGTERM for `undefined` and turns other bad values into odd errors: refuse them first.
+    if (!(Number.isInteger(signal) || typeof signal === 'string')) {
+      throw new InvalidArgTypeError(`signal must be an int or a signal name, not ${inspect(signal, { depth: 0 })}`);
+    }
     if (typeof signal !== 'number' || NODE_SIGNAL_NUMBERS.has(signal)) {
       proc.kill(signal);
       return;

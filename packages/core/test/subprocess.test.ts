@@ -14,6 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { inspect } from 'node:util';
 import { dirname, join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { ChildProcess, execFileSync } from 'node:child_process';
@@ -371,7 +372,7 @@ describe('subprocessExec', () => {
     });
   });
 
-  test('sendSignal with a signal Node has no name for: a real-time one is sent, a bad number is an OSError', async (t) => {
+  test('sendSignal with a signal Node has no name for: a real-time one is sent, a bad number is an OSError, no number a TypeError', async (t) => {
     const { loop } = quietLoop(t);
     await loop.runUntilComplete(async () => {
       const [transport, protocol] = await loop.subprocessExec(() => new Recorder(loop), 'sleep', '30');
@@ -380,6 +381,15 @@ describe('subprocessExec', () => {
         () => transport.sendSignal(999),
         (e: unknown) => OSError.isInstance(e) && (e as { code: string }).code === 'EINVAL',
       );
+      // Not a signal at all: TypeError, as os.kill() raises, and nothing is sent (Node's kill() would send SIGTERM
+      // for undefined).
+      for (const bad of [2.5, undefined, null, {}]) {
+        assert.throws(() => transport.sendSignal(bad as never), {
+          name: 'TypeError',
+          message: `signal must be an int or a signal name, not ${inspect(bad, { depth: 0 })}`,
+        });
+      }
+      assert.equal(transport.getReturncode(), null);
       transport.sendSignal(40);
       await protocol.done;
       assert.ok(loop.time() - started < 10, 'SIGRTMIN+6 ended the child');
