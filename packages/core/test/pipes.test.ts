@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { describe, test, type TestContext } from 'node:test';
 import {
@@ -454,6 +455,35 @@ describe('FIFOs', () => {
       assert.deepEqual(reader.events, ['made', 'data', 'eof', 'lost']);
     });
     assert.ok(input.destroyed && output.destroyed);
+  });
+});
+
+describe('Terminals', () => {
+  test('a terminal (a pty made by script(1)) as fds 0 and 1: a line, then EOF at ^D, as asyncio reads a tty', async (t) => {
+    try {
+      execFileSync('script', ['--version'], { stdio: 'ignore' });
+    } catch {
+      return t.skip('script (util-linux) is not installed');
+    }
+    const fixture = fileURLToPath(new URL('./fixtures/pipe-child.ts', import.meta.url));
+    const command = [process.execPath, '--conditions=loopwork-source', '--import', 'tsx', fixture, 'fds']
+      .map((arg) => `'${arg}'`)
+      .join(' ');
+    // script runs the command on a new pty and copies our stdin to it: the child's fds 0 and 1 are a tty.
+    const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: process.cwd() });
+    t.after(() => child.kill());
+    const out = new Lines(child);
+    child.stdin.write('hello\n');
+    // The tty echoes the line, then the child writes it upper-cased; ^D at the start of a line is EOF (read 0).
+    await out.waitFor('HELLO\r');
+    child.stdin.write('\x04');
+    const [code] = await out.closed;
+    child.stdin.end();
+    assert.equal(code, 0, out.stderr);
+    assert.deepEqual(
+      out.lines.map((line) => line.replace(/\r$/, '')),
+      ['hello', 'HELLO', 'made,data,eof,lost null'],
+    );
   });
 });
 
