@@ -371,6 +371,10 @@ export class App implements RequestHost, ReplyHost {
   #installedSignals: NodeJS.Signals[] = [];
   #primary: Primary | null = null;
   #rejectionListener: ((reason: unknown) => void) | null = null;
+  /** Set by a second signal that cut connections: the shutdown is not clean. */
+  #aborted = false;
+  /** Ends the `shutdownDelay` wait early (a second signal). */
+  #endDelay: (() => void) | null = null;
   /** The shared endpoint of the app's HTTP pipelines: exchanges carry their own state, so one object serves all. */
   readonly #endpoint: HttpHandlerProtocol;
 
@@ -823,6 +827,9 @@ export class App implements RequestHost, ReplyHost {
   #onSignal(sig: NodeJS.Signals): void {
     if (this.#state === 'closing' || this.#state === 'closed') {
       this.log.warn({ signal: sig }, 'second signal: closing every connection now');
+      // What this cuts did not finish on its own: the shutdown is not clean (exit 1), however fast the rest goes.
+      if (this.#tracker.active + this.#tracker.parked > 0) this.#aborted = true;
+      this.#endDelay?.();
       this.#tracker.abortAll();
       for (const a of this.#addresses) a.server.abortClients();
       return;
@@ -871,12 +878,21 @@ export class App implements RequestHost, ReplyHost {
     const loop = lease.loop;
     const servers = this.#addresses.map((a) => a.server);
     const delay = Math.min(this.#options.shutdownDelay ?? 0, deadline / 2);
-    if (delay > 0) await new Promise<void>((resolve) => loop.callLater(delay, resolve));
+    if (delay > 0 && !this.#aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = loop.callLater(delay, resolve);
+        this.#endDelay = () => {
+          timer.cancel();
+          resolve();
+        };
+      });
+      this.#endDelay = null;
+    }
     deadline -= delay;
     for (const s of servers) s.close();
     this.#tracker.shutdownAll();
-    const clean = await this.#within(loop, this.#tracker.waitEmpty(), deadline * GRACEFUL_SHARE);
-    if (!clean) {
+    const drained = await this.#within(loop, this.#tracker.waitEmpty(), deadline * GRACEFUL_SHARE);
+    if (!drained) {
       this.log.warn({ connections: this.#tracker.active }, 'shutdown: closing the connections still open');
       for (const s of servers) s.closeClients();
       if (!(await this.#within(loop, this.#tracker.waitEmpty(), deadline * (1 - GRACEFUL_SHARE)))) {
@@ -894,6 +910,7 @@ export class App implements RequestHost, ReplyHost {
       process.removeListener('unhandledRejection', this.#rejectionListener);
       this.#rejectionListener = null;
     }
+    const clean = drained && !this.#aborted;
     this.log.info({ clean }, 'closed');
     this.#lease = null;
     this.#state = 'closed';

@@ -91,6 +91,28 @@ test('SIGTERM under load: nothing accepted is lost, new connections are refused,
   assert.match(app.stdout, /"msg":"closed","clean":true|"clean":true,"msg":"closed"/);
 });
 
+test('a second SIGTERM (during shutdownDelay) cuts the request in flight at once, and the exit code is 1', async (t) => {
+  const app = startFixture(t, 'shutdown-app.ts', [], { DEADLINE: '10', SHUTDOWN_DELAY: '3' });
+  const [, url] = await app.line(/ADDRESS (\S+)/);
+  const agent = new http.Agent({ keepAlive: false });
+  t.after(() => agent.destroy());
+  const slow = get(agent, `${url}/slow`).then(
+    () => 'answered',
+    (err: Error) => err.message,
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  const t0 = performance.now();
+  app.child.kill('SIGTERM');
+  await app.line(/received SIGTERM: draining/);
+  app.child.kill('SIGTERM');
+  assert.notEqual(await slow, 'answered');
+  const exit = await app.exited;
+  // Not after the 3 s delay: the second signal ends it; and what it cut did not finish on its own.
+  assert.ok((performance.now() - t0) / 1000 < 2, 'the second signal ends the shutdown delay');
+  assert.equal(exit.code, 1, app.stdout);
+  assert.match(app.stdout, /"clean":false/);
+});
+
 test('workers: 2 processes serve one port; SIGTERM to the primary drains them and exits 0', async (t) => {
   const app = startFixture(t, 'cluster-app.ts');
   const [, url, primaryPid] = await app.line(/ADDRESS (\S+) PRIMARY (\d+)/);
