@@ -91,7 +91,8 @@ export class Primary {
           if (this.#workers.size === 0) this.#allExited?.();
           return;
         }
-        this.#opts.log.error({ pid: worker.process.pid, code, signal }, 'cluster worker exited');
+        // `worker`, not `pid`: pino's own `pid` (the primary's) is on every line, and JSON keeps only one of two.
+        this.#opts.log.error({ worker: worker.process.pid, code, signal }, 'cluster worker exited');
         if (!listening) {
           reject(new Error(`cluster worker exited before listening (code ${String(code)}, signal ${String(signal)})`));
           return;

@@ -129,3 +129,19 @@ test('workers: 2 processes serve one port; SIGTERM to the primary drains them an
   assert.equal(exit.code, 0, app.stderr);
   for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/);
 });
+
+test('workers: a crashed worker is logged once by the primary (its pid as `worker`, not a second `pid` key) and replaced', async (t) => {
+  const app = startFixture(t, 'cluster-app.ts', [], { LOG: '1', LOOPWORK_LOG_JSON: '1' });
+  const [, url, primaryPid] = await app.line(/ADDRESS (\S+) PRIMARY (\d+)/);
+  const agent = new http.Agent({ keepAlive: false });
+  const victim = (JSON.parse((await get(agent, `${url}/pid`)).body) as { pid: number }).pid;
+  process.kill(victim, 'SIGKILL');
+  const [line] = await app.line(/^.*"msg":"cluster worker exited".*$/m);
+  assert.equal(line.match(/"pid":/g)?.length, 1, line);
+  const fields = JSON.parse(line) as { pid: number; worker: number; signal: string };
+  assert.deepEqual([fields.pid, fields.worker, fields.signal], [Number(primaryPid), victim, 'SIGKILL']);
+  // Its replacement serves beside the other worker.
+  await app.line(/("msg":"listening on[\s\S]*){3}/);
+  app.child.kill('SIGTERM');
+  assert.equal((await app.exited).code, 0, app.stderr);
+});
