@@ -34,7 +34,7 @@ import { http1 } from './http1.js';
 import type { ContinueRefusal, ExchangeOutcome, Http1Options, HttpExchange, HttpHandlerProtocol } from './http1.js';
 import { inject } from './inject.js';
 import type { InjectOptions, InjectResponse } from './inject.js';
-import { createLogger, exceptionHandler, formatPeer, requestId } from './logging.js';
+import { createLogger, exceptionHandler, formatPeer, hasRequestIdMixin, requestId } from './logging.js';
 import type { LoggerOption } from './logging.js';
 import { acquireLoop } from './loop-host.js';
 import type { LoopLease } from './loop-host.js';
@@ -331,6 +331,8 @@ export class App implements RequestHost, ReplyHost {
   readonly requestIdHeader: string | null;
   /** @internal */
   readonly requestIdPrefix: string;
+  /** @internal */
+  readonly logAddsRequestId: boolean;
   readonly #options: AppOptions;
   readonly #logEnabled: boolean;
   readonly #accessLog: boolean;
@@ -386,7 +388,11 @@ export class App implements RequestHost, ReplyHost {
     this.#logEnabled = enabled;
     this.#accessLog = options.accessLog ?? enabled;
     this.#useContext = options.requestContext ?? enabled;
-    this.requestIdHeader = options.requestIdHeader === false ? null : (options.requestIdHeader ?? 'x-request-id');
+    // The mixin finds the id in the request's context, which requestContext: false does not keep.
+    this.logAddsRequestId = hasRequestIdMixin(logger) && this.#useContext;
+    // Header names are matched in lower case (as fastify does with this option): `X-Request-Id` works too.
+    this.requestIdHeader =
+      options.requestIdHeader === false ? null : (options.requestIdHeader ?? 'x-request-id').toLowerCase();
     this.requestIdPrefix = options.requestIdPrefix ?? 'req-';
     this.#shutdownTimeout = positiveSeconds('shutdownTimeout', options.shutdownTimeout, 10);
     this.#signals = options.signals === false ? [] : (options.signals ?? ['SIGTERM', 'SIGINT']);

@@ -40,6 +40,14 @@ export function requestIdMixin(): Record<string, unknown> {
 }
 
 /**
+ * @internal Whether `logger` adds `reqId` itself (made with {@link requestIdMixin}, as the app's own logger is).
+ * Another logger needs the id bound on a child to have it on a request's lines.
+ */
+export function hasRequestIdMixin(logger: Logger): boolean {
+  return (logger as unknown as Record<symbol, unknown>)[pino.symbols.mixinSym] === requestIdMixin;
+}
+
+/**
  * The `logger` option of an app: `true` for pino at `info` on stdout (pretty when stdout is a terminal),
  * `false` for none, pino options (the same, configured), or a pino logger of your own.
  */

@@ -194,7 +194,8 @@ export class Reply {
    */
   send(payload?: unknown): this {
     if (this.#sent) {
-      this.request.log.warn({ reqId: this.request.id }, 'Reply was already sent, did you forget to "return reply"?');
+      // request.log adds the reqId (a second one here would be a duplicate JSON key).
+      this.request.log.warn('Reply was already sent, did you forget to "return reply"?');
       return this;
     }
     if (payload instanceof Error) {

@@ -28,6 +28,8 @@ export interface RouteInfo {
 /** @internal What a request needs of its app. */
 export interface RequestHost {
   readonly log: Logger;
+  /** False for a logger of the user's own without `requestIdMixin`: `request.log` is then a child with `reqId`. */
+  readonly logAddsRequestId: boolean;
   readonly requestIdHeader: string | null;
   readonly requestIdPrefix: string;
 }
@@ -59,6 +61,7 @@ export class Request<P = DefaultParams, Q = DefaultQuery, B = unknown, H = Defau
   readonly #host: RequestHost;
   readonly #seq: number;
   #id: string | undefined = undefined;
+  #log: Logger | undefined = undefined;
   #headers: H | undefined = undefined;
 
   /** @internal Requests are made by the app. */
@@ -131,9 +134,13 @@ export class Request<P = DefaultParams, Q = DefaultQuery, B = unknown, H = Defau
     return this.exchange.transport.getExtraInfo('sslcontext') === undefined ? 'http' : 'https';
   }
 
-  /** The app's logger: lines logged while serving this request carry its `reqId`. */
+  /**
+   * The app's logger, whose lines carry this request's `reqId` (as fastify's `request.log`): through
+   * `requestIdMixin`, or, for a logger given without it, a child with the id bound.
+   */
   get log(): Logger {
-    return this.#host.log;
+    if (this.#host.logAddsRequestId) return this.#host.log;
+    return (this.#log ??= this.#host.log.child({ reqId: this.id }));
   }
 
   /** Aborted when the client goes away before the response is complete. */

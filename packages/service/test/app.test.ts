@@ -487,6 +487,27 @@ test('the request id is on every line logged while serving the request, and in t
   assert.equal(requestId.get(), undefined);
 });
 
+test("request.log carries the reqId with a pino logger of one's own (no requestIdMixin), as fastify's; requestIdHeader in any case", async (t) => {
+  const { logger, lines } = recordingLogger('info', false);
+  const app = testApp({ logger, requestIdHeader: 'X-Trace-Id' });
+  app.get('/work', async (req, reply) => {
+    await sleep(0.002);
+    req.log.info('in the handler');
+    reply.send('ok');
+    return reply.send('twice');
+  });
+  const url = await listen(t, app);
+  await request(url).get('/work').set('x-trace-id', 'trace-7').expect(200);
+  const work = lines.filter((l) => l.msg !== 'request completed' && l.reqId !== undefined);
+  assert.deepEqual(
+    work.map((l) => [l.reqId, l.msg]),
+    [
+      ['trace-7', 'in the handler'],
+      ['trace-7', 'Reply was already sent, did you forget to "return reply"?'],
+    ],
+  );
+});
+
 test('the app logger is the loop exception handler: a failing callback is one structured line', async (t) => {
   const { logger, lines } = recordingLogger();
   const app = testApp({ logger });

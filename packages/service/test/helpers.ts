@@ -29,8 +29,8 @@ export function portOf(url: string): number {
   return Number(new URL(url).port);
 }
 
-/** A pino logger whose lines are parsed into `lines`. */
-export function recordingLogger(level = 'info'): { logger: Logger; lines: Record<string, unknown>[] } {
+/** A pino logger whose lines are parsed into `lines`; with `requestIdMixin` unless `mixin` is false. */
+export function recordingLogger(level = 'info', mixin = true): { logger: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -38,7 +38,7 @@ export function recordingLogger(level = 'info'): { logger: Logger; lines: Record
       cb();
     },
   });
-  return { logger: pino({ level, mixin: requestIdMixin }, stream), lines };
+  return { logger: pino(mixin ? { level, mixin: requestIdMixin } : { level }, stream), lines };
 }
 
 /**
