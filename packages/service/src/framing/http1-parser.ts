@@ -856,7 +856,7 @@ export class Http1Parser extends StreamDecoder {
     let te = -1;
     let tes = 0;
     let connections = 0;
-    let expect = -1;
+    let expects = 0;
     let upgradeField = false;
     for (let k = 0; k < 4 * count; k += 4) {
       const at = base + offs[k]!;
@@ -868,7 +868,7 @@ export class Http1Parser extends StreamDecoder {
           }
           break;
         case 6:
-          if (isName(b, at, LOWER_EXPECT)) expect = k;
+          if (isName(b, at, LOWER_EXPECT)) expects++;
           break;
         case 7:
           if (isName(b, at, LOWER_UPGRADE)) upgradeField = true;
@@ -944,11 +944,7 @@ export class Http1Parser extends StreamDecoder {
     if (method === 'CONNECT') fail('CONNECT is not implemented', 501);
     const url = text.slice(methodEnd + 1, targetEnd);
     checkTargetForm(b, base + methodEnd + 1, base + targetEnd, method);
-    const expectContinue =
-      expect !== -1 &&
-      minor === 1 &&
-      offs[expect + 3]! - offs[expect + 2]! === 12 &&
-      isName(b, base + offs[expect + 2]!, LOWER_100_CONTINUE);
+    const expectContinue = expects > 0 && minor === 1 && this.#expectsContinue(b, base, text, offs, count, expects);
     const req = new Request(
       method,
       url,
@@ -978,6 +974,23 @@ export class Http1Parser extends StreamDecoder {
     if (hasBody && expectContinue) this.#handlers.onExpectContinue?.(req);
     if (this.#streaming) this.#handlers.onRequest(req);
     if (!hasBody) this.#complete();
+  }
+
+  /**
+   * Whether an Expect field line lists `100-continue`. Expect is a list (RFC 9110 §10.1.1), over one or more
+   * lines: a client that sends `100-continue, x-foo` waits for 100 Continue all the same, as Node answers it.
+   */
+  #expectsContinue(b: Buffer, base: number, text: string, offs: number[], count: number, expects: number): boolean {
+    for (let k = 0; k < 4 * count && expects > 0; k += 4) {
+      if (offs[k + 1]! - offs[k]! !== 6 || !isName(b, base + offs[k]!, LOWER_EXPECT)) continue;
+      expects--;
+      // The value nearly every client sends, compared in place; anything else is split as a list.
+      if (offs[k + 3]! - offs[k + 2]! === 12 && isName(b, base + offs[k + 2]!, LOWER_100_CONTINUE)) return true;
+      for (const member of text.slice(offs[k + 2], offs[k + 3]).split(',')) {
+        if (member.trim().toLowerCase() === '100-continue') return true;
+      }
+    }
+    return false;
   }
 
   #contentLength(b: Buffer, start: number, end: number): number {

@@ -233,6 +233,17 @@ test('Expect: 100-continue: flagged, and announced before the body is read', () 
   );
 });
 
+test('Expect is a list: 100-continue among other expectations, or on a later line, is flagged all the same', () => {
+  // RFC 9110 §10.1.1: the client waits for 100 Continue whatever else it expects; Node's server sends it.
+  for (const fields of ['Expect: x-foo, 100-continue\r\n', 'Expect: x-foo\r\nExpect: 100-CONTINUE \r\n']) {
+    const o = one(`PUT /u HTTP/1.1\r\nHost: h\r\n${fields}Content-Length: 2\r\n\r\nok`);
+    assert.equal(o.requests[0]!.expectContinue, true, fields);
+    assert.deepEqual(o.events, ['continue /u', 'request PUT /u', 'end']);
+  }
+  const other = one('PUT /u HTTP/1.1\r\nHost: h\r\nExpect: 100-continued\r\nContent-Length: 2\r\n\r\nok');
+  assert.equal(other.requests[0]!.expectContinue, false);
+});
+
 test('HEAD, OPTIONS *, absolute-form and upgrade requests', () => {
   assert.equal(one('HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n').requests[0]!.method, 'HEAD');
   const star = one('OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n').requests[0]!;
