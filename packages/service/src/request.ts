@@ -121,9 +121,13 @@ export class Request<P = DefaultParams, Q = DefaultQuery, B = unknown, H = Defau
     return formatPeer(peer);
   }
 
-  /** The Host field without its port. */
+  /**
+   * The host the request is for, without its port: the authority of an absolute-form target
+   * (`GET http://a.example/p`), which the server must use in place of the Host field (RFC 9112 §3.2.2), else the
+   * Host field.
+   */
   get hostname(): string {
-    const host = this.raw.headers.host ?? '';
+    const host = targetAuthority(this.raw.url) ?? this.raw.headers.host ?? '';
     if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
     const colon = host.indexOf(':');
     return colon === -1 ? host : host.slice(0, colon);
@@ -147,4 +151,20 @@ export class Request<P = DefaultParams, Q = DefaultQuery, B = unknown, H = Defau
   get signal(): AbortSignal {
     return this.exchange.signal;
   }
+}
+
+/** The host and port of an absolute-form request-target (`http://u@h:1/p` gives `h:1`), or `null` for another form. */
+function targetAuthority(url: string): string | null {
+  // origin-form (`/p`) and asterisk-form (`*`) have no authority; the parser admits no other form but absolute.
+  if (url.charCodeAt(0) === 0x2f || url === '*') return null;
+  const start = url.indexOf('//');
+  if (start === -1) return null;
+  let end = url.length;
+  for (const stop of ['/', '?', '#']) {
+    const at = url.indexOf(stop, start + 2);
+    if (at !== -1 && at < end) end = at;
+  }
+  const authority = url.slice(start + 2, end);
+  // userinfo is deprecated in http(s) URIs (RFC 9110 §4.2.4) and is no part of the host.
+  return authority.slice(authority.lastIndexOf('@') + 1);
 }

@@ -137,6 +137,23 @@ test('a path parameter over maxParamLength is 414, as fastify answers, not 404',
   assert.deepEqual((await request(wideUrl).get(`/kv/${key}`).expect(200)).body, { key });
 });
 
+test("an absolute-form target's authority is the request's hostname, not the Host field (RFC 9112 §3.2.2)", async (t) => {
+  const app = testApp();
+  app.get('/where', (req) => ({ hostname: req.hostname, path: req.path }));
+  const c = await RawClient.connect(portOf(await listen(t, app)), t);
+  const cases: [string, string][] = [
+    ['http://a.example:8080/where?x=1', 'a.example'],
+    ['http://user@[::1]:81/where', '[::1]'],
+    ['/where', 'host.example'],
+  ];
+  for (const [target, hostname] of cases) {
+    c.write(`GET ${target} HTTP/1.1\r\nHost: host.example:9\r\n\r\n`);
+    const r = await c.response();
+    assert.equal(r.status, 200, target);
+    assert.deepEqual(JSON.parse(r.body.toString()), { hostname, path: '/where' }, target);
+  }
+});
+
 test('404 for unknown paths and 405 with Allow for known paths with another method', async (t) => {
   const app = testApp();
   app.get('/thing', () => 'x');
