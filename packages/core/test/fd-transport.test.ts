@@ -483,6 +483,36 @@ describe('FdTransport: flow control and volume', { skip }, () => {
       await settle(b.proto.lost);
     }));
 
+  test('after mid-size reads (straight into the arena), a burst is read in large pieces again', (t) =>
+    runLoop(async (loop) => {
+      const { transport, proto, peer } = await tcpTransport(t, loop);
+      const sent: Buffer[] = [];
+      for (let k = 0; k < 8; k++) {
+        const msg = randomBytes(10 * 1024);
+        sent.push(msg);
+        peer.write(msg);
+        await proto.received(sent.reduce((n, c) => n + c.length, 0));
+      }
+      const midChunks = proto.chunks.length;
+      // Read straight into the arena: 4 KiB-aligned views of it, never the slab.
+      const mid = proto.chunks.slice(1);
+      assert.ok(mid.every((c) => c.buffer.byteLength <= 64 * 1024 && native.pageOffset(c) === 0));
+      transport.pauseReading();
+      const burst = randomBytes(2 * MiB);
+      sent.push(burst);
+      peer.write(burst);
+      await sleep(0.05);
+      transport.resumeReading();
+      await proto.received(sent.reduce((n, c) => n + c.length, 0));
+      assert.ok(Buffer.concat(proto.chunks).equals(Buffer.concat(sent)));
+      // One read that filled the arena's room, then slab reads of up to 256 KiB: not 32 KiB at a time.
+      const after = proto.chunks.slice(midChunks).map((c) => c.length);
+      const small = after.filter((n) => n <= 32 * 1024);
+      assert.ok(small.length <= 2, `the burst came in ${after.length} reads: ${after.join(' ')}`);
+      transport.close();
+      await settle(proto.lost);
+    }));
+
   test('64 MiB each way through two FdTransports echoing over TCP, hashes equal', (t) =>
     runLoop(async (loop) => {
       // Both ends native: a listening socket accepts the echo side's fd.
