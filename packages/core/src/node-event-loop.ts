@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { inspect } from 'node:util';
 import { isMainThread } from 'node:worker_threads';
 import type { EventLoopOptions } from './base-event-loop.js';
-import { BaseEventLoop } from './base-event-loop.js';
+import { BaseEventLoop, checkCallback } from './base-event-loop.js';
 import type { Callback } from './handles.js';
 import { Handle } from './handles.js';
 import { captureContext } from './context.js';
@@ -171,12 +171,7 @@ export class NodeEventLoop extends BaseEventLoop {
    * loop.addSignalHandler('SIGTERM', () => loop.stop());
    */
   addSignalHandler<A extends unknown[]>(sig: number | NodeJS.Signals, callback: Callback<A>, ...args: A): void {
-    if (isCoroutine(callback)) throw new InvalidArgTypeError('coroutines cannot be used with addSignalHandler()');
-    if (typeof callback !== 'function') {
-      throw new InvalidArgTypeError(
-        `a callable object was expected by addSignalHandler(), got ${inspect(callback, { depth: 0 })}`,
-      );
-    }
+    checkCallback(callback, 'addSignalHandler');
     const num = checkSignal(sig);
     this._checkClosed();
     // Node does not deliver signals to worker threads; asyncio refuses a loop outside the main thread too.
@@ -237,14 +232,6 @@ export class NodeEventLoop extends BaseEventLoop {
     }
     this._pushRunnable(handle);
   }
-}
-
-function isCoroutine(value: unknown): boolean {
-  if (typeof value === 'function') {
-    const name = (value as { constructor?: { name?: string } }).constructor?.name;
-    return name === 'AsyncFunction' || name === 'AsyncGeneratorFunction';
-  }
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /**

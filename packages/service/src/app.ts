@@ -1155,10 +1155,10 @@ function sslOptions(o: { ssl?: SSLContext; sslShutdownTimeout?: number }): {
 }
 
 /**
- * Parses the body, checks the route's schemas, and runs the handler. A schema's own code that throws (a zod
- * `transform` or `refine`) is a handler error: a 500 through the error path, not a lost connection.
+ * Parses the body and checks the route's schemas; false when the request was answered (refused, or failed). A
+ * schema's own code that throws (a zod `transform` or `refine`) is a handler error: a 500 through the error path,
+ * not a lost connection.
  */
-/** Parses the body and checks the route's schemas; false when the request was answered (refused, or failed). */
 function parseAndValidate(route: RouteRecord, request: Request, reply: Reply): boolean {
   try {
     if (request.exchange.body.length > 0 && !parseBody(request, reply)) return false;

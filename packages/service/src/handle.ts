@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { getRunningLoopOrNull } from '@loopwork/server';
+import { getRunningLoopOrNull, isThenable } from '@loopwork/server';
 import type { Endpoint, MessageProtocol, MessageTransport } from './pipeline.js';
 
 /** What a message handler gets besides the message: its connection, and state that lives as long as it. */
@@ -144,7 +144,7 @@ class HandlerProtocol<In, Out> implements MessageProtocol<In, Out>, MessageConte
       this.#failed(err);
       return;
     }
-    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+    if (isThenable(result)) {
       this.#busy = true;
       (result as PromiseLike<Out | undefined | void>).then(
         (reply) => this.#settled(reply),

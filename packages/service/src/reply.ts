@@ -259,7 +259,7 @@ export class Reply {
     try {
       // The hooks see the content type the body goes out with.
       if (out.body !== null && !this.hasHeader('content-type')) {
-        this.header('content-type', isStream(out.body) ? BINARY_TYPE : out.typed['content-type']!);
+        this.header('content-type', out.typed['content-type']!);
       }
       for (const hook of hooks.onSend) {
         let r = hook(request, this, out.body);
