@@ -19,9 +19,9 @@
  * where Node's own are freed by the young generation's scavenges. Slabs of 2 MiB huge pages (`madvise`) cut the
  * page faults at 100 KiB echo eightfold and the CPU per request not at all: what costs is the cold memory each
  * read lands in, not the faults (V8 frees ArrayBuffer memory in the scavenges it starts after each 32 MiB of it,
- * so the reads cycle through that much memory; bench/README.md, on the 100 KiB rows). `write()` calls `send` at
- * once while nothing is buffered, and only what the kernel does not take is buffered and written (`writev`) when
- * the fd becomes writable. No Node stream sits in between.
+ * so the reads would cycle through that much memory: read-memory.ts asks for scavenges sooner). `write()` calls
+ * `send` at once while nothing is buffered, and only what the kernel does not take is buffered and written
+ * (`writev`) when the fd becomes writable. No Node stream sits in between.
  *
  * It behaves as `SocketTransport` does (see socket-transport.ts): the same callback order and scheduling
  * (`connectionMade` with `callSoon`, reading from the callback after it, `connectionLost` exactly once with
@@ -64,6 +64,7 @@ import {
 import { onLoopClose } from './node-event-loop.js';
 import type { Address, BaseProtocol } from './protocols.js';
 import { protocolBuffer } from './protocols.js';
+import { readMemoryUsed } from './read-memory.js';
 import { TransportSocket, nativeAddress } from './socket-transport.js';
 import type { ExtraInfo, Transport } from './transports.js';
 import { checkBytes } from './transports.js';
@@ -574,6 +575,7 @@ export class FdTransport extends BaseSocketTransport implements Transport {
         slabOffset = offset + ((n + READ_ALIGN - 1) & -READ_ALIGN);
       }
     }
+    readMemoryUsed(data.length);
     try {
       (this._protocol as unknown as StreamLike).dataReceived(data);
     } catch (exc) {

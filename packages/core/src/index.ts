@@ -19,6 +19,7 @@ export {
 export type { ContextOwner } from './context.js';
 export type { Scope } from './context.js';
 export { Handle, TimerHandle } from './handles.js';
+export { readMemoryUsed } from './read-memory.js';
 export type { Callback, ExceptionContextInput } from './handles.js';
 export { Future, cancellablePromise, cancellableWait, isFuture, isThenable, promiseCanceller } from './futures.js';
 export type { DoneCallback, FutureOptions, PromiseCanceller } from './futures.js';

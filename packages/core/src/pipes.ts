@@ -31,6 +31,7 @@ import {
   removeWatcher,
   unregisterTransportFd,
 } from './fd-watchers.js';
+import { readMemoryUsed } from './read-memory.js';
 import type { BaseProtocol, Protocol, ProtocolFactory } from './protocols.js';
 import type { BaseTransport, ExtraInfo, ReadTransport, WriteTransport } from './transports.js';
 import { FlowControlTransport, checkBytes, writelinesItems } from './transports.js';
@@ -430,6 +431,7 @@ class UnixReadPipeTransport extends ReadPipeTransportBase<PipeLike> {
     }
     if (n < 0) return;
     if (n > 0) {
+      readMemoryUsed(n);
       protocol.dataReceived(Buffer.from(readScratch.subarray(0, n)));
       return;
     }
@@ -705,6 +707,7 @@ class StreamReadPipeTransport extends ReadPipeTransportBase<Readable> {
       this.#pendingSize = 0;
       this._pipe?.resume();
       if (this.#end !== undefined) this.#scheduleDeliver();
+      readMemoryUsed(data.length);
       protocol.dataReceived(data);
       return;
     }

@@ -31,6 +31,7 @@ import {
   shutdown,
   systemError,
 } from './native.js';
+import { readMemoryUsed } from './read-memory.js';
 import type { Address, BaseProtocol } from './protocols.js';
 import { protocolBuffer } from './protocols.js';
 import type { ExtraInfo, Transport } from './transports.js';
@@ -601,6 +602,7 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
       this._deliverBuffered(chunk, offset);
       return;
     }
+    readMemoryUsed(chunk.length - offset);
     try {
       (this._protocol as unknown as StreamLike).dataReceived(offset === 0 ? chunk : chunk.subarray(offset));
     } catch (exc) {

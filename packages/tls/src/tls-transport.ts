@@ -32,6 +32,7 @@ import {
   exitOwnScope,
   isBufferedProtocol,
   protocolBuffer,
+  readMemoryUsed,
   writelinesItems,
 } from '@loopwork/core';
 import type {
@@ -447,7 +448,10 @@ export class TLSTransport extends FlowControlTransport implements Transport {
   _deliver(chunk: Buffer): void {
     try {
       if (this._buffered) this._deliverBuffered(chunk);
-      else (this._protocol as Protocol).dataReceived(chunk);
+      else {
+        readMemoryUsed(chunk.length);
+        (this._protocol as Protocol).dataReceived(chunk);
+      }
     } catch (error) {
       this._fatalError(error, 'Fatal error: protocol.dataReceived() call failed.');
     }
