@@ -4,17 +4,21 @@
  * A protocol owns the bytes `dataReceived()` gives it (asyncio hands it `bytes`), so every read lands in memory of
  * its own, which is garbage once the protocol is done with it. V8 frees `ArrayBuffer` memory only in a scavenge of
  * the young generation, and starts one by itself only after about 32 MiB of it: a busy connection's reads cycle
- * through 32 MiB, and on the machines we measured each read then lands in memory that has gone cold. Measured on
- * TCP echo (bench/README.md), a scavenge asked for after every 4 MiB read halved the server's CPU per request at
- * 10 KiB and 100 KiB messages (after every 16 MiB, nearly as much; after every 32 MiB, nothing).
+ * through 32 MiB, and on the machine we measure on each read then lands in memory that has gone cold.
+ *
+ * TCP echo (bench/README.md), server CPU per request. When the machine is in a phase where cold memory shows, a
+ * scavenge asked for after every 4 or 8 MiB read halved it at 10 KiB messages, and after every 4 to 16 MiB at
+ * 100 KiB; after every 32 MiB, nothing. In phases where it does not show, at 100 KiB, every 4 MiB cost more than it
+ * saved and every 8 MiB about as much (each scavenge frees a burst of slabs, glibc gives them back to the kernel,
+ * and the next ones fault in: 5 page faults a request at 4 MiB, 1.2 at 16), and every 16 MiB saved about a fifth.
  *
  * So the transports report what they hand to protocols ({@link readMemoryUsed}), and after every `interval` bytes
- * loopwork asks V8 for a scavenge (`gc({ type: 'minor' })`, reached through a `vm` context after
- * `--expose-gc`; the main context gets no `gc` global). A scavenge costs in proportion to what is alive in the
- * young generation, not to the garbage: about 0.1 ms in an echo server, where the warm memory it gives back saves
- * about 1 ms of copying per 4 MiB. In an application whose young generation holds much more, the interval adapts:
- * it doubles (up to 64 MiB, past V8's own trigger) while a scavenge costs more than 0.1 ms per MiB of interval, and
- * halves (down to 4 MiB) when one costs less than a quarter of that.
+ * (16 MiB to begin with) loopwork asks V8 for a scavenge (`gc({ type: 'minor' })`, reached through a `vm` context
+ * after `--expose-gc`; the main context gets no `gc` global). A scavenge costs in proportion to what is alive in
+ * the young generation, not to the garbage: about 0.1 ms in an echo server. In an application whose young
+ * generation holds much more, the interval adapts: it doubles (up to 64 MiB, past V8's own trigger) while a
+ * scavenge costs more than 0.1 ms per MiB of interval, and halves (down to 16 MiB) when one costs less than a
+ * quarter of that.
  *
  * `LOOPWORK_READ_GC=0` in the environment turns it off.
  *
@@ -25,7 +29,7 @@ import { runInNewContext } from 'node:vm';
 
 const MIB = 1024 * 1024;
 /** The shortest interval between two scavenges asked for, in bytes read. */
-const MIN_INTERVAL = 4 * MIB;
+const MIN_INTERVAL = 16 * MIB;
 /** The longest: past V8's own trigger, so that a heavy young generation is scavenged about as V8 would. */
 const MAX_INTERVAL = 64 * MIB;
 /** A scavenge costing more than this many milliseconds per MiB of interval doubles the interval. */

@@ -1,7 +1,7 @@
 /**
  * Read memory (core's read-memory.ts): after every few MiB that a transport hands to protocols, loopwork asks V8
  * for a scavenge, so that the next reads land in memory freed while still warm. Each case runs a child process
- * (the policy's state is per process) that sends 16 MiB to a server's Protocol and counts the forced scavenges.
+ * (the policy's state is per process) that sends 40 MiB to a server's Protocol and counts the forced scavenges.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,7 +14,7 @@ const fixture = fileURLToPath(new URL('./fixtures/read-memory-child.ts', import.
 
 /** What the child received and how many minor collections were forced while it did. */
 async function run(env: Record<string, string>): Promise<{ received: number; forced: number }> {
-  const child = spawn(process.execPath, ['--conditions=loopwork-source', '--import', 'tsx', fixture, '16'], {
+  const child = spawn(process.execPath, ['--conditions=loopwork-source', '--import', 'tsx', fixture, '40'], {
     env: { ...process.env, LOOPWORK_READ_GC: '', LOOPWORK_TRANSPORT: '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -31,16 +31,16 @@ const transports = [
 ];
 
 for (const { name, env, skip } of transports) {
-  test(`${name}: reads of 16 MiB make loopwork ask for scavenges`, { skip }, async () => {
+  test(`${name}: reads of 40 MiB make loopwork ask for scavenges`, { skip }, async () => {
     const { received, forced } = await run(env);
-    assert.equal(received, 16 * 1024 * 1024);
-    // The first comes after 4 MiB; the interval may then grow while the young generation is full of start-up.
+    assert.equal(received, 40 * 1024 * 1024);
+    // The first comes after 16 MiB; the interval may then grow while the young generation is full of start-up.
     assert.ok(forced >= 1, `forced scavenges: ${forced}`);
   });
 
   test(`${name}: LOOPWORK_READ_GC=0 turns them off`, { skip }, async () => {
     const { received, forced } = await run({ ...env, LOOPWORK_READ_GC: '0' });
-    assert.equal(received, 16 * 1024 * 1024);
+    assert.equal(received, 40 * 1024 * 1024);
     assert.equal(forced, 0);
   });
 }
