@@ -13,12 +13,12 @@
  * and the next ones fault in: 5 page faults a request at 4 MiB, 1.2 at 16), and every 16 MiB saved about a fifth.
  *
  * So the transports report what they hand to protocols ({@link readMemoryUsed}), and after every `interval` bytes
- * (16 MiB to begin with) loopwork asks V8 for a scavenge (`gc({ type: 'minor' })`, reached through a `vm` context
- * after `--expose-gc`; the main context gets no `gc` global). A scavenge costs in proportion to what is alive in
- * the young generation, not to the garbage: about 0.1 ms in an echo server. In an application whose young
- * generation holds much more, the interval adapts: it doubles (up to 64 MiB, past V8's own trigger) while a
- * scavenge costs more than 0.1 ms per MiB of interval, and halves (down to 16 MiB) when one costs less than a
- * quarter of that.
+ * (16 MiB to begin with) loopwork asks V8 for a scavenge: `gc({ type: 'minor' })`, from a `vm` context made while
+ * `--expose-gc` is set, which is unset again (no context gets a `gc` global). A scavenge costs in proportion to
+ * what is alive in the young generation, not to the garbage: about 0.1 ms in an echo server. In an application
+ * whose young generation holds much more, the interval adapts: it doubles (up to 64 MiB, past V8's own trigger)
+ * while a scavenge costs more than 0.1 ms per MiB of interval, and halves (down to 16 MiB) when one costs less
+ * than a quarter of that.
  *
  * `LOOPWORK_READ_GC=0` in the environment turns it off.
  *
@@ -85,9 +85,14 @@ function fetchGc(): MinorGc | null {
   const own = (globalThis as { gc?: unknown }).gc;
   if (typeof own === 'function') return own as MinorGc;
   try {
+    // The flag only while one context is made: contexts made later (a test runner's) get no `gc` global either.
     setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
-    return typeof gc === 'function' ? (gc as MinorGc) : null;
+    try {
+      const gc: unknown = runInNewContext('gc');
+      return typeof gc === 'function' ? (gc as MinorGc) : null;
+    } finally {
+      setFlagsFromString('--no-expose-gc');
+    }
   } catch {
     return null;
   }

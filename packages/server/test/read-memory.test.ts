@@ -13,7 +13,7 @@ import { native } from '@loopwork/server';
 const fixture = fileURLToPath(new URL('./fixtures/read-memory-child.ts', import.meta.url));
 
 /** What the child received and how many minor collections were forced while it did. */
-async function run(env: Record<string, string>): Promise<{ received: number; forced: number }> {
+async function run(env: Record<string, string>): Promise<{ received: number; forced: number; gcGlobals: string[] }> {
   const child = spawn(process.execPath, ['--conditions=loopwork-source', '--import', 'tsx', fixture, '40'], {
     env: { ...process.env, LOOPWORK_READ_GC: '', LOOPWORK_TRANSPORT: '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -22,7 +22,7 @@ async function run(env: Record<string, string>): Promise<{ received: number; for
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const [status] = (await once(child, 'exit')) as [number | null];
   assert.equal(status, 0);
-  return JSON.parse(out) as { received: number; forced: number };
+  return JSON.parse(out) as { received: number; forced: number; gcGlobals: string[] };
 }
 
 const transports = [
@@ -32,10 +32,12 @@ const transports = [
 
 for (const { name, env, skip } of transports) {
   test(`${name}: reads of 40 MiB make loopwork ask for scavenges`, { skip }, async () => {
-    const { received, forced } = await run(env);
+    const { received, forced, gcGlobals } = await run(env);
     assert.equal(received, 40 * 1024 * 1024);
     // The first comes after 16 MiB; the interval may then grow while the young generation is full of start-up.
     assert.ok(forced >= 1, `forced scavenges: ${forced}`);
+    // Neither a context made afterwards nor the main one got a `gc` global.
+    assert.deepEqual(gcGlobals, ['undefined', 'undefined']);
   });
 
   test(`${name}: LOOPWORK_READ_GC=0 turns them off`, { skip }, async () => {
