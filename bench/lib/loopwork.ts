@@ -20,6 +20,7 @@ export interface Future<T = unknown> extends PromiseLike<T> {
 
 export interface Transport {
   write(data: Uint8Array): void;
+  getWriteBufferSize(): number;
   close(): void;
 }
 

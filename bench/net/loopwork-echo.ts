@@ -70,8 +70,10 @@ async function listen(): Promise<void> {
           return this.buffer;
         }
         bufferUpdated(nbytes: number): void {
-          // The buffer is reused by the next read: write a copy.
-          this.transport!.write(this.buffer.slice(0, nbytes));
+          // Zero-copy: the transport keeps what the kernel did not take, and then the next read needs a fresh buffer.
+          const transport = this.transport!;
+          transport.write(this.buffer.subarray(0, nbytes));
+          if (transport.getWriteBufferSize() > 0) this.buffer = new Uint8Array(READ_SIZE);
         }
       }
       const factory = (): object => new EchoBufferedProtocol();
