@@ -14,12 +14,16 @@
  * piece (over 32 KiB) pins at most its slab, 16 times its size too. Every read goes to a 4 KiB-aligned address
  * of the slab: the kernel's copy into user memory runs several times slower when the destination lies a few
  * bytes past the source modulo 4 KiB (4K aliasing; at 10 KiB echo, about 4 µs of copying per read instead of
- * 1). Slabs come from Node's allocator: a pool of external buffers from the addon (warm memory, no page faults)
- * was measured twice as slow at 100 KiB echo, because V8 frees an external buffer only in a full collection,
- * where Node's own are freed by the young generation's scavenges. Slabs of 2 MiB huge pages (`madvise`) cut the
- * page faults at 100 KiB echo eightfold and the CPU per request not at all: what costs is the cold memory each
- * read lands in, not the faults (V8 frees ArrayBuffer memory in the scavenges it starts after each 32 MiB of it,
- * so the reads would cycle through that much memory: read-memory.ts asks for scavenges sooner). `write()` calls
+ * 1). Slabs come from Node's allocator. A pool of external buffers from the addon (memory that stays mapped, no
+ * page faults) was measured twice as slow at 100 KiB echo when V8 alone decided when to collect: the external
+ * buffers piled up until a full collection, where Node's own are freed by the young generation's scavenges. With
+ * read-memory.ts's scavenges it saved 7-15 % in slow phases and nothing in a fast one (bench/README.md), and
+ * without them (`LOOPWORK_READ_GC=0`) it was three times slower: not worth depending on. Slabs of 2 MiB huge pages
+ * (`madvise`) cut the page faults at 100 KiB echo eightfold and the CPU per request not at all: what costs is the
+ * cold memory each read lands in, not the faults (V8 frees ArrayBuffer memory in the scavenges it starts after each
+ * 32 MiB of it, so the reads would cycle through that much memory: read-memory.ts asks for scavenges sooner). Only a
+ * protocol that keeps nothing of a read can be handed memory reused at once, and a `BufferedProtocol` says so: at
+ * 100 KiB echo it costs two thirds of a `Protocol`'s CPU per request, on the same transport. `write()` calls
  * `send` at once while nothing is buffered, and only what the kernel does not take is buffered and written
  * (`writev`) when the fd becomes writable. No Node stream sits in between.
  *
