@@ -156,8 +156,12 @@ export function renderMarkdown(entries) {
     ),
     '',
   );
+  // A run records every anchor its machine lacked; only runs with a row shown here that says "missing" matter.
   const missing = new Map();
-  for (const r of used) for (const [k, v] of Object.entries(r.missing ?? {})) missing.set(k, v);
+  const lacking = new Set(entries.filter((e) => e.w.systems.some((s) => s.status === 'missing')).map((e) => e.run));
+  for (const r of used) {
+    if (lacking.has(r)) for (const [k, v] of Object.entries(r.missing ?? {})) missing.set(k, v);
+  }
   if (missing.size > 0) {
     out.push('> **ANCHORS MISSING** in these runs (their rows say "missing"):', '>');
     for (const [k, v] of missing) out.push(`> - **${k}**: ${v}`);
