@@ -64,8 +64,9 @@ export async function sendfileSample(system, ctx, size = FILE_SIZE) {
   const server = await startProcess(serverArgv, { cwd: ctx.root });
   const sink = loadClient(ctx.root, { source: 'bench/sendfile/sink.c', fallback: nodeArgv('bench/sendfile/sink.mjs') });
   // One untimed transfer first: the servers are fresh processes, and a transfer of a tenth of a second right after
-  // start-up ran beside the JIT's and GC's own threads on the server's core (loopwork's rates split into two groups,
-  // 7.2-7.8 and 9.8-10.4 GiB/s); after the warm-up, loopwork and asyncio matched within a few per cent.
+  // start-up may run beside the JIT's and GC's own threads on the server's core (without it, loopwork's rates split
+  // into two groups, 7.2-7.8 and 9.8-10.4 GiB/s; with it, A/Bs of 6 and 8 rounds had loopwork and asyncio within
+  // 1-2 %). The transfers stay short, so single rounds still range widely on this VM (7.1-12.5 GiB/s in one run).
   const warmups = ctx.smoke ? '0' : '1';
   const clientArgv = [...ctx.pin.client, ...sink.argv, port, String(size), warmups, String(server.pid)];
   return againstServer(server, async () => {
