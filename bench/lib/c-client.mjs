@@ -1,7 +1,7 @@
-// The C load clients (net/echo-client.c, tls/tls-client.c, sendfile/sink.c): each compiled once per checkout into .bench-dist/,
-// and rebuilt when its source or load-client.h changes, or a Node fallback where no C compiler (or library) is
-// found. A C client spends less CPU per operation than the Node one, so that the server pinned on the other core
-// saturates first (BENCH.md: a load client that saturates its own core measures itself, not the server).
+// The C load clients (net/echo-client.c, tls/tls-client.c, sendfile/sink.c): each compiled once per checkout into
+// .bench-dist/, and rebuilt when its source or load-client.h changes, or a Node fallback where no C compiler (or
+// library) is found. A C client spends less CPU per operation than the Node one, so that the server pinned on the
+// other core saturates first (BENCH.md: a load client that saturates its own core measures itself, not the server).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';

@@ -1,9 +1,10 @@
 // Serving a 1 GiB file to a socket sink on the other core (issue 6): loopwork's zero-copy sendfile, loopwork's
 // read-and-write fallback, Node's fs.createReadStream().pipe(socket), CPython asyncio's loop.sendfile. Each sample
 // starts the server (core 0), runs the sink (core 1), and reports GiB/s and the server's CPU seconds (utime + stime
-// from /proc), both as the sink measured them around the transfer it times, the second one it takes. The sink is bench/sendfile/sink.c, which has the kernel discard what
-// arrives (MSG_TRUNC), or sink.mjs where it cannot be built; sink.mjs copies every byte out, filled its core at
-// about 4 GiB/s while the zero-copy servers' cores were about half busy, and so measured itself.
+// from /proc), both as the sink measured them around the transfer it times, the second one it takes. The sink is
+// bench/sendfile/sink.c, which has the kernel discard what arrives (MSG_TRUNC), or sink.mjs where it cannot be
+// built; sink.mjs copies every byte out, filled its core at about 4 GiB/s while the zero-copy servers' cores were
+// about half busy, and so measured itself.
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
