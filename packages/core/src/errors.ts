@@ -345,6 +345,13 @@ export function typeName(value: unknown): string {
   return typeof value;
 }
 
+/**
+ * @internal The `'error'` listener a closed transport leaves on its Node stream in place of its own: a late error
+ * must never be thrown as an uncaught exception, and a listener bound to the transport would keep the transport
+ * alive as long as Node keeps the stream (for a socket, until a full GC).
+ */
+export function ignoreError(): void {}
+
 /** True when `err` is a CancelledError (from any installed copy of loopwork). */
 export function isCancelledError(err: unknown): boolean {
   return CancelledError.isInstance(err);

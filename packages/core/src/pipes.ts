@@ -17,7 +17,15 @@ import { inspect } from 'node:util';
 import type { BaseEventLoop } from './base-event-loop.js';
 import { extendEventLoop } from './base-event-loop.js';
 import { captureContext } from './context.js';
-import { InvalidArgTypeError, OSError, ValueError, connectionError, osErrorFrom, withOSErrors } from './errors.js';
+import {
+  InvalidArgTypeError,
+  OSError,
+  ValueError,
+  connectionError,
+  ignoreError,
+  osErrorFrom,
+  withOSErrors,
+} from './errors.js';
 import type { Future } from './futures.js';
 import { setResultUnlessCancelled } from './futures.js';
 import type { Handle } from './handles.js';
@@ -627,8 +635,6 @@ class UnixWritePipeTransport extends WritePipeTransportBase<PipeLike> {
 
 // ---------------------------------------------------------------------------------------------------------
 // Pipe transports on a Node stream
-
-function ignoreError(): void {}
 
 /** A stream's fd, where it has one (to print). */
 function streamFd(stream: Stream | null): unknown {

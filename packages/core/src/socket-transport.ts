@@ -20,7 +20,7 @@ import type { BaseEventLoop } from './base-event-loop.js';
 import type { BaseSocketTransportOptions, BufferedLike, StreamLike } from './base-socket-transport.js';
 import { BaseSocketTransport } from './base-socket-transport.js';
 import { enterOwnScope, exitOwnScope } from './context.js';
-import { RuntimeError, ValueError, connectionError, osErrorFrom } from './errors.js';
+import { RuntimeError, ValueError, connectionError, ignoreError, osErrorFrom } from './errors.js';
 import {
   getpeername,
   getsockname,
@@ -683,7 +683,8 @@ export class SocketTransport extends BaseSocketTransport implements Transport {
       sock.removeListener('end', this._onEnd);
       sock.removeListener('finish', this._onFinish);
       sock.removeListener('close', this._onClose);
-      // The 'error' listener stays: a late error from Node must never become an uncaught exception.
+      sock.removeListener('error', this._onError);
+      sock.on('error', ignoreError);
       this._socket = null;
     }
     super._finishConnectionLost();

@@ -7,7 +7,16 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { AF_INET, AF_INET6, InvalidArgTypeError, OSError, Protocol, ValueError, native } from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, Server, Transport } from '@loopwork/server';
-import { Recorder, fileEventsDuring, nodeClient, portOf, runCommand, runLoop, settle } from './helpers.js';
+import {
+  Recorder,
+  acceptedSocket,
+  fileEventsDuring,
+  nodeClient,
+  portOf,
+  runCommand,
+  runLoop,
+  settle,
+} from './helpers.js';
 
 const NATIVE = native.nativeAvailable();
 
@@ -333,12 +342,7 @@ test('ssl hands each accepted connection to the TLS transport', async (t) => {
 
 test('connectAcceptedSocket binds a protocol to a socket accepted elsewhere', () =>
   runLoop(async (loop) => {
-    const srv = net.createServer({ allowHalfOpen: true });
-    srv.listen(0, '127.0.0.1');
-    await once(srv, 'listening');
-    const accepted = once(srv, 'connection');
-    const client = await nodeClient((srv.address() as net.AddressInfo).port);
-    const [sock] = (await accepted) as [net.Socket];
+    const { srv, client, sock } = await acceptedSocket();
     const proto = new Recorder(loop);
     const [transport, p] = await loop.connectAcceptedSocket(() => proto, sock);
     assert.equal(p, proto);

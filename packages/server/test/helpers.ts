@@ -3,6 +3,7 @@
  * calls, a protocol that records what the transport does to it), and clients, commands and file watching.
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -61,6 +62,20 @@ export async function nodeClient(port: number, host = '127.0.0.1'): Promise<net.
     s.once('error', reject);
   });
   return s;
+}
+
+/**
+ * A one-off `net.Server` on 127.0.0.1 (half-open allowed) and one connection to it: `client` is the connecting
+ * end, `sock` the accepted one; close `srv` when done.
+ */
+export async function acceptedSocket(): Promise<{ srv: net.Server; client: net.Socket; sock: net.Socket }> {
+  const srv = net.createServer({ allowHalfOpen: true });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const accepted = once(srv, 'connection');
+  const client = await nodeClient((srv.address() as net.AddressInfo).port);
+  const [sock] = (await accepted) as [net.Socket];
+  return { srv, client, sock };
 }
 
 /** Reads everything a Node socket sends until it ends or closes. */

@@ -4,6 +4,8 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   ConnectionResetError,
   FdTransport,
@@ -19,6 +21,7 @@ import {
 import type { BaseEventLoop, BaseTransport, Server, Transport, Protocol } from '@loopwork/server';
 import {
   Recorder,
+  acceptedSocket,
   STREAM_GRAMMAR,
   SmallBuffers,
   nodeClient,
@@ -89,14 +92,42 @@ test('protocol callbacks follow the grammar and run with no current task', () =>
     await closeServer(server);
   }));
 
+/**
+ * A SocketTransport on an accepted socket, closed: returns the socket, held as Node holds a closed socket until a
+ * full GC runs its handle's weak callback, and weak references to the transport and its protocol.
+ */
+async function closedSocketTransport(loop: BaseEventLoop): Promise<{ sock: net.Socket; refs: WeakRef<object>[] }> {
+  const { srv, client, sock } = await acceptedSocket();
+  const proto = new Recorder(loop);
+  const transport = new SocketTransport(loop, sock, proto);
+  client.end('bye');
+  await settle(proto.lost);
+  transport.close();
+  client.destroy();
+  srv.close();
+  return { sock, refs: [new WeakRef(transport), new WeakRef(proto)] };
+}
+
+test('a closed socket does not keep its transport and protocol alive', () =>
+  runLoop(async (loop) => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { sock, refs } = await closedSocketTransport(loop);
+    for (let i = 0; i < 20 && refs.some((r) => r.deref() !== undefined); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      gc();
+    }
+    assert.deepEqual(
+      refs.map((r) => r.deref() === undefined),
+      [true, true],
+      'transport and protocol collected',
+    );
+    assert.equal(sock.destroyed, true);
+  }));
+
 test('connectionMade is scheduled with callSoon: nothing is called during construction', () =>
   runLoop(async (loop) => {
-    const srv = net.createServer({ allowHalfOpen: true });
-    srv.listen(0, '127.0.0.1');
-    await once(srv, 'listening');
-    const accepted = once(srv, 'connection');
-    const client = await nodeClient((srv.address() as net.AddressInfo).port);
-    const [sock] = (await accepted) as [net.Socket];
+    const { srv, client, sock } = await acceptedSocket();
     const proto = new Recorder(loop);
     const waiter = loop.createFuture<unknown>();
     const transport = new SocketTransport(loop, sock, proto, { waiter });

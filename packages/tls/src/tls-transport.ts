@@ -29,6 +29,7 @@ import {
   captureContext,
   connectionError,
   enterOwnScope,
+  ignoreError,
   exitOwnScope,
   isBufferedProtocol,
   protocolBuffer,
@@ -286,6 +287,11 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     this._lowWater = SSL_WRITE_HIGH_WATER / 4;
     this._onData = this._onData.bind(this);
     this._onDiscard = this._onDiscard.bind(this);
+    this._onSecure = this._onSecure.bind(this);
+    this._onError = this._onError.bind(this);
+    this._onEndEvent = this._onEndEvent.bind(this);
+    this._onFinish = this._onFinish.bind(this);
+    this._onClose = this._onClose.bind(this);
     this._onWriteDone = this._onWriteDone.bind(this);
     this._flushPending = this._flushPending.bind(this);
     this._server?._attach(this);
@@ -315,17 +321,57 @@ export class TLSTransport extends FlowControlTransport implements Transport {
       this._handshakeTimer = this._loop.callLater(this._handshakeTimeout, () => this._checkHandshakeTimeout());
     }
     const s = this._sslObject;
-    // Node calls these in whatever scope is current, even from inside a task's write(): they run in the
-    // transport's own context (no current task), and the caller's comes back after.
-    s.once(this._serverSide ? 'secure' : 'secureConnect', () =>
-      this._inOwnScope(() => this._onHandshakeComplete(null)),
-    );
-    s.on('error', (err: Error) => this._inOwnScope(() => this._onSocketError(err)));
-    s.on('end', () => this._inOwnScope(() => this._onEnd()));
-    s.on('finish', () => {
-      if (this._state === 'FLUSHING') this._setState('SHUTDOWN');
-    });
-    s.on('close', () => this._inOwnScope(() => this._connectionLost(this._lostWith)));
+    s.once(this._serverSide ? 'secure' : 'secureConnect', this._onSecure);
+    s.on('error', this._onError);
+    s.on('end', this._onEndEvent);
+    s.on('finish', this._onFinish);
+    s.on('close', this._onClose);
+  }
+
+  // Node calls the socket's listeners below in whatever scope is current, even from inside a task's write(): they
+  // run in the transport's own context (no current task), and the caller's comes back after.
+
+  /** @internal The socket's `'secure'` (server) or `'secureConnect'` (client). */
+  _onSecure(): void {
+    this._inOwnScope(this._onHandshakeComplete, null);
+  }
+
+  /** @internal The socket's `'error'`. */
+  _onError(err: Error): void {
+    this._inOwnScope(this._onSocketError, err);
+  }
+
+  /** @internal The socket's `'end'`. */
+  _onEndEvent(): void {
+    this._inOwnScope(this._onEnd, undefined);
+  }
+
+  /** @internal The socket's `'finish'`: close_notify is written. */
+  _onFinish(): void {
+    if (this._state === 'FLUSHING') this._setState('SHUTDOWN');
+  }
+
+  /** @internal The socket's `'close'`. */
+  _onClose(): void {
+    this._inOwnScope(this._connectionLost, this._lostWith);
+  }
+
+  /**
+   * @internal Takes the transport's listeners off the socket once the connection is gone. Node keeps a closed
+   * socket's objects alive until its handles' weak callbacks run in a full GC; without this, the transport, its
+   * protocol and all they hold would be kept with them, copied by every scavenge and promoted. A no-op `'error'`
+   * listener stays, so that an error Node still emits cannot be thrown.
+   */
+  _detachSocket(): void {
+    const s = this._sslObject;
+    s.removeListener(this._serverSide ? 'secure' : 'secureConnect', this._onSecure);
+    s.removeListener('error', this._onError);
+    s.removeListener('end', this._onEndEvent);
+    s.removeListener('finish', this._onFinish);
+    s.removeListener('close', this._onClose);
+    s.removeListener('data', this._onData);
+    s.removeListener('data', this._onDiscard);
+    s.on('error', ignoreError);
   }
 
   /** @internal */
@@ -428,17 +474,17 @@ export class TLSTransport extends FlowControlTransport implements Transport {
       this._scheduleFlush();
       return;
     }
-    this._inOwnScope(() => this._deliver(chunk));
+    this._inOwnScope(this._deliver, chunk);
   }
 
   /**
    * @internal Runs `fn` (a callback Node made) in the transport's own context, with no current task: protocol
    * callbacks see the context the transport was made in, and what they set stays the transport's own.
    */
-  _inOwnScope(fn: () => void): void {
+  _inOwnScope<T>(fn: (this: TLSTransport, arg: T) => void, arg: T): void {
     const outer = enterOwnScope(this);
     try {
-      fn();
+      fn.call(this, arg);
     } finally {
       exitOwnScope(this, outer);
     }
@@ -703,6 +749,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
     this._handshakeTimer = null;
     this._shutdownTimer = null;
     if (!this._sslObject.destroyed) this._sslObject.destroy();
+    this._detachSocket();
     if (this._waiter !== null) this._wakeupWaiter(exc ?? new ConnectionResetError('Connection lost'));
     const callProtocol = this._appState === 'CON_MADE' || this._appState === 'EOF';
     this._appState = 'CON_LOST';

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import tls from 'node:tls';
 import { after, describe, test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   BufferedProtocol,
   CERT_NONE,
@@ -20,8 +22,9 @@ import {
   createTLSTransport,
   native,
   newEventLoop,
+  sleep,
 } from '@loopwork/tls';
-import type { BaseTransport, TLSTransport } from '@loopwork/tls';
+import type { BaseEventLoop, BaseTransport, TLSTransport } from '@loopwork/tls';
 import { makeTestCerts } from './helpers/certs.js';
 import { Recorder, closeServer, connect, listen, outcome, runLoop, tlsPair } from './helpers/harness.js';
 
@@ -776,6 +779,46 @@ describe('no leaks', () => {
       );
       assert.equal(count, 0);
       await closeServer(l.server);
+    });
+  });
+});
+
+describe('what a closed connection keeps alive', () => {
+  /**
+   * One connection, closed both ways. Returns its two TLS sockets, held as Node holds a closed socket until a full
+   * GC runs its handles' weak callbacks, and weak references to the transports and protocols.
+   */
+  async function closedPair(loop: BaseEventLoop): Promise<{ sockets: tls.TLSSocket[]; refs: WeakRef<object>[] }> {
+    const pair = await tlsPair(loop, serverContext(), clientContext());
+    await Promise.all([pair.server.waiter, pair.client.waiter]);
+    const sockets: tls.TLSSocket[] = [];
+    const refs: WeakRef<object>[] = [];
+    for (const side of [pair.server, pair.client]) {
+      sockets.push(side.transport.getExtraInfo('ssl_object') as tls.TLSSocket);
+      refs.push(new WeakRef(side.transport), new WeakRef(side.protocol));
+    }
+    pair.client.transport.close();
+    await Promise.all([pair.server.protocol.lost, pair.client.protocol.lost]);
+    await pair.close();
+    return { sockets, refs };
+  }
+
+  test('a closed socket does not keep its transport and protocol alive', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await runLoop(async (loop) => {
+      const { sockets, refs } = await closedPair(loop);
+      for (let i = 0; i < 20 && refs.some((r) => r.deref() !== undefined); i++) {
+        await sleep(0.01);
+        gc();
+      }
+      assert.deepEqual(
+        refs.map((r) => r.deref() === undefined),
+        [true, true, true, true],
+        'server transport, server protocol, client transport, client protocol collected',
+      );
+      // Still referenced, so still alive: only the way from them to the transports is gone.
+      assert.ok(sockets.every((s) => s.destroyed));
     });
   });
 });
