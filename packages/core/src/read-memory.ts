@@ -12,7 +12,8 @@
  * saved and every 8 MiB about as much (each scavenge frees a burst of slabs, glibc gives them back to the kernel,
  * and the next ones fault in: 5 page faults a request at 4 MiB, 1.2 at 16), and every 16 MiB saved about a fifth.
  *
- * So the transports report what they hand to protocols ({@link readMemoryUsed}), and after every `interval` bytes
+ * So the plain and pipe transports report what they hand to protocols ({@link readMemoryUsed}; not the TLS one, see
+ * docs/deployment.md), and after every `interval` bytes
  * (16 MiB to begin with) loopwork asks V8 for a scavenge: `gc({ type: 'minor' })`, from a `vm` context made while
  * `--expose-gc` is set, which is unset again (no context gets a `gc` global). A scavenge costs in proportion to
  * what is alive in the young generation, not to the garbage: about 0.1 ms in an echo server. In an application

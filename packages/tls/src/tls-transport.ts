@@ -33,7 +33,6 @@ import {
   exitOwnScope,
   isBufferedProtocol,
   protocolBuffer,
-  readMemoryUsed,
   writelinesItems,
 } from '@loopwork/core';
 import type {
@@ -493,11 +492,10 @@ export class TLSTransport extends FlowControlTransport implements Transport {
   /** @internal */
   _deliver(chunk: Buffer): void {
     try {
+      // No readMemoryUsed() here: node:tls allocates these chunks, as for its own servers, and V8 already
+      // scavenges them by itself on their external memory; asking for more scavenges only added to the GC time.
       if (this._buffered) this._deliverBuffered(chunk);
-      else {
-        readMemoryUsed(chunk.length);
-        (this._protocol as Protocol).dataReceived(chunk);
-      }
+      else (this._protocol as Protocol).dataReceived(chunk);
     } catch (error) {
       this._fatalError(error, 'Fatal error: protocol.dataReceived() call failed.');
     }
