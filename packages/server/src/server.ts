@@ -106,6 +106,16 @@ function reportAcceptError(listener: Listener, loop: BaseEventLoop, err: unknown
 }
 
 /**
+ * The local address of a connection accepted on `listener` as fd `fd`: the listener's own address, unless it listens
+ * on a wildcard one (then the fd is asked, a syscall; a net.Socket would build its whole address object for it).
+ */
+function acceptedSockname(listener: Listener, fd: number): Address | null {
+  const own = listener.sockname();
+  if (Array.isArray(own) && own[0] !== '0.0.0.0' && own[0] !== '::') return [...own] as Address;
+  return native.getsockname(fd) as Address | null;
+}
+
+/**
  * @internal A listening socket made by the native addon: the server polls it and accepts connections itself, as
  * asyncio's selector loop does, and hands each accepted fd to Node as a `net.Socket`.
  */
@@ -649,8 +659,7 @@ export class Server implements TransportServer, AsyncDisposable {
       return;
     }
     if (typeof accepted === 'number' && !listener.unix && extra.sockname === undefined) {
-      // Asked of the fd, a syscall: a net.Socket would build its whole address object for it.
-      const name = native.getsockname(accepted) as Address | null;
+      const name = acceptedSockname(listener, accepted);
       if (name !== null) extra.sockname = name;
     }
     // A plain connection stays on its fd (FdTransport, above); TLS needs a net.Socket under node:tls.

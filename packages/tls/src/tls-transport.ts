@@ -50,7 +50,7 @@ import type {
 } from '@loopwork/core';
 import { NotImplementedError } from './errors.js';
 import type { SSLContext } from './ssl-context.js';
-import { defaultClientContext, isSSLContext } from './ssl-context.js';
+import { CERT_NONE, defaultClientContext, isSSLContext } from './ssl-context.js';
 import { checkSslHandshakeTimeout, checkSslShutdownTimeout } from './ssl-options.js';
 
 /** The states of a TLS connection (asyncio's `SSLProtocolState`). */
@@ -405,7 +405,8 @@ export class TLSTransport extends FlowControlTransport implements Transport {
       const ms = (this._loop.time() - this._handshakeStart) * 1e3;
       this._loop.logger.debug({ transport: this._describe() }, `SSL handshake took ${ms.toFixed(1)} ms`);
     }
-    const peercert = s.getPeerCertificate();
+    // A server that asks for no certificate gets none (and Node's call builds an object for nothing).
+    const peercert = this._serverSide && this._sslcontext._verifyMode === CERT_NONE ? null : s.getPeerCertificate();
     const cipher = s.getCipher();
     this._extra.peercert = peercert !== null && Object.keys(peercert).length > 0 ? peercert : null;
     this._extra.cipher = cipher ? [cipher.name, cipher.version, secretBitsOf(cipher.name)] : null;
@@ -441,7 +442,7 @@ export class TLSTransport extends FlowControlTransport implements Transport {
   /** @internal A server checks the client's certificate itself: Node's verify callback accepts everything. */
   _verifyClient(): Error | null {
     const mode = this._sslcontext._verifyMode;
-    if (mode === 0) return null;
+    if (mode === CERT_NONE) return null;
     const s = this._sslObject;
     const cert = s.getPeerCertificate();
     if (cert === null || Object.keys(cert).length === 0) {

@@ -67,6 +67,47 @@ describe('createServer and createConnection with ssl', () => {
     });
   });
 
+  test("a server's TLS transports know their addresses, on a given address and on all interfaces", async () => {
+    await runLoop(async (loop) => {
+      for (const host of ['127.0.0.1', null]) {
+        const accepted: Recorder[] = [];
+        const server = await loop.createServer(
+          () => {
+            const r = new Recorder(loop);
+            accepted.push(r);
+            return r;
+          },
+          host,
+          0,
+          { ssl: serverContext() },
+        );
+        try {
+          const port = portOf(server);
+          for (let i = 0; i < 2; i++) {
+            const [transport] = await loop.createConnection(() => new Recorder(loop), '127.0.0.1', port, {
+              ssl: clientContext(),
+              serverHostname: 'localhost',
+            });
+            await accepted[i]!.made;
+            const mine = accepted[i]!.transport!;
+            assert.deepEqual(mine.getExtraInfo('sockname'), ['127.0.0.1', port], `${host} #${i}`);
+            assert.deepEqual(mine.getExtraInfo('peername'), transport.getExtraInfo('sockname'));
+            transport.close();
+          }
+          // Each connection has an address of its own (not one array shared with the listener).
+          assert.notEqual(
+            accepted[0]!.transport!.getExtraInfo('sockname'),
+            accepted[1]!.transport!.getExtraInfo('sockname'),
+          );
+        } finally {
+          server.close();
+          server.abortClients();
+          await server.waitClosed();
+        }
+      }
+    });
+  });
+
   test('the host is the default serverHostname: a mismatch fails createConnection', async () => {
     await runLoop(async (loop) => {
       const server = await loop.createServer(() => new Echo(), '127.0.0.1', 0, { ssl: serverContext() });
