@@ -664,21 +664,23 @@ export class Server implements TransportServer, AsyncDisposable {
     }
     // A plain connection stays on its fd (FdTransport, above); TLS needs a net.Socket under node:tls.
     const sock = typeof accepted === 'number' ? netSocketOf(accepted) : accepted;
-    const waiter = this._sslContext === null ? null : loop.createFuture<unknown>();
+    const ssl = this._sslContext !== null;
+    // A TLS transport whose handshake fails closes itself; the waiter only reports the failure, which asyncio does
+    // in debug mode alone. So it is made in debug mode only (a future and a loop iteration less per connection).
+    const waiter = ssl && loop._debug ? loop.createFuture<unknown>() : null;
     let transport: Transport;
     try {
-      transport =
-        waiter === null
-          ? new SocketTransport(loop, sock, protocol, { server: this, extra })
-          : tlsTransportFactory()(loop, protocol, sock, this._sslContext, {
-              serverSide: true,
-              serverHostname: null,
-              sslHandshakeTimeout: this._sslHandshakeTimeout,
-              sslShutdownTimeout: this._sslShutdownTimeout,
-              waiter,
-              server: this,
-              extra,
-            });
+      transport = !ssl
+        ? new SocketTransport(loop, sock, protocol, { server: this, extra })
+        : tlsTransportFactory()(loop, protocol, sock, this._sslContext, {
+            serverSide: true,
+            serverHostname: null,
+            sslHandshakeTimeout: this._sslHandshakeTimeout,
+            sslShutdownTimeout: this._sslShutdownTimeout,
+            waiter,
+            server: this,
+            extra,
+          });
     } catch (exception) {
       // The fd is the net.Socket's now: closing it by number could close a descriptor reused since.
       sock.destroy();
@@ -699,14 +701,12 @@ export class Server implements TransportServer, AsyncDisposable {
       if (exception === null || exception === undefined) return;
       transport.close();
       // A failed handshake is the client's business: asyncio only tells in debug mode.
-      if (loop._debug) {
-        loop.callExceptionHandler({
-          message: 'Error on transport creation for incoming connection',
-          exception,
-          protocol,
-          transport,
-        });
-      }
+      loop.callExceptionHandler({
+        message: 'Error on transport creation for incoming connection',
+        exception,
+        protocol,
+        transport,
+      });
     });
   }
 

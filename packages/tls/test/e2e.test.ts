@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, describe, test } from 'node:test';
-import { CERT_REQUIRED, Protocol, TLSTransport, openConnection, startServer } from '@loopwork/server';
-import type { BaseTransport, Server, StreamReader, StreamWriter, Transport } from '@loopwork/server';
+import { CERT_REQUIRED, Protocol, TLSTransport, openConnection, sleep, startServer } from '@loopwork/server';
+import type { BaseEventLoop, BaseTransport, Server, StreamReader, StreamWriter, Transport } from '@loopwork/server';
 import { makeTestCerts } from './helpers/certs.js';
 import { Recorder, outcome, runLoop } from './helpers/harness.js';
 
@@ -36,6 +36,21 @@ function portOf(server: Server): number {
   const name = server.sockets[0]?.getsockname();
   assert.ok(Array.isArray(name));
   return name[1] as number;
+}
+
+/** A TLS server on `host` whose protocols are Recorders, listed in `accepted` as connections come. */
+async function recordingServer(
+  loop: BaseEventLoop,
+  host: string | null,
+): Promise<{ server: Server; accepted: Recorder[] }> {
+  const accepted: Recorder[] = [];
+  const factory = (): Recorder => {
+    const r = new Recorder(loop);
+    accepted.push(r);
+    return r;
+  };
+  const server = await loop.createServer(factory, host, 0, { ssl: serverContext() });
+  return { server, accepted };
 }
 
 describe('createServer and createConnection with ssl', () => {
@@ -70,17 +85,7 @@ describe('createServer and createConnection with ssl', () => {
   test("a server's TLS transports know their addresses, on a given address and on all interfaces", async () => {
     await runLoop(async (loop) => {
       for (const host of ['127.0.0.1', null]) {
-        const accepted: Recorder[] = [];
-        const server = await loop.createServer(
-          () => {
-            const r = new Recorder(loop);
-            accepted.push(r);
-            return r;
-          },
-          host,
-          0,
-          { ssl: serverContext() },
-        );
+        const { server, accepted } = await recordingServer(loop, host);
         try {
           const port = portOf(server);
           for (let i = 0; i < 2; i++) {
@@ -107,6 +112,37 @@ describe('createServer and createConnection with ssl', () => {
       }
     });
   });
+
+  for (const debug of [false, true]) {
+    test(`a failed handshake closes the connection; the exception handler hears of it ${debug ? 'in debug mode' : 'only in debug mode'}`, async () => {
+      await runLoop(
+        async (loop, errors) => {
+          const { server, accepted } = await recordingServer(loop, '127.0.0.1');
+          try {
+            const sock = net.connect(portOf(server), '127.0.0.1');
+            sock.on('error', () => {});
+            sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+            await once(sock, 'close');
+            assert.equal(accepted.length, 1);
+            // The protocol never saw a connection.
+            assert.deepEqual(accepted[0]!.events, []);
+            for (let i = 0; i < 50 && errors.length === 0 && debug; i++) await sleep(0.01);
+            await sleep(0.02);
+            if (debug) {
+              assert.equal(errors.length, 1);
+              assert.equal(errors[0]!.message, 'Error on transport creation for incoming connection');
+              assert.ok(errors[0]!.exception instanceof Error);
+              assert.ok(errors[0]!.transport instanceof TLSTransport);
+            } else assert.deepEqual(errors, []);
+          } finally {
+            server.close();
+            await server.waitClosed();
+          }
+        },
+        { debug },
+      );
+    });
+  }
 
   test('the host is the default serverHostname: a mismatch fails createConnection', async () => {
     await runLoop(async (loop) => {
