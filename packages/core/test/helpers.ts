@@ -1,10 +1,31 @@
 /**
  * Shared helpers of the core tests (and, through packages/server/test/helpers.ts, of the server tests): a loop
- * runner that records the exception handler's calls, and a stream protocol that records what its transport does
- * to it.
+ * runner that records the exception handler's calls, a stream protocol that records what its transport does
+ * to it, and V8's `gc()` for the tests that watch what is collected.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Protocol, currentTask, newEventLoop } from '@loopwork/core';
 import type { BaseEventLoop, BaseTransport, ExceptionContext, Future, Transport } from '@loopwork/core';
+
+/** V8's `gc()`, from a `vm` context made after `--expose-gc` is set. */
+export function exposedGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/**
+ * Runs `gc()` until every object `refs` refer to is collected (at most 20 times, 10 ms apart, so that what the
+ * loop still had queued can run) and tells, for each, whether it was.
+ */
+export async function collectedAfterGc(refs: readonly WeakRef<object>[]): Promise<boolean[]> {
+  const gc = exposedGc();
+  for (let i = 0; i < 20 && refs.some((r) => r.deref() !== undefined); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    gc();
+  }
+  return refs.map((r) => r.deref() === undefined);
+}
 
 /** A promise for a loop Future (node:assert wants a real Promise). */
 export const settle = <T>(f: PromiseLike<T>): Promise<T> => Promise.resolve(f);

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import {
   ALL_COMPLETED,
   CancelledError,
@@ -24,6 +22,7 @@ import {
   waitFor,
 } from '@loopwork/core';
 import type { BaseEventLoop, ExceptionContext } from '@loopwork/core';
+import { exposedGc } from './helpers.js';
 
 function withLoop<T>(body: (loop: BaseEventLoop) => Promise<T>): Promise<T> {
   const loop = newEventLoop();
@@ -363,8 +362,7 @@ describe('Task', () => {
 
 describe('exceptions nobody retrieved', () => {
   test("a failed task nobody refers to is reported once collected, while the loop runs, under asyncio's keys", async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
+    const gc = exposedGc();
     const loop = newEventLoop();
     const errors: ExceptionContext[] = [];
     loop.setExceptionHandler((_l, c) => errors.push(c));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { BufferedProtocol } from '@loopwork/server';
 import type { BaseEventLoop, BaseTransport, Future, Transport } from '@loopwork/server';
 
-export { Recorder, STREAM_GRAMMAR, runLoop, settle } from '../../core/test/helpers.js';
+export { Recorder, STREAM_GRAMMAR, collectedAfterGc, runLoop, settle } from '../../core/test/helpers.js';
 
 /** A BufferedProtocol that hands out small buffers, to see the copy loop at work. */
 export class SmallBuffers extends BufferedProtocol {

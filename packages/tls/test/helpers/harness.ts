@@ -12,7 +12,7 @@ import type {
   Transport,
 } from '@loopwork/tls';
 
-export { runLoop } from '../../../core/test/helpers.js';
+export { collectedAfterGc, runLoop } from '../../../core/test/helpers.js';
 
 /** A protocol that records what happens to it, with futures to wait on. */
 export class Recorder extends Protocol {
