@@ -670,9 +670,8 @@ export class Server implements TransportServer, AsyncDisposable {
     const waiter = ssl && loop._debug ? loop.createFuture<unknown>() : null;
     let transport: Transport;
     try {
-      transport = !ssl
-        ? new SocketTransport(loop, sock, protocol, { server: this, extra })
-        : tlsTransportFactory()(loop, protocol, sock, this._sslContext, {
+      transport = ssl
+        ? tlsTransportFactory()(loop, protocol, sock, this._sslContext, {
             serverSide: true,
             serverHostname: null,
             sslHandshakeTimeout: this._sslHandshakeTimeout,
@@ -680,7 +679,8 @@ export class Server implements TransportServer, AsyncDisposable {
             waiter,
             server: this,
             extra,
-          });
+          })
+        : new SocketTransport(loop, sock, protocol, { server: this, extra });
     } catch (exception) {
       // The fd is the net.Socket's now: closing it by number could close a descriptor reused since.
       sock.destroy();
